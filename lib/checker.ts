@@ -1,0 +1,151 @@
+import net from 'node:net'
+import { LRUCache } from 'lru-cache'
+
+import { assessTestPoints, TEST_POINTS, ZoneHealth, type Assessment, type HealthState } from './health'
+import { DnsblResolver, type LookupResult } from './resolver'
+import type { Settings, ZoneSettings } from './settings'
+import type { ZoneOutcome } from './verdict'
+
+/** Where the checker reports; the plugin passes Haraka's log methods. */
+export interface CheckerLog {
+  info(msg: string): void
+  warn(msg: string): void
+}
+
+type CachedResult = Exclude<LookupResult, { status: 'error' }>
+
+/**
+ * Looks a client IP up in every configured zone: health-gated, cached,
+ * coalesced and bounded in time. Holds no Haraka objects, so the plugin and the
+ * command-line tool share it.
+ */
+export class BackscatterChecker {
+  readonly resolver: DnsblResolver
+  private readonly cache: LRUCache<string, CachedResult> | undefined
+  private readonly inflight = new Map<string, Promise<LookupResult>>()
+  private readonly health = new Map<string, ZoneHealth>()
+  private timer: NodeJS.Timeout | undefined
+
+  constructor(
+    readonly settings: Settings,
+    private readonly log: CheckerLog,
+  ) {
+    this.resolver = new DnsblResolver(settings.dns)
+    if (settings.dns.cacheSize > 0) this.cache = new LRUCache({ max: settings.dns.cacheSize })
+    if (settings.dns.healthIntervalSeconds > 0) {
+      for (const zone of settings.zones) {
+        this.health.set(zone.name, new ZoneHealth(zone.name, () => this.probe(zone), this.reportHealth))
+      }
+    }
+  }
+
+  /** Check every zone now, then every health_interval; the timer never keeps the process alive. */
+  start(): void {
+    if (this.health.size === 0 || this.timer) return
+    this.checkHealth()
+    this.timer = setInterval(() => this.checkHealth(), this.settings.dns.healthIntervalSeconds * 1000)
+    this.timer.unref()
+  }
+
+  /** Stop the health timer and abandon queries in flight. */
+  close(): void {
+    clearInterval(this.timer)
+    this.timer = undefined
+    this.resolver.cancel()
+    this.cache?.clear()
+  }
+
+  /** Run the test-point checks of every zone; settles when all have. */
+  checkHealth(): Promise<void> {
+    return Promise.all([...this.health.values()].map((h) => h.check())).then(() => undefined)
+  }
+
+  /** Each zone's health state and reason ('usable' for zones without checks). */
+  healthStates(): { zone: string; state: HealthState; reason: string }[] {
+    return this.settings.zones.map((z) => {
+      const h = this.health.get(z.name)
+      return { zone: z.name, state: h ? h.state : 'usable', reason: h ? h.reason : '' }
+    })
+  }
+
+  /** What every zone says about `ip`. Never rejects; settles within the DNS budget. */
+  check(ip: string): Promise<ZoneOutcome[]> {
+    return Promise.all(this.settings.zones.map((zone) => this.checkZone(zone, ip)))
+  }
+
+  private async checkZone(zone: ZoneSettings, ip: string): Promise<ZoneOutcome> {
+    const family = net.isIP(ip)
+    if (family === 0) return { zone: zone.name, status: 'error', reason: 'not an IP address' }
+    if (family === 6 && !zone.ipv6) return { zone: zone.name, status: 'skipped', reason: 'IPv6 not checked' }
+    if (family === 4 && !zone.ipv4) return { zone: zone.name, status: 'skipped', reason: 'IPv4 not checked' }
+
+    let budgetMs = this.resolver.budgetMs
+    const health = this.health.get(zone.name)
+    if (health?.state === 'unchecked') {
+      // No verdict before the zone's first check; wait for it within the budget.
+      const started = Date.now()
+      await Promise.race([health.ready, new Promise((r) => setTimeout(r, budgetMs).unref())])
+      budgetMs -= Date.now() - started
+    }
+    if (health?.state === 'unchecked') {
+      return { zone: zone.name, status: 'error', reason: 'zone health check still running' }
+    }
+    if (health?.state === 'suspended') {
+      return { zone: zone.name, status: 'skipped', reason: `zone suspended: ${health.reason}` }
+    }
+
+    const result = await this.lookup(zone.name, ip, budgetMs)
+    if (result.status === 'listed') {
+      return { zone: zone.name, status: 'listed', codes: result.codes, reason: result.reason }
+    }
+    if (result.status === 'error') return { zone: zone.name, status: 'error', reason: result.reason }
+    return { zone: zone.name, status: 'not-listed' }
+  }
+
+  /** A cached answer, the query already in flight for the same IP and zone, or a new one. */
+  lookup(zone: string, ip: string, budgetMs = this.resolver.budgetMs): Promise<LookupResult> {
+    const key = `${zone}\n${ip}`
+    const cached = this.cache?.get(key)
+    if (cached) return Promise.resolve(cached)
+    let pending = this.inflight.get(key)
+    if (!pending) {
+      pending = this.resolver.lookup(ip, zone, budgetMs).then((result) => {
+        this.inflight.delete(key)
+        this.remember(key, result)
+        return result
+      })
+      this.inflight.set(key, pending)
+    }
+    return pending
+  }
+
+  private remember(key: string, result: LookupResult): void {
+    if (!this.cache || result.status === 'error') return
+    const ttlSeconds =
+      result.status === 'listed'
+        ? Math.min(result.ttlSeconds, this.settings.dns.maxTtlSeconds)
+        : this.settings.dns.negativeTtlSeconds
+    if (ttlSeconds > 0) this.cache.set(key, result, { ttl: ttlSeconds * 1000 })
+  }
+
+  private async probe(zone: ZoneSettings): Promise<Assessment> {
+    const points: { point: string; mustBeListed: boolean }[] = []
+    if (zone.ipv4) {
+      points.push({ point: TEST_POINTS.ipv4.listed, mustBeListed: true })
+      points.push({ point: TEST_POINTS.ipv4.unlisted, mustBeListed: false })
+    }
+    if (zone.ipv6) {
+      points.push({ point: TEST_POINTS.ipv6.listed, mustBeListed: true })
+      points.push({ point: TEST_POINTS.ipv6.unlisted, mustBeListed: false })
+    }
+    const answers = await Promise.all(
+      points.map(async (p) => ({ ...p, result: await this.resolver.lookup(p.point, zone.name) })),
+    )
+    return assessTestPoints(answers)
+  }
+
+  private readonly reportHealth = (zone: string, state: HealthState, reason: string): void => {
+    if (state === 'suspended') this.log.warn(`zone ${zone} suspended: ${reason}; its answers are ignored`)
+    else this.log.info(`zone ${zone} passed its RFC 5782 test-point check; in use`)
+  }
+}

@@ -1,0 +1,25 @@
+import { ip_in_list, is_private_ip, normalize_ip } from 'haraka-net-utils'
+
+import type { Settings } from './settings'
+
+export interface Client {
+  /** The connecting address as Haraka reports it (XCLIENT/PROXY already applied). */
+  readonly ip: string | null | undefined
+  /** Authenticated or relay-allowed. */
+  readonly relaying: boolean
+}
+
+export type ClientCheck = { readonly skip: string } | { readonly ip: string }
+
+/**
+ * The address to look up, or why this client is not looked up at all.
+ * `::ffff:a.b.c.d` is unmapped first, so it is treated as the IPv4 address it is.
+ */
+export function clientToCheck(client: Client, settings: Settings): ClientCheck {
+  const ip = client.ip ? normalize_ip(client.ip) : null
+  if (!ip) return { skip: 'no client IP address' }
+  if (settings.skip.relaying && client.relaying) return { skip: 'relaying client' }
+  if (settings.skip.private && is_private_ip(ip)) return { skip: `private address ${ip}` }
+  if (settings.skip.ips.length && ip_in_list(settings.skip.ips, ip)) return { skip: `${ip} is in [skip] ips` }
+  return { ip }
+}

@@ -1,0 +1,22 @@
+// Types for the untyped Haraka libraries, limited to what this plugin uses.
+declare module 'haraka-net-utils' {
+  export function ipv6_reverse(ip: string): string
+  export function is_private_ip(ip: string): boolean
+  export function ip_in_list(list: readonly string[], ip: string): boolean
+  export function normalize_ip(ip: string): string | null
+}
+
+declare module 'haraka-constants' {
+  export const CONT: number
+  export const DENY: number
+  export const DENYSOFT: number
+  export const OK: number
+}
+
+declare module 'haraka-dsn' {
+  export default class DSN {
+    static create(code: number, msg: string, subject: number, detail: number): DSN
+    code: number
+    reply: string
+  }
+}

@@ -1,0 +1,224 @@
+// The Haraka glue: translate hooks to the core and the core's answers to Haraka.
+import constants from 'haraka-constants'
+import DSN from 'haraka-dsn'
+
+import { BackscatterChecker } from './checker'
+import { clientToCheck } from './client'
+import { isBounceSender, localPart, type EnvelopeAddress } from './sender'
+import { parseSettings, type Settings } from './settings'
+import {
+  decideRecipient,
+  decideVerdict,
+  exemptRecipient,
+  formatReply,
+  headerValue,
+  type Verdict,
+  type ZoneOutcome,
+} from './verdict'
+
+type Next = (code?: number, msg?: unknown) => void
+
+interface Results {
+  add(plugin: unknown, obj: Record<string, unknown>): unknown
+}
+
+interface Transaction {
+  results: Results
+  add_header(name: string, value: string): void
+  remove_header(name: string): void
+}
+
+interface Connection {
+  remote: { ip?: string | null }
+  relaying: boolean
+  transaction: Transaction | null | undefined
+  loginfo(plugin: unknown, msg: string): void
+  logwarn(plugin: unknown, msg: string): void
+  logerror(plugin: unknown, msg: string): void
+}
+
+interface HarakaConfig {
+  get(name: string, cb: () => void): unknown
+}
+
+/** One transaction's check: started in hook_mail, awaited in hook_rcpt and data_post. */
+interface Pending {
+  readonly settings: Settings
+  readonly verdict: Promise<Verdict | undefined>
+}
+
+interface State {
+  settings: Settings
+  checker: BackscatterChecker
+  /** Keyed by transaction, so an abandoned transaction leaves nothing behind. */
+  pending: WeakMap<Transaction, Pending>
+}
+
+/** `this` in every hook: the Haraka Plugin instance these exports are copied onto. */
+export interface BackscatterPlugin {
+  name: string
+  config: HarakaConfig
+  loginfo(msg: string): void
+  logwarn(msg: string): void
+  logerror(msg: string): void
+  backscatter?: State
+  load_backscatter_ini(): void
+}
+
+export function register(this: BackscatterPlugin): void {
+  this.load_backscatter_ini()
+}
+
+/** Read config/backscatter.ini (again on every edit) and start a checker for it. */
+export function load_backscatter_ini(this: BackscatterPlugin): void {
+  const raw = this.config.get('backscatter.ini', () => this.load_backscatter_ini())
+  const { settings, problems } = parseSettings(raw)
+  for (const problem of problems) this.logwarn(`config/backscatter.ini ${problem}`)
+
+  const previous = this.backscatter
+  const checker = new BackscatterChecker(settings, {
+    info: (msg) => this.loginfo(msg),
+    warn: (msg) => this.logwarn(msg),
+  })
+  this.backscatter = { settings, checker, pending: previous?.pending ?? new WeakMap() }
+  previous?.checker.close()
+  checker.start()
+  const zones = settings.zones.map((z) => z.name).join(', ')
+  this.loginfo(`checking bounces against ${zones}; action ${settings.action} at score ${settings.threshold}`)
+}
+
+export function shutdown(this: BackscatterPlugin): void {
+  this.backscatter?.checker.close()
+}
+
+/** Call `next` once, whatever happens after. */
+function once(next: Next): Next {
+  let called = false
+  return (code, msg) => {
+    if (called) return
+    called = true
+    next(code, msg)
+  }
+}
+
+/** MAIL FROM: for a bounce-type sender, start the lookup and answer at once. */
+export function hook_mail(
+  this: BackscatterPlugin,
+  next: Next,
+  connection: Connection,
+  params: [EnvelopeAddress?, ...unknown[]],
+): void {
+  try {
+    const state = this.backscatter
+    const txn = connection.transaction
+    if (state && txn && isBounceSender(params?.[0], state.settings.senders)) {
+      startCheck(this, state, connection, txn)
+    }
+  } catch (err) {
+    connection.logerror(this, `check not started, mail goes on: ${String(err)}`)
+  }
+  next()
+}
+
+function startCheck(plugin: BackscatterPlugin, state: State, connection: Connection, txn: Transaction): void {
+  const { settings, checker } = state
+  const client = clientToCheck({ ip: connection.remote.ip, relaying: connection.relaying }, settings)
+  if ('skip' in client) {
+    txn.results.add(plugin, { skip: client.skip })
+    return
+  }
+  const verdict = checker.check(client.ip).then(
+    (outcomes) => {
+      const v = decideVerdict(client.ip, outcomes, settings)
+      recordResults(plugin, connection, txn, v)
+      return v
+    },
+    (err: unknown) => {
+      connection.logerror(plugin, `lookup failed, mail goes on: ${String(err)}`)
+      return undefined
+    },
+  )
+  state.pending.set(txn, { settings, verdict })
+}
+
+function outcomeResult(o: ZoneOutcome): Record<string, string> {
+  switch (o.status) {
+    case 'listed':
+      return { fail: o.zone }
+    case 'not-listed':
+      return { pass: o.zone }
+    case 'error':
+      return { err: `${o.zone}: ${o.reason}` }
+    case 'skipped':
+      return { skip: `${o.zone}: ${o.reason}` }
+  }
+}
+
+function recordResults(plugin: BackscatterPlugin, connection: Connection, txn: Transaction, v: Verdict): void {
+  for (const o of v.outcomes) txn.results.add(plugin, outcomeResult(o))
+  txn.results.add(plugin, { score: v.score })
+  for (const o of v.listed) {
+    const reason = o.reason ? `: ${o.reason}` : ''
+    connection.loginfo(plugin, `bounce from ${v.ip} listed on ${o.zone} (${o.codes.join(',')})${reason}`)
+  }
+}
+
+/** RCPT TO: refuse this recipient when the bounce's score reached the threshold. */
+export function hook_rcpt(
+  this: BackscatterPlugin,
+  next: Next,
+  connection: Connection,
+  params: [EnvelopeAddress?, ...unknown[]],
+): void {
+  const done = once(next)
+  try {
+    const txn = connection.transaction
+    const pending = txn ? this.backscatter?.pending.get(txn) : undefined
+    if (!pending) return done()
+    const rcpt = localPart(params?.[0])
+    if (exemptRecipient(rcpt, pending.settings)) return done()
+    pending.verdict
+      .then((verdict) => {
+        if (!verdict) return done()
+        const decision = decideRecipient(verdict, rcpt, pending.settings)
+        if (decision.action === 'accept') return done()
+        const text = formatReply(verdict, pending.settings)
+        connection.loginfo(this, `${decision.action} recipient: ${text}`)
+        if (decision.action === 'reject') return done(constants.DENY, DSN.create(550, text, 7, 1))
+        return done(constants.DENYSOFT, DSN.create(450, text, 7, 1))
+      })
+      .catch((err: unknown) => {
+        connection.logerror(this, `recipient check failed, recipient accepted: ${String(err)}`)
+        done()
+      })
+  } catch (err) {
+    connection.logerror(this, `recipient check failed, recipient accepted: ${String(err)}`)
+    done()
+  }
+}
+
+/** After DATA: stamp the checked, accepted message with the header. */
+export function hook_data_post(this: BackscatterPlugin, next: Next, connection: Connection): void {
+  const done = once(next)
+  try {
+    const txn = connection.transaction
+    const pending = txn ? this.backscatter?.pending.get(txn) : undefined
+    const name = pending?.settings.header
+    if (!txn || !pending || !name) return done()
+    pending.verdict
+      .then((verdict) => {
+        if (verdict) {
+          txn.remove_header(name)
+          txn.add_header(name, headerValue(verdict))
+        }
+        done()
+      })
+      .catch((err: unknown) => {
+        connection.logerror(this, `header not added: ${String(err)}`)
+        done()
+      })
+  } catch (err) {
+    connection.logerror(this, `header not added: ${String(err)}`)
+    done()
+  }
+}

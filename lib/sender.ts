@@ -1,0 +1,37 @@
+/** The parts of an envelope address the sender test needs (Haraka's Address has them). */
+export interface EnvelopeAddress {
+  readonly user: string | null | undefined
+  readonly host: string | null | undefined
+  isNull?: () => boolean
+}
+
+export interface SenderRules {
+  /** Treat the null reverse-path `<>` as a bounce (RFC 5321 §4.5.5). */
+  readonly null: boolean
+  /** Lower-case local parts that claim to be a bounce, postmaster among them. */
+  readonly localParts: ReadonlySet<string>
+}
+
+/** Is this MAIL FROM the null sender `<>`? */
+export function isNullSender(from: EnvelopeAddress): boolean {
+  if (typeof from.isNull === 'function') return from.isNull()
+  return !from.user && !from.host
+}
+
+/**
+ * Does the envelope sender claim to be a bounce: `<>`, or a local part such as
+ * postmaster (any letter case, any domain, bare `<postmaster>` included)?
+ * Only such mail is looked up on the list ("safe mode").
+ */
+export function isBounceSender(from: EnvelopeAddress | null | undefined, rules: SenderRules): boolean {
+  if (!from) return false
+  if (isNullSender(from)) return rules.null
+  const user = from.user
+  if (!user) return false
+  return rules.localParts.has(user.toLowerCase())
+}
+
+/** Lower-cased local part of a recipient, for the exempt test; '' when absent. */
+export function localPart(addr: EnvelopeAddress | null | undefined): string {
+  return addr?.user ? addr.user.toLowerCase() : ''
+}

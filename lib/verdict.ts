@@ -1,0 +1,106 @@
+import type { Action, Settings, ZoneSettings } from './settings'
+
+/** What one zone said about the client. */
+export type ZoneOutcome =
+  | {
+      readonly zone: string
+      readonly status: 'listed'
+      readonly codes: readonly string[]
+      /** Clean TXT reason ('' when the zone gave none). */
+      readonly reason: string
+    }
+  | { readonly zone: string; readonly status: 'not-listed' }
+  | { readonly zone: string; readonly status: 'error'; readonly reason: string }
+  | { readonly zone: string; readonly status: 'skipped'; readonly reason: string }
+
+export type ListedOutcome = Extract<ZoneOutcome, { status: 'listed' }>
+
+/** The decision for one transaction's client, before any recipient is looked at. */
+export interface Verdict {
+  readonly ip: string
+  readonly outcomes: readonly ZoneOutcome[]
+  /** Listings, highest score first. */
+  readonly listed: readonly ListedOutcome[]
+  /** Sum of the listing zones' scores. */
+  readonly score: number
+  /** The score reached the threshold, so the configured action applies. */
+  readonly actionable: boolean
+}
+
+/** Score of one listing: the best per-answer score that matches, else the zone's score. */
+export function listingScore(zone: ZoneSettings, codes: readonly string[]): number {
+  let best: number | undefined
+  for (const code of codes) {
+    const s = zone.answerScores.get(code)
+    if (s !== undefined && (best === undefined || s > best)) best = s
+  }
+  return best ?? zone.score
+}
+
+const round = (n: number): number => Math.round(n * 1000) / 1000
+
+/** Sum the listings SpamAssassin style and compare with the threshold. */
+export function decideVerdict(ip: string, outcomes: readonly ZoneOutcome[], settings: Settings): Verdict {
+  const zoneByName = new Map(settings.zones.map((z) => [z.name, z]))
+  const scored: { outcome: ListedOutcome; score: number }[] = []
+  for (const o of outcomes) {
+    if (o.status !== 'listed') continue
+    const zone = zoneByName.get(o.zone)
+    scored.push({ outcome: o, score: zone ? listingScore(zone, o.codes) : 0 })
+  }
+  scored.sort((a, b) => b.score - a.score)
+  const score = round(scored.reduce((sum, s) => sum + s.score, 0))
+  return {
+    ip,
+    outcomes,
+    listed: scored.map((s) => s.outcome),
+    score,
+    actionable: scored.length > 0 && score >= settings.threshold,
+  }
+}
+
+/** RFC 5321 §4.5.1: postmaster (and conventionally abuse) must still get mail. */
+export function exemptRecipient(localPart: string, settings: Settings): boolean {
+  return settings.exemptRecipients.has(localPart.toLowerCase())
+}
+
+export type RecipientDecision =
+  | { readonly action: 'accept'; readonly why: 'not-listed' | 'below-threshold' | 'exempt' | 'score-only' }
+  | { readonly action: Exclude<Action, 'score'> }
+
+/** What to do with one recipient of a checked transaction. */
+export function decideRecipient(verdict: Verdict, localPart: string, settings: Settings): RecipientDecision {
+  if (verdict.listed.length === 0) return { action: 'accept', why: 'not-listed' }
+  if (!verdict.actionable) return { action: 'accept', why: 'below-threshold' }
+  if (exemptRecipient(localPart, settings)) return { action: 'accept', why: 'exempt' }
+  if (settings.action === 'score') return { action: 'accept', why: 'score-only' }
+  return { action: settings.action }
+}
+
+/** The reply text for a refused recipient, from `[main] message`. */
+export function formatReply(verdict: Verdict, settings: Settings): string {
+  const top = verdict.listed[0]
+  const zoneName = top?.zone ?? ''
+  const zone = settings.zones.find((z) => z.name === zoneName)
+  const url = zone?.lookupUrl ? zone.lookupUrl.replaceAll('{ip}', verdict.ip) : zoneName
+  const values: Record<string, string> = {
+    ip: verdict.ip,
+    zone: zoneName,
+    reason: top?.reason || 'listed',
+    url,
+    score: String(verdict.score),
+  }
+  // One pass, so a value that happens to contain "{zone}" is not expanded again.
+  const text = settings.message.replace(/\{(ip|zone|reason|url|score)\}/g, (_m, key: string) => values[key] ?? '')
+  return text.replace(/[^\x20-\x7e]+/g, ' ')
+}
+
+/** Value of the `[main] header` field: score, listing zones and client IP. */
+export function headerValue(verdict: Verdict): string {
+  const parts = [`score=${verdict.score}`]
+  parts.push(`listed=${verdict.listed.length ? verdict.listed.map((o) => o.zone).join(',') : 'none'}`)
+  const failed = verdict.outcomes.filter((o) => o.status === 'error').map((o) => o.zone)
+  if (failed.length) parts.push(`error=${failed.join(',')}`)
+  parts.push(`ip=${verdict.ip}`)
+  return parts.join('; ')
+}

@@ -1,0 +1,230 @@
+// A scripted DNS server on 127.0.0.1 for tests: real packets over UDP (and TCP,
+// for truncated answers), real node:dns on the other side. Each query is logged
+// and answered by the test's script, which can also misbehave on purpose.
+import dgram from 'node:dgram'
+import net from 'node:net'
+
+export const TYPE = { A: 1, CNAME: 5, TXT: 16, AAAA: 28, ANY: 255 } as const
+export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const
+
+export interface Query {
+  readonly name: string
+  readonly type: number
+  readonly transport: 'udp' | 'tcp'
+}
+
+/** How to answer one query. Omitted fields: NOERROR, no records. */
+export interface Script {
+  rcode?: keyof typeof RCODE
+  /** A records. */
+  a?: string[]
+  /** TXT records, each an array of strings (or one string). */
+  txt?: (string | string[])[]
+  /** CNAME chain: the answer starts with these names, the A/TXT records hang off the last. */
+  cname?: string[]
+  ttl?: number
+  /** Answer after this many milliseconds. */
+  delayMs?: number
+  /** Never answer. */
+  drop?: boolean
+  /** Answer with these raw bytes instead of a DNS message. */
+  garbage?: Buffer
+  /** Set the TC bit over UDP so the client retries over TCP (where the full answer is sent). */
+  truncate?: boolean
+}
+
+/** Answers one query: a script, or undefined for NXDOMAIN. */
+export type Handler = (q: Query) => Script | undefined
+
+function parseQuestion(msg: Buffer): { name: string; type: number; end: number } {
+  const labels: string[] = []
+  let off = 12
+  for (;;) {
+    const len = msg[off]
+    if (len === undefined) throw new Error('truncated question')
+    if (len === 0) {
+      off += 1
+      break
+    }
+    labels.push(msg.toString('latin1', off + 1, off + 1 + len))
+    off += 1 + len
+  }
+  return { name: labels.join('.').toLowerCase(), type: msg.readUInt16BE(off), end: off + 4 }
+}
+
+function encodeName(name: string): Buffer {
+  const parts = name
+    .replace(/\.$/, '')
+    .split('.')
+    .map((l) => {
+      const b = Buffer.from(l, 'latin1')
+      return Buffer.concat([Buffer.from([b.length]), b])
+    })
+  return Buffer.concat([...parts, Buffer.from([0])])
+}
+
+function rr(name: string, type: number, ttl: number, rdata: Buffer): Buffer {
+  const head = Buffer.alloc(10)
+  head.writeUInt16BE(type, 0)
+  head.writeUInt16BE(1, 2)
+  head.writeUInt32BE(ttl, 4)
+  head.writeUInt16BE(rdata.length, 8)
+  return Buffer.concat([encodeName(name), head, rdata])
+}
+
+function txtRdata(strings: string | string[]): Buffer {
+  const list = Array.isArray(strings) ? strings : [strings]
+  return Buffer.concat(
+    list.map((s) => {
+      const b = Buffer.from(s, 'utf8').subarray(0, 255)
+      return Buffer.concat([Buffer.from([b.length]), b])
+    }),
+  )
+}
+
+function buildAnswer(query: Buffer, q: { name: string; type: number; end: number }, s: Script | undefined, tc: boolean): Buffer {
+  const records: Buffer[] = []
+  const rcode = s ? RCODE[s.rcode ?? 'NOERROR'] : RCODE.NXDOMAIN
+  if (s && rcode === RCODE.NOERROR) {
+    const ttl = s.ttl ?? 300
+    let owner = q.name
+    for (const target of s.cname ?? []) {
+      records.push(rr(owner, TYPE.CNAME, ttl, encodeName(target)))
+      owner = target
+    }
+    if (q.type === TYPE.A || q.type === TYPE.ANY) {
+      for (const ip of s.a ?? []) records.push(rr(owner, TYPE.A, ttl, Buffer.from(ip.split('.').map(Number))))
+    }
+    if (q.type === TYPE.TXT || q.type === TYPE.ANY) {
+      for (const t of s.txt ?? []) records.push(rr(owner, TYPE.TXT, ttl, txtRdata(t)))
+    }
+  }
+  const header = Buffer.alloc(12)
+  header.writeUInt16BE(query.readUInt16BE(0), 0)
+  const rd = (query.readUInt16BE(2) >> 8) & 1
+  header.writeUInt16BE(0x8000 | 0x0400 | (tc ? 0x0200 : 0) | (rd << 8) | 0x80 | rcode, 2)
+  header.writeUInt16BE(1, 4)
+  header.writeUInt16BE(tc ? 0 : records.length, 6)
+  return Buffer.concat([header, query.subarray(12, q.end), ...(tc ? [] : records)])
+}
+
+export interface ScriptedDns {
+  readonly port: number
+  /** `127.0.0.1:port`, for `[dns] servers`. */
+  readonly server: string
+  /** Every query received, in order. */
+  readonly queries: Query[]
+  /** Queries for names ending in `suffix` (e.g. a zone), optionally of one type. */
+  count(suffix: string, type?: number): number
+  setHandler(h: Handler): void
+  close(): Promise<void>
+}
+
+/** Start a scripted server; `handler` answers every query (see Script). */
+export async function startDns(handler: Handler): Promise<ScriptedDns> {
+  let current = handler
+  const queries: Query[] = []
+  const udp = dgram.createSocket('udp4')
+  const tcpSockets = new Set<net.Socket>()
+  const timers = new Set<NodeJS.Timeout>()
+
+  const respond = (msg: Buffer, transport: 'udp' | 'tcp', send: (b: Buffer) => void): void => {
+    let q
+    try {
+      q = parseQuestion(msg)
+    } catch {
+      return
+    }
+    queries.push({ name: q.name, type: q.type, transport })
+    const script = current({ name: q.name, type: q.type, transport })
+    if (script?.drop) return
+    const reply = (): void => {
+      if (script?.garbage) return send(script.garbage)
+      send(buildAnswer(msg, q, script, transport === 'udp' && !!script?.truncate))
+    }
+    if (script?.delayMs) {
+      const t = setTimeout(() => {
+        timers.delete(t)
+        reply()
+      }, script.delayMs)
+      timers.add(t)
+    } else reply()
+  }
+
+  udp.on('message', (msg, rinfo) =>
+    respond(msg, 'udp', (b) => udp.send(b, rinfo.port, rinfo.address, () => undefined)),
+  )
+  await new Promise<void>((resolve, reject) => {
+    udp.once('error', reject)
+    udp.bind(0, '127.0.0.1', () => resolve())
+  })
+  const port = udp.address().port
+
+  const tcp = net.createServer((sock) => {
+    tcpSockets.add(sock)
+    sock.on('close', () => tcpSockets.delete(sock))
+    sock.on('error', () => undefined)
+    let buf = Buffer.alloc(0)
+    sock.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk])
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0)
+        if (buf.length < 2 + len) break
+        const msg = buf.subarray(2, 2 + len)
+        buf = buf.subarray(2 + len)
+        respond(msg, 'tcp', (b) => {
+          const lenBuf = Buffer.alloc(2)
+          lenBuf.writeUInt16BE(b.length)
+          if (!sock.destroyed) sock.write(Buffer.concat([lenBuf, b]))
+        })
+      }
+    })
+  })
+  // Same port number as UDP; if it is taken for TCP the truncation tests cannot run.
+  await new Promise<void>((resolve) => {
+    tcp.once('error', () => resolve())
+    tcp.listen(port, '127.0.0.1', () => resolve())
+  })
+
+  return {
+    port,
+    server: `127.0.0.1:${port}`,
+    queries,
+    count: (suffix, type) =>
+      queries.filter((q) => q.name.endsWith(suffix) && (type === undefined || q.type === type)).length,
+    setHandler: (h) => (current = h),
+    close: async () => {
+      for (const t of timers) clearTimeout(t)
+      for (const s of tcpSockets) s.destroy()
+      await Promise.all([
+        new Promise<void>((r) => udp.close(() => r())),
+        new Promise<void>((r) => (tcp.listening ? tcp.close(() => r()) : r())),
+      ])
+    },
+  }
+}
+
+/** Reverse an IPv4 address for a DNSBL query name. */
+export function reverseIpv4(ip: string): string {
+  return ip.split('.').reverse().join('.')
+}
+
+/**
+ * A handler for a well-behaved DNSBL: passes the RFC 5782 test points and lists
+ * the given IPv4 addresses (value: A records and optional TXT).
+ */
+export function dnsblZone(
+  zone: string,
+  listed: Record<string, { a?: string[]; txt?: string | string[]; ttl?: number }>,
+): Handler {
+  const entries = new Map<string, Script>()
+  entries.set(`2.0.0.127.${zone}`, { a: ['127.0.0.2'], txt: ['RFC 5782 test point'] })
+  for (const [ip, v] of Object.entries(listed)) {
+    entries.set(`${reverseIpv4(ip)}.${zone}`, {
+      a: v.a ?? ['127.0.0.2'],
+      txt: v.txt === undefined ? [] : [v.txt],
+      ...(v.ttl === undefined ? {} : { ttl: v.ttl }),
+    })
+  }
+  return (q) => entries.get(q.name)
+}

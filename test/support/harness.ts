@@ -1,0 +1,120 @@
+// Helpers for plugin tests: a real Haraka Plugin (haraka-test-fixtures) with the
+// package's config/ as defaults and a per-test override folder, as in a deployment.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+import { Address } from '@haraka/email-address'
+import constants from 'haraka-constants'
+import fixtures from 'haraka-test-fixtures'
+
+export const REPO = path.resolve(__dirname, '..', '..')
+
+export interface LogLine {
+  level: string
+  text: string
+}
+
+export interface TestPlugin {
+  plugin: HarakaTestPlugin
+  logs: LogLine[]
+  dir: string
+  /** Rewrite the deployment's config/backscatter.ini (the plugin reloads it). */
+  writeIni(ini: string): void
+  close(): void
+}
+
+// Loosely typed: the fixtures are plain JavaScript.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type HarakaTestPlugin = any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type HarakaConnection = any
+
+const LEVELS = ['logdebug', 'loginfo', 'lognotice', 'logwarn', 'logerror', 'logcrit']
+
+/** Make and register the plugin with `ini` as the deployment's config/backscatter.ini. */
+export function makeTestPlugin(ini: string): TestPlugin {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-test-'))
+  fs.mkdirSync(path.join(dir, 'config'))
+  const iniPath = path.join(dir, 'config', 'backscatter.ini')
+  fs.writeFileSync(iniPath, ini)
+  const plugin = fixtures.makePlugin('backscatter', { register: false })
+  plugin.config = plugin.config.module_config(REPO, dir)
+  const logs: LogLine[] = []
+  for (const level of LEVELS) {
+    plugin[level] = (...args: unknown[]) => logs.push({ level, text: args.map(String).join(' ') })
+  }
+  plugin.register()
+  return {
+    plugin,
+    logs,
+    dir,
+    writeIni: (text) => fs.writeFileSync(iniPath, text),
+    close: () => {
+      plugin.shutdown()
+      fs.rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** A connection from `ip` with a transaction, its log lines collected. */
+export function makeConnection(ip: string, opts: { relaying?: boolean } = {}): HarakaConnection {
+  const conn = fixtures.makeConnection({ ip, withTxn: true, relaying: opts.relaying ?? false })
+  conn.logs = [] as LogLine[]
+  for (const level of LEVELS) {
+    conn[level] = (...args: unknown[]) =>
+      conn.logs.push({ level, text: args.map((a) => (typeof a === 'string' ? a : '')).join(' ') })
+  }
+  return conn
+}
+
+export function addr(text: string): Address {
+  return new Address(text.startsWith('<') ? text : `<${text}>`)
+}
+
+export interface HookReply {
+  rc: number | undefined
+  msg: unknown
+  /** The reply as the client sees it, e.g. "550 5.7.1 Backscatter …" ('' for CONT). */
+  text: string
+}
+
+function reply(r: { rc: number | undefined; msg: unknown }): HookReply {
+  const msg = r.msg as { code?: number; reply?: string } | undefined
+  const text = msg && typeof msg === 'object' && msg.code ? `${msg.code} ${msg.reply}` : String(msg ?? '')
+  return { ...r, text }
+}
+
+export async function mail(plugin: HarakaTestPlugin, conn: HarakaConnection, from: string): Promise<HookReply> {
+  const a = addr(from)
+  conn.transaction.mail_from = a
+  return reply(await fixtures.callHook(plugin, 'hook_mail', conn, [a, []]))
+}
+
+export async function rcpt(plugin: HarakaTestPlugin, conn: HarakaConnection, to: string): Promise<HookReply> {
+  const a = addr(to)
+  const r = reply(await fixtures.callHook(plugin, 'hook_rcpt', conn, [a, []]))
+  if (r.rc === undefined) conn.transaction.rcpt_to.push(a)
+  return r
+}
+
+export async function dataPost(plugin: HarakaTestPlugin, conn: HarakaConnection): Promise<HookReply> {
+  return reply(await fixtures.callHook(plugin, 'hook_data_post', conn))
+}
+
+/** The plugin's results in this transaction. */
+export function results(conn: HarakaConnection): Record<string, unknown> & {
+  pass: string[]
+  fail: string[]
+  skip: string[]
+  err: string[]
+} {
+  return conn.transaction.results.get('backscatter') ?? { pass: [], fail: [], skip: [], err: [] }
+}
+
+/** An ini text for tests: DNS on the scripted server, health checks as given. */
+export function testIni(server: string, extra = '', dns = ''): string {
+  return `[dns]\nservers = ${server}\n${dns}\n${extra}\n`
+}
+
+export { constants }

@@ -1,0 +1,13 @@
+// The test fixtures and Haraka's address parser are plain JavaScript.
+declare module 'haraka-test-fixtures' {
+  const fixtures: any // eslint-disable-line @typescript-eslint/no-explicit-any
+  export default fixtures
+}
+declare module '@haraka/email-address' {
+  export class Address {
+    constructor(text: string)
+    user: string | null
+    host: string | null
+    isNull(): boolean
+  }
+}

@@ -1,4 +1,8 @@
+import { cleanText } from './answer'
 import type { Action, Settings, ZoneSettings } from './settings'
+
+/** Longest reply text; with the code it stays inside RFC 5321's 512-octet reply line. */
+export const MAX_REPLY_LENGTH = 400
 
 /** What one zone said about the client. */
 export type ZoneOutcome =
@@ -92,7 +96,7 @@ export function formatReply(verdict: Verdict, settings: Settings): string {
   }
   // One pass, so a value that happens to contain "{zone}" is not expanded again.
   const text = settings.message.replace(/\{(ip|zone|reason|url|score)\}/g, (_m, key: string) => values[key] ?? '')
-  return text.replace(/[^\x20-\x7e]+/g, ' ')
+  return cleanText(text, MAX_REPLY_LENGTH)
 }
 
 /** Value of the `[main] header` field: score, listing zones and client IP. */

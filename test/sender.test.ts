@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+
+import { isBounceSender, isNullSender, localPart } from '../lib/sender'
+import { parseSettings } from '../lib/settings'
+import { addr } from './support/harness'
+
+const defaults = parseSettings({}).settings.senders
+
+describe('isBounceSender', () => {
+  it('the null sender is a bounce', () => {
+    assert.equal(isBounceSender(addr('<>'), defaults), true)
+  })
+
+  for (const from of ['postmaster@example.com', 'POSTMASTER@example.com', 'PostMaster@Sub.Example.ORG', '<postmaster>', '<Postmaster>']) {
+    it(`${from} is a bounce`, () => assert.equal(isBounceSender(addr(from), defaults), true))
+  }
+
+  for (const from of ['alice@example.com', 'postmaster-list@example.com', 'mailer-daemon@example.com', 'xpostmaster@example.com', 'postmaster.bob@example.com']) {
+    it(`${from} is not a bounce by default`, () => assert.equal(isBounceSender(addr(from), defaults), false))
+  }
+
+  it('[senders] local_parts adds names in any letter case', () => {
+    const s = parseSettings({ senders: { local_parts: 'Mailer-Daemon, MAILER_DAEMON' } }).settings.senders
+    assert.equal(isBounceSender(addr('MAILER-DAEMON@mx.example.net'), s), true)
+    assert.equal(isBounceSender(addr('mailer_daemon@mx.example.net'), s), true)
+    assert.equal(isBounceSender(addr('postmaster@mx.example.net'), s), true, 'postmaster stays')
+    assert.equal(isBounceSender(addr('alice@mx.example.net'), s), false)
+  })
+
+  it('[senders] null = false turns the null-sender test off', () => {
+    const s = parseSettings({ senders: { null: 'false' } }).settings.senders
+    assert.equal(isBounceSender(addr('<>'), s), false)
+    assert.equal(isBounceSender(addr('postmaster@example.com'), s), true)
+  })
+
+  it('a missing sender is not a bounce', () => {
+    assert.equal(isBounceSender(undefined, defaults), false)
+    assert.equal(isBounceSender(null, defaults), false)
+  })
+
+  it('works on plain objects without isNull()', () => {
+    assert.equal(isNullSender({ user: null, host: null }), true)
+    assert.equal(isNullSender({ user: 'a', host: 'b' }), false)
+    assert.equal(isBounceSender({ user: '', host: '' }, defaults), true)
+  })
+})
+
+describe('localPart', () => {
+  it('lower-cases the local part, empty when absent', () => {
+    assert.equal(localPart(addr('PostMaster@example.com')), 'postmaster')
+    assert.equal(localPart(addr('<>')), '')
+    assert.equal(localPart(undefined), '')
+  })
+})

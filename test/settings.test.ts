@@ -1,0 +1,231 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { describe, it } from 'node:test'
+
+import fixtures from 'haraka-test-fixtures'
+
+import { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer, parseSettings } from '../lib/settings'
+import { REPO } from './support/harness'
+
+describe('parseSettings defaults', () => {
+  const { settings, problems } = parseSettings({})
+
+  it('has no problems with an empty ini', () => assert.deepEqual(problems, []))
+
+  it('queries ips.backscatterer.org with score 5, IPv4 only', () => {
+    assert.equal(settings.zones.length, 1)
+    const z = settings.zones[0]!
+    assert.equal(z.name, BACKSCATTERER)
+    assert.equal(z.score, 5)
+    assert.equal(z.ipv4, true)
+    assert.equal(z.ipv6, false)
+    assert.equal(z.lookupUrl, 'https://www.backscatterer.org/?target=test&ip={ip}')
+    assert.equal(z.file, '')
+  })
+
+  it('rejects at threshold 5, exempts postmaster and abuse, adds the header', () => {
+    assert.equal(settings.threshold, 5)
+    assert.equal(settings.action, 'reject')
+    assert.deepEqual([...settings.exemptRecipients], ['postmaster', 'abuse'])
+    assert.equal(settings.header, 'X-Haraka-Backscatter')
+    assert.equal(settings.message, DEFAULT_MESSAGE)
+  })
+
+  it('bounds a dead resolver to about 2 s', () => {
+    assert.equal(settings.dns.timeoutMs * settings.dns.tries, 2000)
+    assert.deepEqual(settings.dns.servers, [])
+  })
+
+  it('skips private and relaying clients, treats <> and postmaster as bounces', () => {
+    assert.equal(settings.skip.private, true)
+    assert.equal(settings.skip.relaying, true)
+    assert.equal(settings.senders.null, true)
+    assert.deepEqual([...settings.senders.localParts], ['postmaster'])
+  })
+
+  it('is frozen', () => {
+    assert.ok(Object.isFrozen(settings))
+    assert.ok(Object.isFrozen(settings.dns))
+    assert.ok(Object.isFrozen(settings.zones[0]))
+  })
+})
+
+describe('the shipped config/backscatter.ini', () => {
+  it('parses without problems and equals the built-in defaults', () => {
+    const plugin = fixtures.makePlugin('backscatter', { register: false })
+    plugin.config = plugin.config.module_config(REPO)
+    const raw = plugin.config.get('backscatter.ini')
+    const parsed = parseSettings(raw)
+    assert.deepEqual(parsed.problems, [])
+    assert.deepEqual(parsed.settings, parseSettings({}).settings)
+  })
+
+  it('documents every setting the parser knows', () => {
+    const text = fs.readFileSync(path.join(REPO, 'config', 'backscatter.ini'), 'utf8')
+    for (const key of ['zones', 'threshold', 'action', 'message', 'exempt_recipients', 'header', 'null', 'local_parts', 'private', 'relaying', 'ips', 'servers', 'timeout_ms', 'tries', 'cache_size', 'max_ttl', 'negative_ttl', 'health_interval', 'score', 'ipv4', 'ipv6', 'lookup_url', 'file']) {
+      assert.match(text, new RegExp(`^;? ?${key} =`, 'm'), key)
+    }
+  })
+})
+
+describe('parseSettings values', () => {
+  it('reads zones, per-zone sections and per-answer scores', () => {
+    const { settings, problems } = parseSettings({
+      main: { zones: 'ips.backscatterer.org, Bounces.Example.NET.', threshold: 7 },
+      'ips.backscatterer.org': { score: 4, '127.0.0.2': 6 },
+      'bounces.example.net': { score: 2.5, ipv6: 'true', lookup_url: 'https://bounces.example.net/{ip}' },
+    })
+    assert.deepEqual(problems, [])
+    assert.deepEqual(settings.zones.map((z) => z.name), ['ips.backscatterer.org', 'bounces.example.net'])
+    assert.equal(settings.zones[0]!.answerScores.get('127.0.0.2'), 6)
+    assert.equal(settings.zones[1]!.score, 2.5)
+    assert.equal(settings.zones[1]!.ipv6, true)
+    assert.equal(settings.zones[1]!.lookupUrl, 'https://bounces.example.net/{ip}')
+    assert.equal(settings.threshold, 7)
+  })
+
+  it('reads lists with commas, spaces or ini arrays', () => {
+    const { settings } = parseSettings({
+      main: { exempt_recipients: ['Postmaster', 'abuse  hostmaster'] },
+      skip: { ips: '45.1.0.0/16;2a00:1450::/32 45.9.9.9' },
+      dns: { servers: '127.0.0.1:5353, [::1]:53, 10.0.0.1' },
+    })
+    assert.deepEqual([...settings.exemptRecipients], ['postmaster', 'abuse', 'hostmaster'])
+    assert.deepEqual(settings.skip.ips, ['45.1.0.0/16', '2a00:1450::/32', '45.9.9.9'])
+    assert.deepEqual(settings.dns.servers, ['127.0.0.1:5353', '[::1]:53', '10.0.0.1'])
+  })
+
+  it('accepts the action words in any case', () => {
+    assert.equal(parseSettings({ main: { action: 'Defer' } }).settings.action, 'defer')
+    assert.equal(parseSettings({ main: { action: 'score' } }).settings.action, 'score')
+  })
+
+  it('an empty header setting adds none', () => {
+    assert.equal(parseSettings({ main: { header: '' } }).settings.header, '')
+  })
+})
+
+describe('parseSettings invalid values: one line naming the key, then the default', () => {
+  const cases: { name: string; raw: object; key: RegExp; check: (s: ReturnType<typeof parseSettings>['settings']) => void }[] = [
+    {
+      name: 'non-numeric score',
+      raw: { 'ips.backscatterer.org': { score: 'high' } },
+      key: /\[ips\.backscatterer\.org\] score: "high" is not a number; using 5/,
+      check: (s) => assert.equal(s.zones[0]!.score, 5),
+    },
+    {
+      name: 'non-numeric per-answer score',
+      raw: { 'ips.backscatterer.org': { '127.0.0.2': 'lots' } },
+      key: /\[ips\.backscatterer\.org\] 127\.0\.0\.2: "lots" is not a number/,
+      check: (s) => assert.equal(s.zones[0]!.answerScores.size, 0),
+    },
+    {
+      name: 'non-numeric threshold',
+      raw: { main: { threshold: 'five' } },
+      key: /\[main\] threshold: "five" is not a number; using 5/,
+      check: (s) => assert.equal(s.threshold, 5),
+    },
+    {
+      name: 'bad CIDR in [skip] ips',
+      raw: { skip: { ips: '45.1.2.0/33, 45.7.7.7, not-an-ip' } },
+      key: /\[skip\] ips: "45\.1\.2\.0\/33" is not an IP address or CIDR; ignored/,
+      check: (s) => assert.deepEqual(s.skip.ips, ['45.7.7.7']),
+    },
+    {
+      name: 'unknown action',
+      raw: { main: { action: 'blackhole' } },
+      key: /\[main\] action: "blackhole" is not reject, defer or score; using reject/,
+      check: (s) => assert.equal(s.action, 'reject'),
+    },
+    {
+      name: 'empty zone list',
+      raw: { main: { zones: '' } },
+      key: /\[main\] zones: no usable zone; using ips\.backscatterer\.org/,
+      check: (s) => assert.deepEqual(s.zones.map((z) => z.name), ['ips.backscatterer.org']),
+    },
+    {
+      name: 'bad zone name',
+      raw: { main: { zones: 'ips.backscatterer.org, bad_zone!, -x.example' } },
+      key: /\[main\] zones: "bad_zone!" is not a DNS zone name; ignored/,
+      check: (s) => assert.deepEqual(s.zones.map((z) => z.name), ['ips.backscatterer.org']),
+    },
+    {
+      name: 'boolean typo',
+      raw: { skip: { private: 'ture' } },
+      key: /\[skip\] private: "ture" is not true or false; using true/,
+      check: (s) => assert.equal(s.skip.private, true),
+    },
+    {
+      name: 'timeout out of range',
+      raw: { dns: { timeout_ms: 0 } },
+      key: /\[dns\] timeout_ms: 0 is outside 50\.\.10000; using 1000/,
+      check: (s) => assert.equal(s.dns.timeoutMs, 1000),
+    },
+    {
+      name: 'fractional tries',
+      raw: { dns: { tries: 1.5 } },
+      key: /\[dns\] tries: "1\.5" is not a whole number; using 2/,
+      check: (s) => assert.equal(s.dns.tries, 2),
+    },
+    {
+      name: 'bad resolver address',
+      raw: { dns: { servers: 'dns.example.com, 127.0.0.1:99999, 127.0.0.1:5300' } },
+      key: /\[dns\] servers: "dns\.example\.com" is not ip, ip:port or \[ipv6\]:port; ignored/,
+      check: (s) => assert.deepEqual(s.dns.servers, ['127.0.0.1:5300']),
+    },
+    {
+      name: 'unknown key',
+      raw: { main: { treshold: 3 } },
+      key: /\[main\] treshold: unknown setting; ignored/,
+      check: (s) => assert.equal(s.threshold, 5),
+    },
+    {
+      name: 'unknown section',
+      raw: { 'zen.spamhaus.org': { score: 1 } },
+      key: /\[zen\.spamhaus\.org\]: section is not a zone named in \[main\] zones; ignored/,
+      check: (s) => assert.equal(s.zones.length, 1),
+    },
+    {
+      name: 'header with a colon',
+      raw: { main: { header: 'X-Bad: header' } },
+      key: /\[main\] header: "X-Bad: header" is not a header field name/,
+      check: (s) => assert.equal(s.header, 'X-Haraka-Backscatter'),
+    },
+    {
+      name: 'a lookup budget above Haraka\'s hook timeout',
+      raw: { dns: { timeout_ms: 10000, tries: 5 } },
+      key: /\[dns\] tries: timeout_ms × tries exceeds 20000 ms; using 1/,
+      check: (s) => assert.equal(s.dns.timeoutMs * s.dns.tries, 10000),
+    },
+  ]
+  for (const c of cases) {
+    it(c.name, () => {
+      const { settings, problems } = parseSettings(c.raw)
+      assert.equal(problems.filter((p) => c.key.test(p)).length, 1, `problems: ${problems.join(' | ')}`)
+      c.check(settings)
+    })
+  }
+
+  it('never throws, whatever it is given', () => {
+    for (const raw of [null, undefined, 42, 'text', [], { main: null }, { main: { zones: 7 } }, { dns: { servers: {} } }]) {
+      assert.doesNotThrow(() => parseSettings(raw))
+    }
+  })
+})
+
+describe('helpers', () => {
+  it('isIpOrCidr', () => {
+    for (const ok of ['1.2.3.4', '1.2.3.0/24', '::1', '2001:db8::/32', '0.0.0.0/0']) assert.equal(isIpOrCidr(ok), true, ok)
+    for (const bad of ['1.2.3', '1.2.3.4/33', '::/129', '1.2.3.4/x', 'host', '1.2.3.4/24/1', '']) assert.equal(isIpOrCidr(bad), false, bad)
+  })
+
+  it('parseServer', () => {
+    assert.deepEqual(parseServer('127.0.0.1'), { host: '127.0.0.1', port: 53 })
+    assert.deepEqual(parseServer('127.0.0.1:5353'), { host: '127.0.0.1', port: 5353 })
+    assert.deepEqual(parseServer('[::1]:5353'), { host: '::1', port: 5353 })
+    assert.deepEqual(parseServer('::1'), { host: '::1', port: 53 })
+    assert.equal(parseServer('127.0.0.1:0'), undefined)
+    assert.equal(parseServer('resolver.example'), undefined)
+  })
+})

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+
+import { parseSettings } from '../lib/settings'
+import {
+  decideRecipient,
+  decideVerdict,
+  exemptRecipient,
+  formatReply,
+  headerValue,
+  listingScore,
+  MAX_REPLY_LENGTH,
+  type ZoneOutcome,
+} from '../lib/verdict'
+
+const two = parseSettings({
+  main: { zones: 'ips.backscatterer.org, bounces.example.net', threshold: 5 },
+  'ips.backscatterer.org': { score: 3, '127.0.0.4': 4 },
+  'bounces.example.net': { score: 2.5 },
+}).settings
+
+const listed = (zone: string, codes = ['127.0.0.2'], reason = 'seen sending backscatter'): ZoneOutcome => ({
+  zone,
+  status: 'listed',
+  codes,
+  reason,
+})
+
+describe('scoring', () => {
+  it('uses the zone score, or the best matching per-answer score', () => {
+    const z = two.zones[0]!
+    assert.equal(listingScore(z, ['127.0.0.2']), 3)
+    assert.equal(listingScore(z, ['127.0.0.4']), 4)
+    assert.equal(listingScore(z, ['127.0.0.2', '127.0.0.4']), 4)
+  })
+
+  it('sums over the zones that list the client', () => {
+    const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org'), listed('bounces.example.net')], two)
+    assert.equal(v.score, 5.5)
+    assert.equal(v.actionable, true)
+    assert.deepEqual(v.listed.map((o) => o.zone), ['ips.backscatterer.org', 'bounces.example.net'])
+  })
+
+  it('one zone below the threshold does not act', () => {
+    const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org'), { zone: 'bounces.example.net', status: 'not-listed' }], two)
+    assert.equal(v.score, 3)
+    assert.equal(v.actionable, false)
+  })
+
+  it('errors and skips add nothing', () => {
+    const v = decideVerdict(
+      '45.1.2.3',
+      [
+        { zone: 'ips.backscatterer.org', status: 'error', reason: 'timeout' },
+        { zone: 'bounces.example.net', status: 'skipped', reason: 'IPv6 not checked' },
+      ],
+      two,
+    )
+    assert.equal(v.score, 0)
+    assert.equal(v.actionable, false)
+  })
+
+  it('a threshold of 0 still needs a listing', () => {
+    const s = parseSettings({ main: { threshold: 0 } }).settings
+    const v = decideVerdict('45.1.2.3', [{ zone: 'ips.backscatterer.org', status: 'not-listed' }], s)
+    assert.equal(v.actionable, false)
+  })
+
+  it('sorts listings by score, highest first', () => {
+    const v = decideVerdict('45.1.2.3', [listed('bounces.example.net'), listed('ips.backscatterer.org', ['127.0.0.4'])], two)
+    assert.equal(v.listed[0]!.zone, 'ips.backscatterer.org')
+  })
+})
+
+describe('decideRecipient', () => {
+  const defaults = parseSettings({}).settings
+  const hit = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org')], defaults)
+  const miss = decideVerdict('45.1.2.3', [{ zone: 'ips.backscatterer.org', status: 'not-listed' }], defaults)
+
+  it('rejects an ordinary recipient of a listed bounce', () => {
+    assert.deepEqual(decideRecipient(hit, 'alice', defaults), { action: 'reject' })
+  })
+
+  it('accepts postmaster and abuse (RFC 5321 §4.5.1), in any case', () => {
+    assert.deepEqual(decideRecipient(hit, 'postmaster', defaults), { action: 'accept', why: 'exempt' })
+    assert.deepEqual(decideRecipient(hit, 'ABUSE', defaults), { action: 'accept', why: 'exempt' })
+    assert.equal(exemptRecipient('PostMaster', defaults), true)
+  })
+
+  it('accepts everyone when not listed', () => {
+    assert.deepEqual(decideRecipient(miss, 'alice', defaults), { action: 'accept', why: 'not-listed' })
+  })
+
+  it('defer and score actions', () => {
+    const defer = parseSettings({ main: { action: 'defer' } }).settings
+    const score = parseSettings({ main: { action: 'score' } }).settings
+    assert.deepEqual(decideRecipient(hit, 'alice', defer), { action: 'defer' })
+    assert.deepEqual(decideRecipient(hit, 'alice', score), { action: 'accept', why: 'score-only' })
+  })
+})
+
+describe('formatReply', () => {
+  const defaults = parseSettings({}).settings
+
+  it('names the IP, the list, the reason and the lookup URL', () => {
+    const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org')], defaults)
+    assert.equal(
+      formatReply(v, defaults),
+      'Backscatter refused: 45.1.2.3 is listed on ips.backscatterer.org (seen sending backscatter); bounces from it are not accepted, see https://www.backscatterer.org/?target=test&ip=45.1.2.3',
+    )
+  })
+
+  it('fills every placeholder of a custom message, once', () => {
+    const s = parseSettings({ main: { message: '{zone}|{ip}|{reason}|{url}|{score}|{other}' } }).settings
+    const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org', ['127.0.0.2'], '{zone}')], s)
+    assert.equal(formatReply(v, s), 'ips.backscatterer.org|45.1.2.3|{zone}|https://www.backscatterer.org/?target=test&ip=45.1.2.3|5|{other}')
+  })
+
+  it('says "listed" when the zone gave no reason, and the zone when it has no URL', () => {
+    const s = parseSettings({ main: { zones: 'bounces.example.net' } }).settings
+    const v = decideVerdict('45.1.2.3', [listed('bounces.example.net', ['127.0.0.2'], '')], s)
+    assert.match(formatReply(v, s), /\(listed\).*see bounces\.example\.net$/)
+  })
+
+  it('keeps the reply on one bounded line', () => {
+    const s = parseSettings({ main: { message: '{reason} {reason} {reason}' } }).settings
+    const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org', ['127.0.0.2'], 'r'.repeat(200))], s)
+    const text = formatReply(v, s)
+    assert.ok(text.length <= MAX_REPLY_LENGTH)
+    assert.doesNotMatch(text, /[\r\n]/)
+  })
+})
+
+describe('headerValue', () => {
+  const defaults = parseSettings({}).settings
+  it('shows the score, the listing zones and the IP', () => {
+    const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org')], defaults)
+    assert.equal(headerValue(v), 'score=5; listed=ips.backscatterer.org; ip=45.1.2.3')
+  })
+  it('unlisted, and with a failed zone', () => {
+    const ok = decideVerdict('45.1.2.3', [{ zone: 'ips.backscatterer.org', status: 'not-listed' }], defaults)
+    assert.equal(headerValue(ok), 'score=0; listed=none; ip=45.1.2.3')
+    const err = decideVerdict('45.1.2.3', [{ zone: 'ips.backscatterer.org', status: 'error', reason: 'timeout' }], defaults)
+    assert.equal(headerValue(err), 'score=0; listed=none; error=ips.backscatterer.org; ip=45.1.2.3')
+  })
+})

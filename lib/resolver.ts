@@ -96,7 +96,7 @@ export class DnsblResolver {
     const name = queryName(ip, zone)
     let records: RecordWithTtl[]
     try {
-      records = await withDeadline(this.resolve4(name), budgetMs)
+      records = await this.resolve4(name, budgetMs)
     } catch (err) {
       const code = errorCode(err)
       if (NOT_FOUND.has(code)) return { status: 'not-listed' }
@@ -119,10 +119,18 @@ export class DnsblResolver {
     return { status: 'listed', codes: answer.codes, reason, ttlSeconds }
   }
 
-  private async resolve4(name: string): Promise<RecordWithTtl[]> {
+  /**
+   * Up to `tries` attempts of at most timeoutMs each, all inside `budgetMs`.
+   * c-ares' own timer is not exact (it adapts to server metrics), so each
+   * attempt has its own deadline; an abandoned query settles on its own later.
+   */
+  private async resolve4(name: string, budgetMs: number): Promise<RecordWithTtl[]> {
+    const end = Date.now() + budgetMs
     for (let attempt = 1; ; attempt++) {
+      const left = end - Date.now()
+      if (left <= 0) throw new DeadlineError(`no answer within ${budgetMs} ms`)
       try {
-        return await this.resolver.resolve4(name, { ttl: true })
+        return await withDeadline(this.resolver.resolve4(name, { ttl: true }), Math.min(this.options.timeoutMs, left))
       } catch (err) {
         if (attempt >= this.options.tries || !RETRYABLE.has(errorCode(err))) throw err
       }

@@ -209,8 +209,12 @@ export function reverseIpv4(ip: string): string {
   return ip.split('.').reverse().join('.')
 }
 
+/** ::FFFF:7F00:2, the RFC 5782 IPv6 test point, as a query name prefix. */
+export const IPV6_TEST_POINT = '2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0'
+
 /**
- * A handler for a well-behaved DNSBL: passes the RFC 5782 test points and lists
+ * A handler for a well-behaved DNSBL: passes the RFC 5782 test points (IPv4 and
+ * IPv6) and lists
  * the given IPv4 addresses (value: A records and optional TXT).
  */
 export function dnsblZone(
@@ -219,6 +223,7 @@ export function dnsblZone(
 ): Handler {
   const entries = new Map<string, Script>()
   entries.set(`2.0.0.127.${zone}`, { a: ['127.0.0.2'], txt: ['RFC 5782 test point'] })
+  entries.set(`${IPV6_TEST_POINT}.${zone}`, { a: ['127.0.0.2'], txt: ['RFC 5782 test point'] })
   for (const [ip, v] of Object.entries(listed)) {
     entries.set(`${reverseIpv4(ip)}.${zone}`, {
       a: v.a ?? ['127.0.0.2'],

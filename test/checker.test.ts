@@ -1,0 +1,237 @@
+// BackscatterChecker against a scripted DNS server on 127.0.0.1: zone health,
+// cache, coalescing and bounded waits, counted in real DNS packets.
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+
+import { BackscatterChecker } from '../lib/checker'
+import { parseSettings } from '../lib/settings'
+import { dnsblZone, IPV6_TEST_POINT, reverseIpv4, startDns, TYPE, type Handler, type ScriptedDns } from './support/dns-server'
+
+const ZONE = 'bl.test'
+
+function makeChecker(server: string, dns: Record<string, unknown> = {}, main: Record<string, unknown> = {}) {
+  const lines: string[] = []
+  const { settings, problems } = parseSettings({
+    main: { zones: ZONE, ...main },
+    dns: { servers: server, timeout_ms: 200, tries: 2, health_interval: 0, ...dns },
+    [ZONE]: { ipv6: 'true' },
+  })
+  assert.deepEqual(problems, [])
+  const checker = new BackscatterChecker(settings, {
+    info: (m) => lines.push(`info ${m}`),
+    warn: (m) => lines.push(`warn ${m}`),
+  })
+  return { checker, lines }
+}
+
+describe('BackscatterChecker', () => {
+  let dns: ScriptedDns
+  const healthy = dnsblZone(ZONE, { '45.1.1.1': { txt: 'listed one', ttl: 2 }, '45.1.1.2': {} })
+  let handler: Handler = healthy
+
+  before(async () => {
+    dns = await startDns((q) => handler(q))
+  })
+  after(() => dns.close())
+
+  describe('cache', () => {
+    it('a repeated IP costs one query per TTL', async () => {
+      handler = healthy
+      const { checker } = makeChecker(dns.server)
+      const name = `${reverseIpv4('45.1.1.2')}.${ZONE}`
+      const before = dns.count(name, TYPE.A)
+      for (let i = 0; i < 5; i++) {
+        const [o] = await checker.check('45.1.1.2')
+        assert.equal(o!.status, 'listed')
+      }
+      assert.equal(dns.count(name, TYPE.A) - before, 1)
+      checker.close()
+    })
+
+    it('negative answers are cached for negative_ttl', async () => {
+      const { checker } = makeChecker(dns.server, { negative_ttl: 1 })
+      const name = `${reverseIpv4('45.9.9.9')}.${ZONE}`
+      const before = dns.count(name)
+      await checker.check('45.9.9.9')
+      await checker.check('45.9.9.9')
+      assert.equal(dns.count(name) - before, 1, 'cached')
+      await new Promise((r) => setTimeout(r, 1100))
+      await checker.check('45.9.9.9')
+      assert.equal(dns.count(name) - before, 2, 'expired after 1 s')
+      checker.close()
+    })
+
+    it('a listing expires with its TTL, capped by max_ttl', async () => {
+      const { checker } = makeChecker(dns.server, { max_ttl: 1 })
+      const name = `${reverseIpv4('45.1.1.1')}.${ZONE}`
+      const before = dns.count(name, TYPE.A)
+      await checker.check('45.1.1.1')
+      await checker.check('45.1.1.1')
+      assert.equal(dns.count(name, TYPE.A) - before, 1)
+      await new Promise((r) => setTimeout(r, 1100))
+      await checker.check('45.1.1.1')
+      assert.equal(dns.count(name, TYPE.A) - before, 2, 'max_ttl 1 s beats the 2 s TTL')
+      checker.close()
+    })
+
+    it('cache_size = 0 turns caching off', async () => {
+      const { checker } = makeChecker(dns.server, { cache_size: 0 })
+      const name = `${reverseIpv4('45.1.1.2')}.${ZONE}`
+      const before = dns.count(name, TYPE.A)
+      await checker.check('45.1.1.2')
+      await checker.check('45.1.1.2')
+      assert.equal(dns.count(name, TYPE.A) - before, 2)
+      checker.close()
+    })
+
+    it('errors are not cached', async () => {
+      handler = (q) => (q.name.startsWith('7.7.7.45.') ? { rcode: 'SERVFAIL' } : healthy(q))
+      const { checker } = makeChecker(dns.server)
+      const before = dns.count(`7.7.7.45.${ZONE}`)
+      assert.equal((await checker.check('45.7.7.7'))[0]!.status, 'error')
+      assert.equal((await checker.check('45.7.7.7'))[0]!.status, 'error')
+      assert.equal(dns.count(`7.7.7.45.${ZONE}`) - before, 2)
+      checker.close()
+      handler = healthy
+    })
+  })
+
+  it('coalescing: 50 concurrent lookups of one IP make one query', async () => {
+    handler = (q) => (q.name.startsWith('5.5.5.45.') ? { a: ['127.0.0.2'], delayMs: 50 } : healthy(q))
+    const { checker } = makeChecker(dns.server, { cache_size: 0 })
+    const name = `5.5.5.45.${ZONE}`
+    const before = dns.count(name, TYPE.A)
+    const all = await Promise.all(Array.from({ length: 50 }, () => checker.check('45.5.5.5')))
+    assert.ok(all.every((o) => o[0]!.status === 'listed'))
+    assert.equal(dns.count(name, TYPE.A) - before, 1)
+    checker.close()
+    handler = healthy
+  })
+
+  describe('zone health (RFC 5782 §5)', () => {
+    it('a healthy zone is checked once at start and used', async () => {
+      handler = healthy
+      const { checker, lines } = makeChecker(dns.server, { health_interval: 300 })
+      const before = dns.count(`2.0.0.127.${ZONE}`, TYPE.A)
+      checker.start()
+      const [o] = await checker.check('45.1.1.2')
+      assert.equal(o!.status, 'listed')
+      assert.equal(dns.count(`2.0.0.127.${ZONE}`, TYPE.A) - before, 1)
+      assert.ok(dns.count(`1.0.0.127.${ZONE}`) >= 1)
+      assert.ok(dns.count(`${IPV6_TEST_POINT}.${ZONE}`) >= 1, 'IPv6 test point queried for an ipv6 zone')
+      assert.deepEqual(lines, [`info zone ${ZONE} passed its RFC 5782 test-point check; in use`])
+      checker.close()
+    })
+
+    it('a wildcard zone (lists 127.0.0.1) is suspended, then returns when it passes', async () => {
+      handler = (q) => (q.name.endsWith(ZONE) ? { a: ['127.0.0.2'] } : undefined)
+      const { checker, lines } = makeChecker(dns.server, { health_interval: 300 })
+      checker.start()
+      const [o] = await checker.check('45.6.6.6')
+      assert.deepEqual(o, {
+        zone: ZONE,
+        status: 'skipped',
+        reason: 'zone suspended: lists test point 127.0.0.1, so it would list everything',
+      })
+      assert.equal(dns.count(`6.6.6.45.${ZONE}`), 0, 'no query for the client while suspended')
+      await checker.checkHealth()
+      assert.equal(lines.filter((l) => l.startsWith('warn')).length, 1, 'one warning per change of state')
+      handler = healthy
+      await checker.checkHealth()
+      assert.equal(checker.healthStates()[0]!.state, 'usable')
+      assert.equal((await checker.check('45.6.6.6'))[0]!.status, 'not-listed')
+      assert.equal(lines.length, 2)
+      assert.match(lines[1]!, /passed/)
+      checker.close()
+    })
+
+    for (const [what, bad] of [
+      ['does not list 127.0.0.2', (q: { name: string }) => (q.name.startsWith('2.0.0.127.') ? undefined : healthy(q as never))],
+      ['answers outside 127/8', (q: { name: string }) => (q.name.endsWith(ZONE) ? { a: ['62.0.58.94'] } : undefined)],
+      ['times out', () => ({ drop: true })],
+    ] as const) {
+      it(`a zone that ${what} is suspended`, async () => {
+        handler = bad as Handler
+        const { checker } = makeChecker(dns.server, { health_interval: 300 })
+        checker.start()
+        const t0 = Date.now()
+        const [o] = await checker.check('45.1.1.2')
+        assert.ok(Date.now() - t0 < 200 * 2 + 150, 'within the DNS budget')
+        assert.ok(o!.status === 'skipped' || o!.status === 'error', JSON.stringify(o))
+        await checker.checkHealth()
+        assert.equal(checker.healthStates()[0]!.state, 'suspended')
+        assert.equal((await checker.check('45.1.1.2'))[0]!.status, 'skipped')
+        checker.close()
+        handler = healthy
+      })
+    }
+
+    it('a lookup that arrives before the first check waits for it', async () => {
+      handler = (q) => (q.name.startsWith('2.0.0.127.') ? { a: ['127.0.0.2'], delayMs: 100 } : healthy(q))
+      const { checker } = makeChecker(dns.server, { health_interval: 300 })
+      const start = dns.queries.length
+      checker.start()
+      const [o] = await checker.check('45.1.1.2')
+      assert.equal(o!.status, 'listed')
+      const queries = dns.queries.slice(start)
+      const firstClientQuery = queries.findIndex((q) => q.name === `2.1.1.45.${ZONE}`)
+      const lastHealthQuery = queries.findLastIndex((q) => q.name === `2.0.0.127.${ZONE}`)
+      assert.ok(lastHealthQuery >= 0 && firstClientQuery >= 0)
+      assert.ok(firstClientQuery > lastHealthQuery, 'the client was queried after the test point')
+      checker.close()
+      handler = healthy
+    })
+
+    it('the health timer does not keep the process alive', async () => {
+      const { checker } = makeChecker(dns.server, { health_interval: 1 })
+      checker.start()
+      const timer = (checker as unknown as { timer: NodeJS.Timeout }).timer
+      assert.equal(timer.hasRef(), false)
+      checker.close()
+    })
+  })
+
+  it('IPv6 clients are skipped for IPv4-only zones and looked up for ipv6 zones', async () => {
+    handler = healthy
+    const v4only = new BackscatterChecker(
+      parseSettings({ main: { zones: ZONE }, dns: { servers: dns.server, health_interval: 0 } }).settings,
+      { info: () => {}, warn: () => {} },
+    )
+    assert.deepEqual(await v4only.check('2a00:1450::1'), [{ zone: ZONE, status: 'skipped', reason: 'IPv6 not checked' }])
+    v4only.close()
+    const { checker } = makeChecker(dns.server)
+    assert.equal((await checker.check('2a00:1450::1'))[0]!.status, 'not-listed')
+    assert.ok(dns.queries.some((q) => q.name.endsWith(`.0.5.4.1.0.0.a.2.${ZONE}`)))
+    checker.close()
+  })
+
+  it('soak: 100 000 distinct IPs keep the cache bounded and the heap stable', async () => {
+    handler = () => undefined // NXDOMAIN for all: the fastest real answer
+    const { checker } = makeChecker(dns.server, { cache_size: 1000, timeout_ms: 2000 })
+    const cache = (checker as unknown as { cache: { size: number } }).cache
+    const inflight = (checker as unknown as { inflight: Map<string, unknown> }).inflight
+    const total = 100_000
+    const concurrency = 200
+    const heap: number[] = []
+    let next = 0
+    const worker = async () => {
+      while (next < total) {
+        const n = next++
+        const ip = `46.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`
+        const [o] = await checker.check(ip)
+        if (o!.status !== 'not-listed') throw new Error(`${ip}: ${JSON.stringify(o)}`)
+        if (n % 20_000 === 0) {
+          global.gc?.()
+          heap.push(process.memoryUsage().heapUsed)
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: concurrency }, worker))
+    assert.equal(cache.size, 1000, 'cache bounded by cache_size')
+    assert.equal(inflight.size, 0, 'nothing left in flight')
+    const growth = heap[heap.length - 1]! - heap[1]!
+    assert.ok(growth < 30 * 1024 * 1024, `heap grew ${Math.round(growth / 1024 / 1024)} MB: ${heap.map((h) => Math.round(h / 1e6))}`)
+    checker.close()
+    handler = healthy
+  })
+})

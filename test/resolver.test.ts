@@ -1,0 +1,188 @@
+// DnsblResolver against a scripted DNS server on 127.0.0.1: every answer the
+// list (or a broken resolver) can give, over real UDP/TCP.
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+
+import { DnsblResolver, queryName, type LookupResult } from '../lib/resolver'
+import { reverseIpv4, startDns, TYPE, type Script, type ScriptedDns } from './support/dns-server'
+
+const ZONE = 'bl.test'
+const IP = '45.1.2.3'
+const NAME = `${reverseIpv4(IP)}.${ZONE}`
+
+describe('queryName', () => {
+  it('reverses IPv4 octets (RFC 5782 §2.1)', () => {
+    assert.equal(queryName('45.1.2.3', ZONE), '3.2.1.45.bl.test')
+  })
+  it('reverses IPv6 nibbles (RFC 5782 §2.4)', () => {
+    assert.equal(
+      queryName('2001:db8::1', ZONE),
+      '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test',
+    )
+    assert.equal(queryName('::ffff:7f00:2', ZONE), '2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.bl.test')
+  })
+})
+
+describe('DnsblResolver', () => {
+  let dns: ScriptedDns
+  let script: Script | undefined
+  let resolver: DnsblResolver
+
+  before(async () => {
+    dns = await startDns((q) => (q.name === NAME ? script : undefined))
+    resolver = new DnsblResolver({ servers: [dns.server], timeoutMs: 200, tries: 2 })
+  })
+  after(() => dns.close())
+
+  const lookup = async (s: Script | undefined): Promise<{ result: LookupResult; ms: number; queries: number }> => {
+    script = s
+    const before = dns.queries.length
+    const t0 = Date.now()
+    const result = await resolver.lookup(IP, ZONE)
+    return { result, ms: Date.now() - t0, queries: dns.queries.length - before }
+  }
+
+  it('NXDOMAIN: not listed', async () => {
+    const { result } = await lookup(undefined)
+    assert.deepEqual(result, { status: 'not-listed' })
+  })
+
+  it('NOERROR without an A record: not listed', async () => {
+    const { result } = await lookup({ txt: ['only a TXT'] })
+    assert.deepEqual(result, { status: 'not-listed' })
+  })
+
+  it('listed: codes, TXT reason and TTL', async () => {
+    const { result, queries } = await lookup({ a: ['127.0.0.2'], txt: ['Sent backscatter to us'], ttl: 1234 })
+    assert.deepEqual(result, { status: 'listed', codes: ['127.0.0.2'], reason: 'Sent backscatter to us', ttlSeconds: 1234 })
+    assert.equal(queries, 2, 'one A and one TXT query')
+  })
+
+  it('a listing whose TXT query fails keeps an empty reason', async () => {
+    dns.setHandler((q) => (q.name === NAME ? (q.type === TYPE.TXT ? { rcode: 'SERVFAIL' } : script) : undefined))
+    try {
+      const { result } = await lookup({ a: ['127.0.0.2'] })
+      assert.deepEqual(result, { status: 'listed', codes: ['127.0.0.2'], reason: '', ttlSeconds: 300 })
+    } finally {
+      dns.setHandler((q) => (q.name === NAME ? script : undefined))
+    }
+  })
+
+  it('SERVFAIL: error, no retry', async () => {
+    const { result, queries } = await lookup({ rcode: 'SERVFAIL' })
+    assert.deepEqual(result, { status: 'error', reason: 'SERVFAIL' })
+    assert.equal(queries, 1)
+  })
+
+  it('REFUSED: error', async () => {
+    const { result } = await lookup({ rcode: 'REFUSED' })
+    assert.deepEqual(result, { status: 'error', reason: 'REFUSED' })
+  })
+
+  it('a silent server: error after timeout × tries, each try sent', async () => {
+    const { result, ms, queries } = await lookup({ drop: true })
+    assert.deepEqual(result, { status: 'error', reason: 'timeout' })
+    assert.ok(ms >= 150 && ms < 200 * 2 + 150, `took ${ms} ms`)
+    assert.equal(queries, 2)
+  })
+
+  it('answers slower than the timeout count as silence', async () => {
+    const { result, ms } = await lookup({ a: ['127.0.0.2'], delayMs: 450 })
+    assert.equal(result.status, 'error')
+    assert.ok(ms < 200 * 2 + 150, `took ${ms} ms`)
+  })
+
+  it('a slow TXT answer cannot stretch the lookup past its budget', async () => {
+    dns.setHandler((q) =>
+      q.name === NAME ? (q.type === TYPE.TXT ? { txt: ['late'], delayMs: 1000 } : { a: ['127.0.0.2'], delayMs: 150 }) : undefined,
+    )
+    try {
+      const t0 = Date.now()
+      const result = await resolver.lookup(IP, ZONE)
+      const ms = Date.now() - t0
+      assert.equal(result.status, 'listed')
+      assert.equal((result as { reason: string }).reason, '')
+      assert.ok(ms < 200 * 2 + 100, `took ${ms} ms`)
+    } finally {
+      dns.setHandler((q) => (q.name === NAME ? script : undefined))
+    }
+  })
+
+  it('an answer outside 127/8 is an error', async () => {
+    const { result } = await lookup({ a: ['62.0.58.94'] })
+    assert.deepEqual(result, { status: 'error', reason: 'answer 62.0.58.94 is outside 127.0.0.0/8' })
+  })
+
+  it('127.255.255.254 (public resolver blocked) is an error', async () => {
+    const { result } = await lookup({ a: ['127.255.255.254'] })
+    assert.deepEqual(result, { status: 'error', reason: 'answer 127.255.255.254 is an error code' })
+  })
+
+  it('many A records are classified together', async () => {
+    const a = Array.from({ length: 40 }, (_, i) => `127.0.0.${(i % 10) + 2}`)
+    const { result } = await lookup({ a })
+    assert.equal(result.status, 'listed')
+    assert.equal((result as { codes: string[] }).codes.length, 10)
+  })
+
+  it('a CNAME chain is followed to the A records', async () => {
+    const { result } = await lookup({ cname: ['a.alias.test', 'b.alias.test'], a: ['127.0.0.2'], txt: ['via alias'] })
+    assert.deepEqual(result, { status: 'listed', codes: ['127.0.0.2'], reason: 'via alias', ttlSeconds: 300 })
+  })
+
+  it('a CNAME chain to an address outside 127/8 is an error', async () => {
+    const { result } = await lookup({ cname: ['parked.example'], a: ['62.0.58.94'] })
+    assert.equal(result.status, 'error')
+  })
+
+  it('huge and many TXT strings, control and non-ASCII characters: one clean, bounded reason', async () => {
+    const txt = [
+      ['Listed\r\nX-Injected: yes\0', 'é'.repeat(100)],
+      ...Array.from({ length: 30 }, () => ['z'.repeat(255)]),
+    ]
+    const { result } = await lookup({ a: ['127.0.0.2'], txt })
+    assert.equal(result.status, 'listed')
+    const reason = (result as { reason: string }).reason
+    assert.ok(reason.startsWith('Listed X-Injected: yes z'), reason.slice(0, 40))
+    assert.doesNotMatch(reason, /[^\x20-\x7e]/)
+    assert.ok(reason.length <= 200)
+  })
+
+  it('a truncated UDP answer is retried over TCP', async () => {
+    const { result } = await lookup({ a: ['127.0.0.2'], txt: ['over tcp'], truncate: true })
+    assert.equal(result.status, 'listed')
+    assert.ok(dns.queries.some((q) => q.name === NAME && q.transport === 'tcp'), 'a TCP query was made')
+  })
+
+  it('garbage instead of a DNS message: an error within the budget', async () => {
+    const { result, ms } = await lookup({ garbage: Buffer.from('not dns at all, not even close') })
+    assert.equal(result.status, 'error')
+    assert.ok(ms < 200 * 2 + 150, `took ${ms} ms`)
+  })
+
+  it('a short packet with a wrong ID is ignored like silence', async () => {
+    const { result } = await lookup({ garbage: Buffer.from([0, 1]) })
+    assert.equal(result.status, 'error')
+  })
+
+  it('a wildcard zone (everything listed) is seen as listed here; the health check catches it', async () => {
+    dns.setHandler((q) => (q.name.endsWith(ZONE) ? { a: ['127.0.0.2'] } : undefined))
+    try {
+      const r = await resolver.lookup('127.0.0.1', ZONE)
+      assert.equal(r.status, 'listed')
+    } finally {
+      dns.setHandler((q) => (q.name === NAME ? script : undefined))
+    }
+  })
+
+  it('a resolver that refuses connections (no server on the port): error within the budget', async () => {
+    const closed = await startDns(() => undefined)
+    const server = closed.server
+    await closed.close()
+    const r = new DnsblResolver({ servers: [server], timeoutMs: 200, tries: 2 })
+    const t0 = Date.now()
+    const result = await r.lookup(IP, ZONE)
+    assert.equal(result.status, 'error')
+    assert.ok(Date.now() - t0 < 200 * 2 + 150)
+  })
+})

@@ -1,0 +1,281 @@
+// A real Haraka for end-to-end tests and the demo, set up with the README's
+// install steps: `npm pack` the plugin, `haraka -i` a fresh deployment, install
+// the tarball there, list `backscatter` in config/plugins, start `haraka -c DIR`.
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+
+export const REPO = path.resolve(__dirname, '..', '..')
+/** What `node_modules/.bin/haraka` runs. */
+export const HARAKA_BIN = path.join(REPO, 'node_modules', 'Haraka', 'bin', 'haraka')
+export const HARAKA_VERSION = (
+  JSON.parse(fs.readFileSync(path.join(REPO, 'node_modules', 'Haraka', 'package.json'), 'utf8')) as {
+    version: string
+  }
+).version
+
+/** The domain the deployments accept mail for (config/host_list). */
+export const LOCAL_DOMAIN = 'example.net'
+
+const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+
+/** `npm pack` the repository (its `prepare` script builds dist/); returns the tarball's path. */
+export async function packPlugin(destDir: string): Promise<string> {
+  fs.mkdirSync(destDir, { recursive: true })
+  await run(NPM, ['pack', '--pack-destination', destDir, '--loglevel=error'], {
+    cwd: REPO,
+    maxBuffer: 16 * 1024 * 1024,
+  })
+  const tgz = fs.readdirSync(destDir).filter((f) => /^haraka-plugin-backscatter-.*\.tgz$/.test(f))
+  if (tgz.length !== 1) throw new Error(`npm pack left ${tgz.length} tarballs in ${destDir}`)
+  return path.join(destDir, tgz[0] as string)
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freeTcpPort(): Promise<number> {
+  const srv = net.createServer()
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => resolve())
+  })
+  const { port } = srv.address() as net.AddressInfo
+  await new Promise<void>((r) => srv.close(() => r()))
+  return port
+}
+
+export interface Deployment {
+  /** The deployment folder (`haraka -c DIR`). */
+  readonly dir: string
+  /** Where Haraka's queue/test plugin writes accepted messages (its TMPDIR). */
+  readonly mailDir: string
+  writeConfig(name: string, text: string): void
+  readConfig(name: string): string
+  /** Remove the whole folder. */
+  remove(): void
+}
+
+/**
+ * `haraka -i DIR`, then `npm install <tarball>` in it, as the README says. The
+ * npm cache makes the install quick; the registry is only asked when the cache
+ * lacks a dependency.
+ */
+export async function createDeployment(tarball: string, parent?: string): Promise<Deployment> {
+  const base = parent ?? fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-e2e-'))
+  const dir = path.join(base, 'haraka')
+  await run(process.execPath, [HARAKA_BIN, '-i', dir])
+  await run(NPM, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], {
+    cwd: dir,
+    maxBuffer: 16 * 1024 * 1024,
+  })
+  const installed = path.join(dir, 'node_modules', 'haraka-plugin-backscatter', 'package.json')
+  if (!fs.existsSync(installed)) throw new Error(`npm install did not create ${installed}`)
+  const mailDir = path.join(dir, 'mail')
+  fs.mkdirSync(mailDir)
+  const cfg = (name: string): string => path.join(dir, 'config', name)
+  return {
+    dir,
+    mailDir,
+    writeConfig: (name, text) => fs.writeFileSync(cfg(name), text),
+    readConfig: (name) => fs.readFileSync(cfg(name), 'utf8'),
+    remove: () => fs.rmSync(base, { recursive: true, force: true }),
+  }
+}
+
+export interface HarakaOptions {
+  /** Plugins for config/plugins, in order; comments ('# …') allowed. */
+  plugins: readonly string[]
+  /** config/backscatter.ini in the deployment (overrides the package's defaults). */
+  backscatterIni: string
+  /** smtp.ini `nodes`: 0 = one process, 2 = cluster mode with two workers. */
+  nodes?: number
+  /** More config files, by name. */
+  files?: Record<string, string>
+  /** Milliseconds to wait for Haraka to listen. */
+  startTimeoutMs?: number
+}
+
+export interface Haraka {
+  readonly port: number
+  readonly pid: number
+  /** Worker pids in cluster mode (empty with nodes=0). */
+  readonly workers: number[]
+  /** Everything Haraka wrote to stdout and stderr so far. */
+  log(): string
+  /** The log's current length, to wait for or read only what comes after. */
+  mark(): number
+  /** Wait until `re` has matched `count` lines written after `from`; returns the lines. */
+  waitForLog(re: RegExp, opts?: { from?: number; count?: number; timeoutMs?: number }): Promise<string[]>
+  /** The stored message queue/test wrote for this queue id (`mail_<id>.eml`). */
+  message(queueId: string): Promise<string>
+  /** Stop Haraka (SIGINT, then SIGKILL for the whole process group); never throws. */
+  stop(): Promise<void>
+}
+
+const CONFIG_PLUGINS_HEADER = [
+  '# Written by the end-to-end tests. Order matters: backscatter must come',
+  '# before the rcpt_to.* plugin that accepts recipients, or its RCPT hook',
+  '# would never run.',
+]
+
+/** Lines of the log that show an uncaught error in Haraka or a plugin. */
+export function uncaughtErrors(log: string): string[] {
+  return log
+    .split('\n')
+    .filter(
+      (l) =>
+        /\[(CRIT|EMERG)\]/.test(l) ||
+        /Caught exception|uncaught|unhandled/i.test(l) ||
+        /^\s+at .+\(.+:\d+:\d+\)$/.test(l) ||
+        /\[ERROR\].*\[backscatter\]/.test(l),
+    )
+}
+
+/** Write the deployment's config and start `haraka -c DIR`; resolves once every worker listens. */
+export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise<Haraka> {
+  const nodes = opts.nodes ?? 0
+  const port = await freeTcpPort()
+  dep.writeConfig(
+    'smtp.ini',
+    [
+      `listen=127.0.0.1:${port}`,
+      `nodes=${nodes}`,
+      'inactivity_timeout=30',
+      'force_shutdown_timeout=3',
+      '',
+    ].join('\n'),
+  )
+  dep.writeConfig('plugins', [...CONFIG_PLUGINS_HEADER, ...opts.plugins, ''].join('\n'))
+  dep.writeConfig('host_list', `${LOCAL_DOMAIN}\n`)
+  dep.writeConfig('log.ini', '[main]\nlevel=info\ntimestamps=false\nformat=default\n')
+  dep.writeConfig('backscatter.ini', opts.backscatterIni)
+  for (const [name, text] of Object.entries(opts.files ?? {})) dep.writeConfig(name, text)
+
+  const logFile = path.join(dep.dir, 'haraka.log')
+  const logStream = fs.createWriteStream(logFile)
+  let text = ''
+  const child: ChildProcess = spawn(process.execPath, [HARAKA_BIN, '-c', dep.dir], {
+    cwd: dep.dir,
+    // queue/test writes each accepted message to os.tmpdir()/mail_<uuid>.eml.
+    env: { ...process.env, TMPDIR: dep.mailDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so stop() can end the workers with it.
+    detached: true,
+  })
+  const append = (d: Buffer): void => {
+    text += d.toString()
+    logStream.write(d)
+  }
+  child.stdout?.on('data', append)
+  child.stderr?.on('data', append)
+  const exited = new Promise<void>((r) => child.once('exit', () => r()))
+
+  const pid = child.pid
+  if (pid === undefined) throw new Error('haraka did not start')
+
+  const waitForLog: Haraka['waitForLog'] = async (re, o = {}) => {
+    const from = o.from ?? 0
+    const count = o.count ?? 1
+    const deadline = Date.now() + (o.timeoutMs ?? 10_000)
+    for (;;) {
+      const lines = text
+        .slice(from)
+        .split('\n')
+        .filter((l) => re.test(l))
+      if (lines.length >= count) return lines
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`haraka exited (${child.exitCode ?? child.signalCode}) before logging ${re}:\n${text}`)
+      }
+      if (Date.now() > deadline) throw new Error(`haraka did not log ${re} ${count}x in time:\n${text.slice(from)}`)
+      await new Promise((r) => setTimeout(r, 25))
+    }
+  }
+
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGINT')
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-pid, 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }, 5000)
+      await exited
+      clearTimeout(timer)
+    }
+    // Cluster workers leave when the master does; make sure none lingers.
+    try {
+      process.kill(-pid, 'SIGKILL')
+    } catch {
+      // the group is empty
+    }
+    await new Promise<void>((r) => logStream.end(() => r()))
+  }
+
+  try {
+    const listening = nodes > 0 ? /worker \d+ listening on 127\.0\.0\.1:/ : /Listening on 127\.0\.0\.1:/
+    await waitForLog(listening, { count: Math.max(nodes, 1), timeoutMs: opts.startTimeoutMs ?? 20_000 })
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  const workers = [...text.matchAll(/worker started worker=\d+ pid=(\d+)/g)].map((m) => Number(m[1]))
+
+  return {
+    port,
+    pid,
+    workers,
+    log: () => text,
+    mark: () => text.length,
+    waitForLog,
+    message: async (queueId) => {
+      const file = path.join(dep.mailDir, `mail_${queueId}.eml`)
+      // queue/test answers once the file is closed, but allow for a slow disk.
+      for (let i = 0; i < 40 && !fs.existsSync(file); i++) await new Promise((r) => setTimeout(r, 25))
+      return fs.readFileSync(file, 'utf8')
+    },
+    stop,
+  }
+}
+
+/** The value of header `name` in a stored message (first occurrence, unfolded). */
+export function headerOf(message: string, name: string): string | undefined {
+  const head = message.split(/\r?\n\r?\n/)[0] ?? ''
+  const unfolded = head.replace(/\r?\n[ \t]+/g, ' ')
+  const re = new RegExp(`^${name.replace(/[-]/g, '\\-')}:[ \\t]*(.*)$`, 'im')
+  return re.exec(unfolded)?.[1]?.trim()
+}
+
+/** The server-side socket of a client connection: which process holds it (Linux /proc). */
+export function processHoldingConnection(pids: readonly number[], serverPort: number, clientPort: number): number | undefined {
+  const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0')
+  const local = `0100007F:${hex(serverPort)}`
+  const remote = `0100007F:${hex(clientPort)}`
+  let inode: string | undefined
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/)
+    if (f[1] === local && f[2] === remote) inode = f[9]
+  }
+  if (!inode || inode === '0') return undefined
+  for (const pid of pids) {
+    let fds: string[] = []
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`)
+    } catch {
+      continue
+    }
+    for (const fd of fds) {
+      try {
+        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`) return pid
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return undefined
+}

@@ -154,7 +154,12 @@ function outcomeResult(o: ZoneOutcome): Record<string, string> {
   }
 }
 
-function recordResults(plugin: BackscatterPlugin, connection: Connection, txn: Transaction, v: Verdict): void {
+function recordResults(
+  plugin: BackscatterPlugin,
+  connection: Connection,
+  txn: Transaction,
+  v: Verdict,
+): void {
   for (const o of v.outcomes) txn.results.add(plugin, outcomeResult(o))
   txn.results.add(plugin, { score: v.score })
   for (const o of v.listed) {

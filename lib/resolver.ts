@@ -130,7 +130,10 @@ export class DnsblResolver {
       const left = end - Date.now()
       if (left <= 0) throw new DeadlineError(`no answer within ${budgetMs} ms`)
       try {
-        return await withDeadline(this.resolver.resolve4(name, { ttl: true }), Math.min(this.options.timeoutMs, left))
+        return await withDeadline(
+          this.resolver.resolve4(name, { ttl: true }),
+          Math.min(this.options.timeoutMs, left),
+        )
       } catch (err) {
         if (attempt >= this.options.tries || !RETRYABLE.has(errorCode(err))) throw err
       }

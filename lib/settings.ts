@@ -86,15 +86,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   main: ['zones', 'threshold', 'action', 'message', 'exempt_recipients', 'header'],
   senders: ['null', 'local_parts'],
   skip: ['private', 'relaying', 'ips'],
-  dns: [
-    'servers',
-    'timeout_ms',
-    'tries',
-    'cache_size',
-    'max_ttl',
-    'negative_ttl',
-    'health_interval',
-  ],
+  dns: ['servers', 'timeout_ms', 'tries', 'cache_size', 'max_ttl', 'negative_ttl', 'health_interval'],
 }
 const ZONE_KEYS = ['score', 'ipv4', 'ipv6', 'lookup_url', 'file']
 
@@ -313,7 +305,8 @@ export function parseSettings(raw: unknown): ParsedSettings {
 
   const header = r.string('main', 'header', 'X-Haraka-Backscatter')
   const validHeader = header === '' || /^[\x21-\x39\x3b-\x7e]+$/.test(header)
-  if (!validHeader) r.problem('main', 'header', `"${header}" is not a header field name; using X-Haraka-Backscatter`)
+  if (!validHeader)
+    r.problem('main', 'header', `"${header}" is not a header field name; using X-Haraka-Backscatter`)
 
   const message = r.string('main', 'message', DEFAULT_MESSAGE)
   const settings: Settings = Object.freeze({

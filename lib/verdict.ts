@@ -95,7 +95,10 @@ export function formatReply(verdict: Verdict, settings: Settings): string {
     score: String(verdict.score),
   }
   // One pass, so a value that happens to contain "{zone}" is not expanded again.
-  const text = settings.message.replace(/\{(ip|zone|reason|url|score)\}/g, (_m, key: string) => values[key] ?? '')
+  const text = settings.message.replace(
+    /\{(ip|zone|reason|url|score)\}/g,
+    (_m, key: string) => values[key] ?? '',
+  )
   return cleanText(text, MAX_REPLY_LENGTH)
 }
 

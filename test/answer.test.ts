@@ -61,7 +61,10 @@ describe('cleanText', () => {
   })
 
   it('leaves ordinary text alone', () => {
-    assert.equal(cleanText('Listed, see https://www.backscatterer.org/?ip=1.2.3.4'), 'Listed, see https://www.backscatterer.org/?ip=1.2.3.4')
+    assert.equal(
+      cleanText('Listed, see https://www.backscatterer.org/?ip=1.2.3.4'),
+      'Listed, see https://www.backscatterer.org/?ip=1.2.3.4',
+    )
   })
 })
 

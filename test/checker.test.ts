@@ -5,7 +5,15 @@ import { after, before, describe, it } from 'node:test'
 
 import { BackscatterChecker } from '../lib/checker'
 import { parseSettings } from '../lib/settings'
-import { dnsblZone, IPV6_TEST_POINT, reverseIpv4, startDns, TYPE, type Handler, type ScriptedDns } from './support/dns-server'
+import {
+  dnsblZone,
+  IPV6_TEST_POINT,
+  reverseIpv4,
+  startDns,
+  TYPE,
+  type Handler,
+  type ScriptedDns,
+} from './support/dns-server'
 
 const ZONE = 'bl.test'
 
@@ -146,8 +154,14 @@ describe('BackscatterChecker', () => {
     })
 
     for (const [what, bad] of [
-      ['does not list 127.0.0.2', (q: { name: string }) => (q.name.startsWith('2.0.0.127.') ? undefined : healthy(q as never))],
-      ['answers outside 127/8', (q: { name: string }) => (q.name.endsWith(ZONE) ? { a: ['62.0.58.94'] } : undefined)],
+      [
+        'does not list 127.0.0.2',
+        (q: { name: string }) => (q.name.startsWith('2.0.0.127.') ? undefined : healthy(q as never)),
+      ],
+      [
+        'answers outside 127/8',
+        (q: { name: string }) => (q.name.endsWith(ZONE) ? { a: ['62.0.58.94'] } : undefined),
+      ],
       ['times out', () => ({ drop: true })],
     ] as const) {
       it(`a zone that ${what} is suspended`, async () => {
@@ -197,7 +211,9 @@ describe('BackscatterChecker', () => {
       parseSettings({ main: { zones: ZONE }, dns: { servers: dns.server, health_interval: 0 } }).settings,
       { info: () => {}, warn: () => {} },
     )
-    assert.deepEqual(await v4only.check('2a00:1450::1'), [{ zone: ZONE, status: 'skipped', reason: 'IPv6 not checked' }])
+    assert.deepEqual(await v4only.check('2a00:1450::1'), [
+      { zone: ZONE, status: 'skipped', reason: 'IPv6 not checked' },
+    ])
     v4only.close()
     const { checker } = makeChecker(dns.server)
     assert.equal((await checker.check('2a00:1450::1'))[0]!.status, 'not-listed')
@@ -230,7 +246,10 @@ describe('BackscatterChecker', () => {
     assert.equal(cache.size, 1000, 'cache bounded by cache_size')
     assert.equal(inflight.size, 0, 'nothing left in flight')
     const growth = heap[heap.length - 1]! - heap[1]!
-    assert.ok(growth < 30 * 1024 * 1024, `heap grew ${Math.round(growth / 1024 / 1024)} MB: ${heap.map((h) => Math.round(h / 1e6))}`)
+    assert.ok(
+      growth < 30 * 1024 * 1024,
+      `heap grew ${Math.round(growth / 1024 / 1024)} MB: ${heap.map((h) => Math.round(h / 1e6))}`,
+    )
     checker.close()
     handler = healthy
   })

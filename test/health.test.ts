@@ -31,7 +31,9 @@ describe('assessTestPoints (RFC 5782 §5)', () => {
   })
 
   it('errors (timeouts, answers outside 127/8) fail the check', () => {
-    const a = assessTestPoints([{ point: '127.0.0.2', mustBeListed: true, result: { status: 'error', reason: 'timeout' } }])
+    const a = assessTestPoints([
+      { point: '127.0.0.2', mustBeListed: true, result: { status: 'error', reason: 'timeout' } },
+    ])
     assert.deepEqual(a, { usable: false, reason: 'test point 127.0.0.2: timeout' })
   })
 })
@@ -46,7 +48,11 @@ describe('ZoneHealth', () => {
       { usable: true },
     ]
     const changes: [HealthState, string][] = []
-    const h = new ZoneHealth('z', async () => answers.shift()!, (_z, s, r) => changes.push([s, r]))
+    const h = new ZoneHealth(
+      'z',
+      async () => answers.shift()!,
+      (_z, s, r) => changes.push([s, r]),
+    )
     assert.equal(h.state, 'unchecked')
     for (let i = 0; i < 5; i++) await h.check()
     await h.ready
@@ -73,7 +79,13 @@ describe('ZoneHealth', () => {
   })
 
   it('a probe that throws suspends the zone instead of escaping', async () => {
-    const h = new ZoneHealth('z', async () => { throw new Error('boom') }, () => {})
+    const h = new ZoneHealth(
+      'z',
+      async () => {
+        throw new Error('boom')
+      },
+      () => {},
+    )
     await h.check()
     assert.equal(h.state, 'suspended')
     assert.match(h.reason, /boom/)

@@ -19,7 +19,10 @@ describe('queryName', () => {
       queryName('2001:db8::1', ZONE),
       '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test',
     )
-    assert.equal(queryName('::ffff:7f00:2', ZONE), '2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.bl.test')
+    assert.equal(
+      queryName('::ffff:7f00:2', ZONE),
+      '2.0.0.0.0.0.f.7.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.bl.test',
+    )
   })
 })
 
@@ -34,7 +37,9 @@ describe('DnsblResolver', () => {
   })
   after(() => dns.close())
 
-  const lookup = async (s: Script | undefined): Promise<{ result: LookupResult; ms: number; queries: number }> => {
+  const lookup = async (
+    s: Script | undefined,
+  ): Promise<{ result: LookupResult; ms: number; queries: number }> => {
     script = s
     const before = dns.queries.length
     const t0 = Date.now()
@@ -54,12 +59,19 @@ describe('DnsblResolver', () => {
 
   it('listed: codes, TXT reason and TTL', async () => {
     const { result, queries } = await lookup({ a: ['127.0.0.2'], txt: ['Sent backscatter to us'], ttl: 1234 })
-    assert.deepEqual(result, { status: 'listed', codes: ['127.0.0.2'], reason: 'Sent backscatter to us', ttlSeconds: 1234 })
+    assert.deepEqual(result, {
+      status: 'listed',
+      codes: ['127.0.0.2'],
+      reason: 'Sent backscatter to us',
+      ttlSeconds: 1234,
+    })
     assert.equal(queries, 2, 'one A and one TXT query')
   })
 
   it('a listing whose TXT query fails keeps an empty reason', async () => {
-    dns.setHandler((q) => (q.name === NAME ? (q.type === TYPE.TXT ? { rcode: 'SERVFAIL' } : script) : undefined))
+    dns.setHandler((q) =>
+      q.name === NAME ? (q.type === TYPE.TXT ? { rcode: 'SERVFAIL' } : script) : undefined,
+    )
     try {
       const { result } = await lookup({ a: ['127.0.0.2'] })
       assert.deepEqual(result, { status: 'listed', codes: ['127.0.0.2'], reason: '', ttlSeconds: 300 })
@@ -94,7 +106,11 @@ describe('DnsblResolver', () => {
 
   it('a slow TXT answer cannot stretch the lookup past its budget', async () => {
     dns.setHandler((q) =>
-      q.name === NAME ? (q.type === TYPE.TXT ? { txt: ['late'], delayMs: 1000 } : { a: ['127.0.0.2'], delayMs: 150 }) : undefined,
+      q.name === NAME
+        ? q.type === TYPE.TXT
+          ? { txt: ['late'], delayMs: 1000 }
+          : { a: ['127.0.0.2'], delayMs: 150 }
+        : undefined,
     )
     try {
       const t0 = Date.now()
@@ -126,7 +142,11 @@ describe('DnsblResolver', () => {
   })
 
   it('a CNAME chain is followed to the A records', async () => {
-    const { result } = await lookup({ cname: ['a.alias.test', 'b.alias.test'], a: ['127.0.0.2'], txt: ['via alias'] })
+    const { result } = await lookup({
+      cname: ['a.alias.test', 'b.alias.test'],
+      a: ['127.0.0.2'],
+      txt: ['via alias'],
+    })
     assert.deepEqual(result, { status: 'listed', codes: ['127.0.0.2'], reason: 'via alias', ttlSeconds: 300 })
   })
 
@@ -151,7 +171,10 @@ describe('DnsblResolver', () => {
   it('a truncated UDP answer is retried over TCP', async () => {
     const { result } = await lookup({ a: ['127.0.0.2'], txt: ['over tcp'], truncate: true })
     assert.equal(result.status, 'listed')
-    assert.ok(dns.queries.some((q) => q.name === NAME && q.transport === 'tcp'), 'a TCP query was made')
+    assert.ok(
+      dns.queries.some((q) => q.name === NAME && q.transport === 'tcp'),
+      'a TCP query was made',
+    )
   })
 
   it('garbage instead of a DNS message: an error within the budget', async () => {

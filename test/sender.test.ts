@@ -12,11 +12,23 @@ describe('isBounceSender', () => {
     assert.equal(isBounceSender(addr('<>'), defaults), true)
   })
 
-  for (const from of ['postmaster@example.com', 'POSTMASTER@example.com', 'PostMaster@Sub.Example.ORG', '<postmaster>', '<Postmaster>']) {
+  for (const from of [
+    'postmaster@example.com',
+    'POSTMASTER@example.com',
+    'PostMaster@Sub.Example.ORG',
+    '<postmaster>',
+    '<Postmaster>',
+  ]) {
     it(`${from} is a bounce`, () => assert.equal(isBounceSender(addr(from), defaults), true))
   }
 
-  for (const from of ['alice@example.com', 'postmaster-list@example.com', 'mailer-daemon@example.com', 'xpostmaster@example.com', 'postmaster.bob@example.com']) {
+  for (const from of [
+    'alice@example.com',
+    'postmaster-list@example.com',
+    'mailer-daemon@example.com',
+    'xpostmaster@example.com',
+    'postmaster.bob@example.com',
+  ]) {
     it(`${from} is not a bounce by default`, () => assert.equal(isBounceSender(addr(from), defaults), false))
   }
 

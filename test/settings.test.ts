@@ -63,7 +63,31 @@ describe('the shipped config/backscatter.ini', () => {
 
   it('documents every setting the parser knows', () => {
     const text = fs.readFileSync(path.join(REPO, 'config', 'backscatter.ini'), 'utf8')
-    for (const key of ['zones', 'threshold', 'action', 'message', 'exempt_recipients', 'header', 'null', 'local_parts', 'private', 'relaying', 'ips', 'servers', 'timeout_ms', 'tries', 'cache_size', 'max_ttl', 'negative_ttl', 'health_interval', 'score', 'ipv4', 'ipv6', 'lookup_url', 'file']) {
+    for (const key of [
+      'zones',
+      'threshold',
+      'action',
+      'message',
+      'exempt_recipients',
+      'header',
+      'null',
+      'local_parts',
+      'private',
+      'relaying',
+      'ips',
+      'servers',
+      'timeout_ms',
+      'tries',
+      'cache_size',
+      'max_ttl',
+      'negative_ttl',
+      'health_interval',
+      'score',
+      'ipv4',
+      'ipv6',
+      'lookup_url',
+      'file',
+    ]) {
       assert.match(text, new RegExp(`^;? ?${key} =`, 'm'), key)
     }
   })
@@ -77,7 +101,10 @@ describe('parseSettings values', () => {
       'bounces.example.net': { score: 2.5, ipv6: 'true', lookup_url: 'https://bounces.example.net/{ip}' },
     })
     assert.deepEqual(problems, [])
-    assert.deepEqual(settings.zones.map((z) => z.name), ['ips.backscatterer.org', 'bounces.example.net'])
+    assert.deepEqual(
+      settings.zones.map((z) => z.name),
+      ['ips.backscatterer.org', 'bounces.example.net'],
+    )
     assert.equal(settings.zones[0]!.answerScores.get('127.0.0.2'), 6)
     assert.equal(settings.zones[1]!.score, 2.5)
     assert.equal(settings.zones[1]!.ipv6, true)
@@ -107,7 +134,12 @@ describe('parseSettings values', () => {
 })
 
 describe('parseSettings invalid values: one line naming the key, then the default', () => {
-  const cases: { name: string; raw: object; key: RegExp; check: (s: ReturnType<typeof parseSettings>['settings']) => void }[] = [
+  const cases: {
+    name: string
+    raw: object
+    key: RegExp
+    check: (s: ReturnType<typeof parseSettings>['settings']) => void
+  }[] = [
     {
       name: 'non-numeric score',
       raw: { 'ips.backscatterer.org': { score: 'high' } },
@@ -142,13 +174,21 @@ describe('parseSettings invalid values: one line naming the key, then the defaul
       name: 'empty zone list',
       raw: { main: { zones: '' } },
       key: /\[main\] zones: no usable zone; using ips\.backscatterer\.org/,
-      check: (s) => assert.deepEqual(s.zones.map((z) => z.name), ['ips.backscatterer.org']),
+      check: (s) =>
+        assert.deepEqual(
+          s.zones.map((z) => z.name),
+          ['ips.backscatterer.org'],
+        ),
     },
     {
       name: 'bad zone name',
       raw: { main: { zones: 'ips.backscatterer.org, bad_zone!, -x.example' } },
       key: /\[main\] zones: "bad_zone!" is not a DNS zone name; ignored/,
-      check: (s) => assert.deepEqual(s.zones.map((z) => z.name), ['ips.backscatterer.org']),
+      check: (s) =>
+        assert.deepEqual(
+          s.zones.map((z) => z.name),
+          ['ips.backscatterer.org'],
+        ),
     },
     {
       name: 'boolean typo',
@@ -193,7 +233,7 @@ describe('parseSettings invalid values: one line naming the key, then the defaul
       check: (s) => assert.equal(s.header, 'X-Haraka-Backscatter'),
     },
     {
-      name: 'a lookup budget above Haraka\'s hook timeout',
+      name: "a lookup budget above Haraka's hook timeout",
       raw: { dns: { timeout_ms: 10000, tries: 5 } },
       key: /\[dns\] tries: timeout_ms × tries exceeds 20000 ms; using 1/,
       check: (s) => assert.equal(s.dns.timeoutMs * s.dns.tries, 10000),
@@ -208,7 +248,16 @@ describe('parseSettings invalid values: one line naming the key, then the defaul
   }
 
   it('never throws, whatever it is given', () => {
-    for (const raw of [null, undefined, 42, 'text', [], { main: null }, { main: { zones: 7 } }, { dns: { servers: {} } }]) {
+    for (const raw of [
+      null,
+      undefined,
+      42,
+      'text',
+      [],
+      { main: null },
+      { main: { zones: 7 } },
+      { dns: { servers: {} } },
+    ]) {
       assert.doesNotThrow(() => parseSettings(raw))
     }
   })
@@ -216,8 +265,10 @@ describe('parseSettings invalid values: one line naming the key, then the defaul
 
 describe('helpers', () => {
   it('isIpOrCidr', () => {
-    for (const ok of ['1.2.3.4', '1.2.3.0/24', '::1', '2001:db8::/32', '0.0.0.0/0']) assert.equal(isIpOrCidr(ok), true, ok)
-    for (const bad of ['1.2.3', '1.2.3.4/33', '::/129', '1.2.3.4/x', 'host', '1.2.3.4/24/1', '']) assert.equal(isIpOrCidr(bad), false, bad)
+    for (const ok of ['1.2.3.4', '1.2.3.0/24', '::1', '2001:db8::/32', '0.0.0.0/0'])
+      assert.equal(isIpOrCidr(ok), true, ok)
+    for (const bad of ['1.2.3', '1.2.3.4/33', '::/129', '1.2.3.4/x', 'host', '1.2.3.4/24/1', ''])
+      assert.equal(isIpOrCidr(bad), false, bad)
   })
 
   it('parseServer', () => {

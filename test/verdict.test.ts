@@ -38,11 +38,18 @@ describe('scoring', () => {
     const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org'), listed('bounces.example.net')], two)
     assert.equal(v.score, 5.5)
     assert.equal(v.actionable, true)
-    assert.deepEqual(v.listed.map((o) => o.zone), ['ips.backscatterer.org', 'bounces.example.net'])
+    assert.deepEqual(
+      v.listed.map((o) => o.zone),
+      ['ips.backscatterer.org', 'bounces.example.net'],
+    )
   })
 
   it('one zone below the threshold does not act', () => {
-    const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org'), { zone: 'bounces.example.net', status: 'not-listed' }], two)
+    const v = decideVerdict(
+      '45.1.2.3',
+      [listed('ips.backscatterer.org'), { zone: 'bounces.example.net', status: 'not-listed' }],
+      two,
+    )
     assert.equal(v.score, 3)
     assert.equal(v.actionable, false)
   })
@@ -67,7 +74,11 @@ describe('scoring', () => {
   })
 
   it('sorts listings by score, highest first', () => {
-    const v = decideVerdict('45.1.2.3', [listed('bounces.example.net'), listed('ips.backscatterer.org', ['127.0.0.4'])], two)
+    const v = decideVerdict(
+      '45.1.2.3',
+      [listed('bounces.example.net'), listed('ips.backscatterer.org', ['127.0.0.4'])],
+      two,
+    )
     assert.equal(v.listed[0]!.zone, 'ips.backscatterer.org')
   })
 })
@@ -113,7 +124,10 @@ describe('formatReply', () => {
   it('fills every placeholder of a custom message, once', () => {
     const s = parseSettings({ main: { message: '{zone}|{ip}|{reason}|{url}|{score}|{other}' } }).settings
     const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org', ['127.0.0.2'], '{zone}')], s)
-    assert.equal(formatReply(v, s), 'ips.backscatterer.org|45.1.2.3|{zone}|https://www.backscatterer.org/?target=test&ip=45.1.2.3|5|{other}')
+    assert.equal(
+      formatReply(v, s),
+      'ips.backscatterer.org|45.1.2.3|{zone}|https://www.backscatterer.org/?target=test&ip=45.1.2.3|5|{other}',
+    )
   })
 
   it('says "listed" when the zone gave no reason, and the zone when it has no URL', () => {
@@ -140,7 +154,11 @@ describe('headerValue', () => {
   it('unlisted, and with a failed zone', () => {
     const ok = decideVerdict('45.1.2.3', [{ zone: 'ips.backscatterer.org', status: 'not-listed' }], defaults)
     assert.equal(headerValue(ok), 'score=0; listed=none; ip=45.1.2.3')
-    const err = decideVerdict('45.1.2.3', [{ zone: 'ips.backscatterer.org', status: 'error', reason: 'timeout' }], defaults)
+    const err = decideVerdict(
+      '45.1.2.3',
+      [{ zone: 'ips.backscatterer.org', status: 'error', reason: 'timeout' }],
+      defaults,
+    )
     assert.equal(headerValue(err), 'score=0; listed=none; error=ips.backscatterer.org; ip=45.1.2.3')
   })
 })

@@ -82,7 +82,12 @@ function txtRdata(strings: string | string[]): Buffer {
   )
 }
 
-function buildAnswer(query: Buffer, q: { name: string; type: number; end: number }, s: Script | undefined, tc: boolean): Buffer {
+function buildAnswer(
+  query: Buffer,
+  q: { name: string; type: number; end: number },
+  s: Script | undefined,
+  tc: boolean,
+): Buffer {
   const records: Buffer[] = []
   const rcode = s ? RCODE[s.rcode ?? 'NOERROR'] : RCODE.NXDOMAIN
   if (s && rcode === RCODE.NOERROR) {

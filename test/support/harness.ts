@@ -85,7 +85,11 @@ function reply(r: { rc: number | undefined; msg: unknown }): HookReply {
   return { ...r, text }
 }
 
-export async function mail(plugin: HarakaTestPlugin, conn: HarakaConnection, from: string): Promise<HookReply> {
+export async function mail(
+  plugin: HarakaTestPlugin,
+  conn: HarakaConnection,
+  from: string,
+): Promise<HookReply> {
   const a = addr(from)
   conn.transaction.mail_from = a
   return reply(await fixtures.callHook(plugin, 'hook_mail', conn, [a, []]))

@@ -1,0 +1,54 @@
+// What `npm pack` ships: what a deployment needs, and nothing else.
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { describe, it } from 'node:test'
+
+import { REPO } from './support/harness'
+
+interface PackEntry {
+  path: string
+}
+
+describe('npm package', () => {
+  const pack = JSON.parse(
+    execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO, encoding: 'utf8' }),
+  ) as { name: string; files: PackEntry[] }[]
+  const files = pack[0]!.files.map((f) => f.path).sort()
+
+  it('is published as haraka-plugin-backscatter (the name backscatterer is taken by Haraka)', () => {
+    assert.equal(pack[0]!.name, 'haraka-plugin-backscatter')
+  })
+
+  it('holds the entry, the compiled code with types, the default config and the docs', () => {
+    for (const f of ['index.js', 'dist/plugin.js', 'dist/plugin.d.ts', 'config/backscatter.ini', 'README.md', 'CHANGELOG.md', 'LICENSE', 'package.json']) {
+      assert.ok(files.includes(f), `${f} missing from ${files.join(', ')}`)
+    }
+  })
+
+  it('ships every compiled module the entry needs', () => {
+    const sources = fs.readdirSync(path.join(REPO, 'lib')).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+    for (const src of sources) assert.ok(files.includes(`dist/${src.replace(/\.ts$/, '.js')}`), src)
+  })
+
+  it('holds nothing else: no sources, tests, benchmarks or tooling', () => {
+    const allowed = /^(index\.js|package\.json|README\.md|CHANGELOG\.md|LICENSE|config\/backscatter\.ini|dist\/[\w-]+\.(js|d\.ts)|bin\/haraka-backscatter)$/
+    assert.deepEqual(files.filter((f) => !allowed.test(f)), [])
+  })
+
+  it('builds on install from git and before packing', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    assert.match(pkg.scripts.prepare ?? '', /npm run build/)
+  })
+
+  it('the entry exposes the hooks Haraka registers', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const entry = require(path.join(REPO, 'index.js')) as Record<string, unknown>
+    const enumerable = Object.keys(entry)
+    for (const hook of ['register', 'hook_mail', 'hook_rcpt', 'hook_data_post', 'shutdown']) {
+      assert.ok(enumerable.includes(hook), `${hook} is not an enumerable export`)
+      assert.equal(typeof entry[hook], 'function')
+    }
+  })
+})

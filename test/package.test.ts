@@ -22,23 +22,40 @@ describe('npm package', () => {
   })
 
   it('holds the entry, the compiled code with types, the default config and the docs', () => {
-    for (const f of ['index.js', 'dist/plugin.js', 'dist/plugin.d.ts', 'config/backscatter.ini', 'README.md', 'CHANGELOG.md', 'LICENSE', 'package.json']) {
+    for (const f of [
+      'index.js',
+      'dist/plugin.js',
+      'dist/plugin.d.ts',
+      'config/backscatter.ini',
+      'README.md',
+      'CHANGELOG.md',
+      'LICENSE',
+      'package.json',
+    ]) {
       assert.ok(files.includes(f), `${f} missing from ${files.join(', ')}`)
     }
   })
 
   it('ships every compiled module the entry needs', () => {
-    const sources = fs.readdirSync(path.join(REPO, 'lib')).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+    const sources = fs
+      .readdirSync(path.join(REPO, 'lib'))
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
     for (const src of sources) assert.ok(files.includes(`dist/${src.replace(/\.ts$/, '.js')}`), src)
   })
 
   it('holds nothing else: no sources, tests, benchmarks or tooling', () => {
-    const allowed = /^(index\.js|package\.json|README\.md|CHANGELOG\.md|LICENSE|config\/backscatter\.ini|dist\/[\w-]+\.(js|d\.ts)|bin\/haraka-backscatter)$/
-    assert.deepEqual(files.filter((f) => !allowed.test(f)), [])
+    const allowed =
+      /^(index\.js|package\.json|README\.md|CHANGELOG\.md|LICENSE|config\/backscatter\.ini|dist\/[\w-]+\.(js|d\.ts)|bin\/haraka-backscatter)$/
+    assert.deepEqual(
+      files.filter((f) => !allowed.test(f)),
+      [],
+    )
   })
 
   it('builds on install from git and before packing', () => {
-    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>
+    }
     assert.match(pkg.scripts.prepare ?? '', /npm run build/)
   })
 

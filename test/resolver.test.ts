@@ -138,7 +138,7 @@ describe('DnsblResolver', () => {
     const a = Array.from({ length: 40 }, (_, i) => `127.0.0.${(i % 10) + 2}`)
     const { result } = await lookup({ a })
     assert.equal(result.status, 'listed')
-    assert.equal((result as { codes: string[] }).codes.length, 10)
+    assert.equal((result as { codes: readonly string[] }).codes.length, 10)
   })
 
   it('a CNAME chain is followed to the A records', async () => {

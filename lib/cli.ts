@@ -388,9 +388,9 @@ async function lookupAll(
   return { reports, health }
 }
 
-function healthLines(settings: Settings, health: Map<string, ZoneHealthInfo>, indent = ''): string {
+function healthLines(settings: Settings, health: Map<string, ZoneHealthInfo>, indent = 'health: '): string {
   if (settings.dns.healthIntervalSeconds === 0) {
-    return `${indent}health checks are off ([dns] health_interval = 0): zones are used unchecked\n`
+    return `${indent}checks are off ([dns] health_interval = 0): zones are used unchecked\n`
   }
   return table(
     settings.zones.map((z) => {
@@ -403,6 +403,16 @@ function healthLines(settings: Settings, health: Map<string, ZoneHealthInfo>, in
     }),
     indent,
   )
+}
+
+const ROW_HEADINGS = ['ZONE', 'HEALTH', 'RESULT', 'ANSWERS', 'SCORE', 'DETAIL']
+
+/** A ZoneRow as the cells under ROW_HEADINGS. */
+function rowCells(r: ZoneRow): string[] {
+  const detail = [r.txt ? `TXT ${quote(r.txt)}` : '', r.detail].filter((s) => s !== '').join('; ')
+  const result = r.status === 'not-listed' ? 'not listed' : r.status
+  const answers = r.answers.length ? r.answers.join(',') : '-'
+  return [r.zone, r.health, result, answers, String(r.score), detail || '-']
 }
 
 function hasProblem(reports: readonly IpReport[], health: Map<string, ZoneHealthInfo>): boolean {
@@ -437,6 +447,10 @@ function bounceVerdict(report: IpReport, settings: Settings): BounceVerdict {
   const common = { score: report.verdict.score, threshold: settings.threshold }
   if (report.skip) return { ...common, action: 'accept', why: `never looked up: ${report.skip}`, reply: '' }
   const d = decideRecipient(report.verdict, '', settings)
+  if (d.action === 'accept' && report.rows.every((r) => r.status === 'skipped')) {
+    const why = `no zone queried (${[...new Set(report.rows.map((r) => r.detail))].join('; ')})`
+    return { ...common, action: 'accept', why, reply: '' }
+  }
   if (d.action === 'accept') return { ...common, action: 'accept', why: WHY[d.why], reply: '' }
   const exempt = [...settings.exemptRecipients].join(', ')
   const why = `score reached the threshold${exempt ? `; ${exempt} still accepted` : ''}`
@@ -489,14 +503,9 @@ async function runCheck(values: Values, positionals: string[], io: Io): Promise<
   }
 
   let text = healthLines(settings, health)
-  const rows = [['IP', 'ZONE', 'HEALTH', 'RESULT', 'ANSWERS', 'SCORE', 'DETAIL']]
+  const rows = [['IP', ...ROW_HEADINGS]]
   for (const report of reports) {
-    for (const r of report.rows) {
-      const detail = [r.txt ? `TXT ${quote(r.txt)}` : '', r.detail].filter((s) => s !== '').join('; ')
-      const result = r.status === 'not-listed' ? 'not listed' : r.status
-      const answers = r.answers.length ? r.answers.join(',') : '-'
-      rows.push([r.ip, r.zone, r.health, result, answers, String(r.score), detail || '-'])
-    }
+    for (const r of report.rows) rows.push([r.ip, ...rowCells(r)])
   }
   text += `\n${table(rows)}`
   const action = settings.action
@@ -505,7 +514,11 @@ async function runCheck(values: Values, positionals: string[], io: Io): Promise<
   ]
   for (const report of reports) {
     const v = bounceVerdict(report, settings)
-    verdicts.push([report.ip, String(v.score), `${v.action}: ${v.reply ? `${v.reply} (${v.why})` : v.why}`])
+    verdicts.push([
+      report.ip,
+      String(v.score),
+      v.reply ? `${v.action} (${v.why}): ${v.reply}` : `${v.action}: ${v.why}`,
+    ])
   }
   io.out(`${text}\n${table(verdicts)}`)
   return hasProblem(reports, health) ? EXIT.PROBLEM : EXIT.OK
@@ -665,7 +678,7 @@ async function runExplain(values: Values, positionals: string[], io: Io): Promis
 
   const recipients = rcpts.map((rcpt) => {
     const addr = addressText(rcpt)
-    if (!verdict) return { rcpt: addr, action: 'accept', why: 'not checked', reply: '' }
+    if (!verdict) return { rcpt: addr, action: 'accept', why: 'transaction not checked', reply: '' }
     const d = decideRecipient(verdict, localPart(rcpt), settings)
     if (d.action === 'accept') return { rcpt: addr, action: 'accept', why: WHY[d.why], reply: '' }
     return {
@@ -710,15 +723,8 @@ async function runExplain(values: Values, positionals: string[], io: Io): Promis
     )
   }
   if (report && result && verdict) {
-    lines.push('3. Lookups')
-    lines.push(healthLines(settings, result.health, '     health   ').trimEnd())
-    const rows = report.rows.map((r) => {
-      const status = r.status === 'not-listed' ? 'not listed' : r.status
-      const answers = r.answers.length ? r.answers.join(',') : '-'
-      const detail = [r.txt ? `TXT ${quote(r.txt)}` : '', r.detail].filter((s) => s !== '').join('; ')
-      return [r.zone, status, answers, `score ${r.score}`, detail]
-    })
-    lines.push(table(rows, '     ').trimEnd())
+    lines.push("3. Lookups  (HEALTH: the zone's RFC 5782 test-point check; a failed zone does not count)")
+    lines.push(table([ROW_HEADINGS, ...report.rows.map(rowCells)], '     ').trimEnd())
     const reached = verdict.actionable
       ? `reached: action ${settings.action}`
       : verdict.listed.length

@@ -1,7 +1,7 @@
 import net from 'node:net'
 import { LRUCache } from 'lru-cache'
 
-import { assessTestPoints, TEST_POINTS, ZoneHealth, type Assessment, type HealthState } from './health'
+import { assessTestPoints, testPointsFor, ZoneHealth, type Assessment, type HealthState } from './health'
 import { DnsblResolver, type LookupResult } from './resolver'
 import type { Settings, ZoneSettings } from './settings'
 import type { ZoneOutcome } from './verdict'
@@ -129,15 +129,7 @@ export class BackscatterChecker {
   }
 
   private async probe(zone: ZoneSettings): Promise<Assessment> {
-    const points: { point: string; mustBeListed: boolean }[] = []
-    if (zone.ipv4) {
-      points.push({ point: TEST_POINTS.ipv4.listed, mustBeListed: true })
-      points.push({ point: TEST_POINTS.ipv4.unlisted, mustBeListed: false })
-    }
-    if (zone.ipv6) {
-      points.push({ point: TEST_POINTS.ipv6.listed, mustBeListed: true })
-      points.push({ point: TEST_POINTS.ipv6.unlisted, mustBeListed: false })
-    }
+    const points = testPointsFor(zone)
     const answers = await Promise.all(
       points.map(async (p) => ({ ...p, result: await this.resolver.lookup(p.point, zone.name) })),
     )

@@ -15,7 +15,7 @@ import { normalize_ip } from 'haraka-net-utils'
 
 import { BackscatterChecker } from './checker'
 import { clientToCheck } from './client'
-import { assessTestPoints, TEST_POINTS, type HealthState, type TestPointAnswers } from './health'
+import { assessTestPoints, testPointsFor, type HealthState, type TestPointAnswers } from './health'
 import type { LookupResult } from './resolver'
 import { isBounceSender, isNullSender, localPart } from './sender'
 import { parseSettings, type Settings, type ZoneSettings } from './settings'
@@ -536,22 +536,9 @@ interface ZoneReport {
   readonly points: readonly PointReport[]
 }
 
-function testPoints(zone: ZoneSettings): { point: string; mustBeListed: boolean }[] {
-  const points: { point: string; mustBeListed: boolean }[] = []
-  if (zone.ipv4) {
-    points.push({ point: TEST_POINTS.ipv4.listed, mustBeListed: true })
-    points.push({ point: TEST_POINTS.ipv4.unlisted, mustBeListed: false })
-  }
-  if (zone.ipv6) {
-    points.push({ point: TEST_POINTS.ipv6.listed, mustBeListed: true })
-    points.push({ point: TEST_POINTS.ipv6.unlisted, mustBeListed: false })
-  }
-  return points
-}
-
 async function probeZone(checker: BackscatterChecker, zone: ZoneSettings): Promise<ZoneReport> {
   const points = await Promise.all(
-    testPoints(zone).map(async (p): Promise<PointReport> => {
+    testPointsFor(zone).map(async (p): Promise<PointReport> => {
       const started = performance.now()
       const result = await checker.lookup(zone.name, p.point)
       const ms = Math.round(performance.now() - started)

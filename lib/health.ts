@@ -9,13 +9,27 @@ export const TEST_POINTS = {
   ipv6: { listed: '::ffff:7f00:2', unlisted: '::ffff:7f00:1' },
 } as const
 
+export interface TestPoint {
+  readonly point: string
+  readonly mustBeListed: boolean
+}
+
+/** The test points to query for a zone, by the address families it is queried for. */
+export function testPointsFor(zone: { readonly ipv4: boolean; readonly ipv6: boolean }): TestPoint[] {
+  const points: TestPoint[] = []
+  for (const family of ['ipv4', 'ipv6'] as const) {
+    if (!zone[family]) continue
+    points.push({ point: TEST_POINTS[family].listed, mustBeListed: true })
+    points.push({ point: TEST_POINTS[family].unlisted, mustBeListed: false })
+  }
+  return points
+}
+
 export type HealthState = 'unchecked' | 'usable' | 'suspended'
 
 export type Assessment = { readonly usable: true } | { readonly usable: false; readonly reason: string }
 
-export interface TestPointAnswers {
-  readonly point: string
-  readonly mustBeListed: boolean
+export interface TestPointAnswers extends TestPoint {
   readonly result: LookupResult
 }
 

@@ -5,6 +5,7 @@ import { assessTestPoints, testPointsFor, ZoneHealth, type Assessment, type Heal
 import { DnsblResolver, type LookupResult } from './resolver'
 import type { Settings, ZoneSettings } from './settings'
 import type { ZoneOutcome } from './verdict'
+import { ZoneFileSource } from './zonefile'
 
 /** Where the checker reports; the plugin passes Haraka's log methods. */
 export interface CheckerLog {
@@ -14,16 +15,24 @@ export interface CheckerLog {
 
 type CachedResult = Exclude<LookupResult, { status: 'error' }>
 
+/** Settle when `promise` does or after `ms`, whichever is first. */
+function waitAtMost(promise: Promise<unknown>, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, ms))))
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
 /**
- * Looks a client IP up in every configured zone: health-gated, cached,
- * coalesced and bounded in time. Holds no Haraka objects, so the plugin and the
- * command-line tool share it.
+ * Looks a client IP up in every configured zone, through DNS or a local zone
+ * file: health-gated, cached, coalesced and bounded in time. Holds no Haraka
+ * objects, so the plugin and the command-line tool share it.
  */
 export class BackscatterChecker {
   readonly resolver: DnsblResolver
   private readonly cache: LRUCache<string, CachedResult> | undefined
   private readonly inflight = new Map<string, Promise<LookupResult>>()
   private readonly health = new Map<string, ZoneHealth>()
+  private readonly files = new Map<string, { source: ZoneFileSource; loaded?: Promise<boolean> }>()
   private timer: NodeJS.Timeout | undefined
 
   constructor(
@@ -32,6 +41,9 @@ export class BackscatterChecker {
   ) {
     this.resolver = new DnsblResolver(settings.dns)
     if (settings.dns.cacheSize > 0) this.cache = new LRUCache({ max: settings.dns.cacheSize })
+    for (const zone of settings.zones) {
+      if (zone.file) this.files.set(zone.name, { source: new ZoneFileSource(zone.file, zone.name, log) })
+    }
     if (settings.dns.healthIntervalSeconds > 0) {
       for (const zone of settings.zones) {
         this.health.set(zone.name, new ZoneHealth(zone.name, () => this.probe(zone), this.reportHealth))
@@ -41,6 +53,7 @@ export class BackscatterChecker {
 
   /** Check every zone now, then every health_interval; the timer never keeps the process alive. */
   start(): void {
+    for (const zone of this.files.keys()) void this.loadFile(zone)
     if (this.health.size === 0 || this.timer) return
     this.checkHealth()
     this.timer = setInterval(() => this.checkHealth(), this.settings.dns.healthIntervalSeconds * 1000)
@@ -53,6 +66,15 @@ export class BackscatterChecker {
     this.timer = undefined
     this.resolver.cancel()
     this.cache?.clear()
+    for (const { source } of this.files.values()) source.close()
+  }
+
+  /** Start loading (and watching) a zone file once; resolves true when data is in use. */
+  private loadFile(zone: string): Promise<boolean> {
+    const file = this.files.get(zone)
+    if (!file) return Promise.resolve(false)
+    file.loaded ??= file.source.load()
+    return file.loaded
   }
 
   /** Run the test-point checks of every zone; settles when all have. */
@@ -84,7 +106,7 @@ export class BackscatterChecker {
     if (health?.state === 'unchecked') {
       // No verdict before the zone's first check; wait for it within the budget.
       const started = Date.now()
-      await Promise.race([health.ready, new Promise((r) => setTimeout(r, budgetMs).unref())])
+      await waitAtMost(health.ready, budgetMs)
       budgetMs -= Date.now() - started
     }
     if (health?.state === 'unchecked') {
@@ -102,11 +124,20 @@ export class BackscatterChecker {
     return { zone: zone.name, status: 'not-listed' }
   }
 
-  /** A cached answer, the query already in flight for the same IP and zone, or a new one. */
+  /**
+   * The answer for `ip` in `zone`: from the zone file, or a cached DNS answer,
+   * the query already in flight for the same IP and zone, or a new query.
+   */
   lookup(zone: string, ip: string, budgetMs = this.resolver.budgetMs): Promise<LookupResult> {
+    if (this.files.has(zone)) return this.lookupFile(zone, ip, budgetMs)
     const key = `${zone}\n${ip}`
     const cached = this.cache?.get(key)
     if (cached) return Promise.resolve(cached)
+    return this.query(zone, ip, budgetMs, key)
+  }
+
+  /** A DNS query, shared with any other caller asking the same while it is in flight. */
+  private query(zone: string, ip: string, budgetMs: number, key: string): Promise<LookupResult> {
     let pending = this.inflight.get(key)
     if (!pending) {
       pending = this.resolver.lookup(ip, zone, budgetMs).then((result) => {
@@ -119,6 +150,15 @@ export class BackscatterChecker {
     return pending
   }
 
+  private async lookupFile(zone: string, ip: string, budgetMs: number): Promise<LookupResult> {
+    const source = this.files.get(zone)?.source
+    const ready = source?.lookup(ip)
+    if (ready) return ready
+    // Not loaded yet: wait for the first load, within the lookup budget.
+    await waitAtMost(this.loadFile(zone), budgetMs)
+    return source?.lookup(ip) ?? { status: 'error', reason: 'zone file not loaded' }
+  }
+
   private remember(key: string, result: LookupResult): void {
     if (!this.cache || result.status === 'error') return
     const ttlSeconds =
@@ -128,10 +168,16 @@ export class BackscatterChecker {
     if (ttlSeconds > 0) this.cache.set(key, result, { ttl: ttlSeconds * 1000 })
   }
 
+  /** Like lookup(), but past the cache: a health check must see what the zone answers now. */
+  private freshLookup(zone: string, ip: string): Promise<LookupResult> {
+    if (this.files.has(zone)) return this.lookupFile(zone, ip, this.resolver.budgetMs)
+    return this.resolver.lookup(ip, zone)
+  }
+
   private async probe(zone: ZoneSettings): Promise<Assessment> {
     const points = testPointsFor(zone)
     const answers = await Promise.all(
-      points.map(async (p) => ({ ...p, result: await this.resolver.lookup(p.point, zone.name) })),
+      points.map(async (p) => ({ ...p, result: await this.freshLookup(zone.name, p.point) })),
     )
     return assessTestPoints(answers)
   }

@@ -1,6 +1,9 @@
 // BackscatterChecker against a scripted DNS server on 127.0.0.1: zone health,
 // cache, coalescing and bounded waits, counted in real DNS packets.
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
 import { BackscatterChecker } from '../lib/checker'
@@ -252,5 +255,59 @@ describe('BackscatterChecker', () => {
     )
     checker.close()
     handler = healthy
+  })
+})
+
+describe('BackscatterChecker with a zone file', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-zonefile-'))
+  after(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+  function fileChecker(text: string | undefined, dnsExtra: Record<string, unknown> = {}) {
+    const file = path.join(dir, `zone-${Math.random().toString(36).slice(2)}`)
+    if (text !== undefined) fs.writeFileSync(file, text)
+    const { settings, problems } = parseSettings({
+      main: { zones: ZONE },
+      // No DNS server answers here: every answer must come from the file.
+      dns: { servers: '127.0.0.1:9', timeout_ms: 200, tries: 1, health_interval: 300, ...dnsExtra },
+      [ZONE]: { file },
+    })
+    assert.deepEqual(problems, [])
+    const lines: string[] = []
+    const checker = new BackscatterChecker(settings, {
+      info: (m) => lines.push(`info ${m}`),
+      warn: (m) => lines.push(`warn ${m}`),
+    })
+    return { checker, lines, file }
+  }
+
+  it('answers from the file, TXT with $ replaced, after its test points pass', async () => {
+    const { checker, lines } = fileChecker(':127.0.0.2:Backscatter from $, see the list\n127.0.0.2\n45.1.1.0/24\n!45.1.1.9\n')
+    checker.start()
+    assert.deepEqual(await checker.check('45.1.1.7'), [
+      { zone: ZONE, status: 'listed', codes: ['127.0.0.2'], reason: 'Backscatter from 45.1.1.7, see the list' },
+    ])
+    assert.deepEqual(await checker.check('45.1.1.9'), [{ zone: ZONE, status: 'not-listed' }])
+    assert.deepEqual(await checker.check('45.2.2.2'), [{ zone: ZONE, status: 'not-listed' }])
+    assert.ok(lines.some((l) => /passed its RFC 5782 test-point check/.test(l)), lines.join('\n'))
+    checker.close()
+  })
+
+  it('a file that lists 127.0.0.1 (everything) suspends the zone', async () => {
+    const { checker } = fileChecker('0.0.0.0/1\n64.0.0.0/2\n127.0.0.0/8\n')
+    checker.start()
+    const [o] = await checker.check('45.1.1.7')
+    assert.equal(o!.status, 'skipped')
+    assert.match((o as { reason: string }).reason, /lists test point 127\.0\.0\.1/)
+    checker.close()
+  })
+
+  it('a missing file: an error result within the budget, and the mail goes on', async () => {
+    const { checker } = fileChecker(undefined, { health_interval: 0 })
+    checker.start()
+    const t0 = Date.now()
+    const [o] = await checker.check('45.1.1.7')
+    assert.deepEqual(o, { zone: ZONE, status: 'error', reason: 'zone file not loaded' })
+    assert.ok(Date.now() - t0 < 400)
+    checker.close()
   })
 })

@@ -9,7 +9,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 
-import { ipToString, parseZone, ZoneFileSource } from '../lib/zonefile'
+import { ipToString, parseZone } from '../lib/zonefile'
+import { ZoneFileSource } from '../lib/zonesource'
 
 export interface ZoneBenchRow {
   entries: number

@@ -5,7 +5,7 @@ import { assessTestPoints, testPointsFor, ZoneHealth, type Assessment, type Heal
 import { DnsblResolver, type LookupResult } from './resolver'
 import type { Settings, ZoneSettings } from './settings'
 import type { ZoneOutcome } from './verdict'
-import { ZoneFileSource } from './zonefile'
+import { ZoneFileSource } from './zonesource'
 
 /** Where the checker reports; the plugin passes Haraka's log methods. */
 export interface CheckerLog {
@@ -34,6 +34,7 @@ export class BackscatterChecker {
   private readonly health = new Map<string, ZoneHealth>()
   private readonly files = new Map<string, { source: ZoneFileSource; loaded?: Promise<boolean> }>()
   private timer: NodeJS.Timeout | undefined
+  private started = false
 
   constructor(
     readonly settings: Settings,
@@ -53,8 +54,10 @@ export class BackscatterChecker {
 
   /** Check every zone now, then every health_interval; the timer never keeps the process alive. */
   start(): void {
+    if (this.started) return
+    this.started = true
     for (const zone of this.files.keys()) void this.loadFile(zone)
-    if (this.health.size === 0 || this.timer) return
+    if (this.health.size === 0) return
     this.checkHealth()
     this.timer = setInterval(() => this.checkHealth(), this.settings.dns.healthIntervalSeconds * 1000)
     this.timer.unref()
@@ -90,8 +93,14 @@ export class BackscatterChecker {
     })
   }
 
+  /** Whether start() has run. */
+  get isStarted(): boolean {
+    return this.started
+  }
+
   /** What every zone says about `ip`. Never rejects; settles within the DNS budget. */
   check(ip: string): Promise<ZoneOutcome[]> {
+    this.start()
     return Promise.all(this.settings.zones.map((zone) => this.checkZone(zone, ip)))
   }
 

@@ -82,9 +82,23 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   })
   this.backscatter = { settings, checker, pending: previous?.pending ?? new WeakMap() }
   previous?.checker.close()
-  checker.start()
+  // Zone checks start with the process that handles mail (init hooks below),
+  // or at the first lookup; a reload carries on where the old checker was.
+  if (previous?.checker.isStarted) checker.start()
   const zones = settings.zones.map((z) => z.name).join(', ')
   this.loginfo(`checking bounces against ${zones}; action ${settings.action} at score ${settings.threshold}`)
+}
+
+/** Single-process Haraka (or a cluster's master, which handles no mail and checks no zones). */
+export function hook_init_master(this: BackscatterPlugin, next: Next, server?: { cluster?: unknown }): void {
+  if (!server?.cluster) this.backscatter?.checker.start()
+  next()
+}
+
+/** A cluster worker: it handles mail, so it checks the zones. */
+export function hook_init_child(this: BackscatterPlugin, next: Next): void {
+  this.backscatter?.checker.start()
+  next()
 }
 
 export function shutdown(this: BackscatterPlugin): void {

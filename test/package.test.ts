@@ -63,9 +63,56 @@ describe('npm package', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const entry = require(path.join(REPO, 'index.js')) as Record<string, unknown>
     const enumerable = Object.keys(entry)
-    for (const hook of ['register', 'hook_mail', 'hook_rcpt', 'hook_data_post', 'shutdown']) {
+    for (const hook of [
+      'register',
+      'hook_init_master',
+      'hook_init_child',
+      'hook_mail',
+      'hook_rcpt',
+      'hook_data_post',
+      'shutdown',
+    ]) {
       assert.ok(enumerable.includes(hook), `${hook} is not an enumerable export`)
       assert.equal(typeof entry[hook], 'function')
     }
+  })
+})
+
+describe('runtime dependencies in a deployment', () => {
+  it('none is named like a Haraka plugin (Haraka would load it for that name)', () => {
+    // A deployment's node_modules/NAME is where Haraka looks for the plugin NAME:
+    // a dependency called `redis` once replaced the redis plugin and broke karma.
+    const tree = JSON.parse(
+      execFileSync('npm', ['ls', '--omit=dev', '--all', '--json'], { cwd: REPO, encoding: 'utf8' }),
+    ) as { dependencies?: Record<string, unknown> }
+    const names = new Set<string>()
+    const walk = (node: { dependencies?: Record<string, unknown> }): void => {
+      for (const [name, child] of Object.entries(node.dependencies ?? {})) {
+        names.add(name)
+        walk(child as { dependencies?: Record<string, unknown> })
+      }
+    }
+    walk(tree)
+    assert.ok(names.has('lru-cache'), 'the tree was read')
+
+    const haraka = path.join(REPO, 'node_modules', 'Haraka')
+    const plugins = new Set<string>(['redis', 'karma', 'watch', 'dns-list', 'spf', 'dkim', 'limit', 'syslog'])
+    const collect = (dir: string, prefix: string): void => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        if (entry.isDirectory()) collect(path.join(dir, entry.name), `${prefix}${entry.name}/`)
+        else if (entry.name.endsWith('.js')) plugins.add(`${prefix}${entry.name.slice(0, -3)}`)
+      }
+    }
+    collect(path.join(haraka, 'plugins'), '')
+    const harakaDeps = JSON.parse(fs.readFileSync(path.join(haraka, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>
+    }
+    for (const dep of Object.keys(harakaDeps.dependencies)) {
+      if (dep.startsWith('haraka-plugin-')) plugins.add(dep.slice('haraka-plugin-'.length))
+    }
+    assert.deepEqual(
+      [...names].filter((n) => plugins.has(n) || plugins.has(n.replace(/^haraka-plugin-/, ''))),
+      [],
+    )
   })
 })

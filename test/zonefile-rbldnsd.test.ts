@@ -15,7 +15,8 @@ import zlib from 'node:zlib'
 
 import { reasonFromTxt } from '../lib/answer'
 import { DnsblResolver, type LookupResult } from '../lib/resolver'
-import { ipToString, parseIPv4, ZoneFileSource, type ZoneFormat } from '../lib/zonefile'
+import { ipToString, parseIPv4, type ZoneFormat } from '../lib/zonefile'
+import { ZoneFileSource } from '../lib/zonesource'
 
 const ZONE = 'ips.backscatterer.test'
 

@@ -12,9 +12,9 @@ import {
   parseIPv4,
   parseZone,
   parseZoneAsync,
-  ZoneFileSource,
   type ZoneData,
 } from '../lib/zonefile'
+import { ZoneFileSource } from '../lib/zonesource'
 
 function zone(...lines: string[]): ZoneData {
   const r = parseZone(lines.join('\n') + '\n')
@@ -449,7 +449,7 @@ describe('ZoneFileSource', () => {
     const file = path.join(dir, 'zone')
     fs.writeFileSync(file, '192.0.2.1\n')
     const script = `
-      const { ZoneFileSource } = require(${JSON.stringify(path.resolve(__dirname, '..', 'lib', 'zonefile.ts'))})
+      const { ZoneFileSource } = require(${JSON.stringify(path.resolve(__dirname, '..', 'lib', 'zonesource.ts'))})
       const src = new ZoneFileSource(${JSON.stringify(file)}, 'z.test', { info() {}, warn() {} }, { pollMs: 1000 })
       src.load().then((ok) => console.log('loaded', ok))
     `

@@ -36,6 +36,18 @@ export async function packPlugin(destDir: string): Promise<string> {
   return path.join(destDir, tgz[0] as string)
 }
 
+/** A scratch folder for one suite's deployment and tarball. */
+export function makeWorkDir(label: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `backscatter-${label}-`))
+}
+
+/** Remove a scratch folder, or keep it (and say where) when E2E_KEEP is set. */
+export function removeWorkDir(dir: string | undefined): void {
+  if (!dir) return
+  if (process.env.E2E_KEEP) console.log(`kept ${dir} (E2E_KEEP)`)
+  else fs.rmSync(dir, { recursive: true, force: true })
+}
+
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export async function freeTcpPort(): Promise<number> {
   const srv = net.createServer()
@@ -59,19 +71,33 @@ export interface Deployment {
   remove(): void
 }
 
+/** The version of a package in this repository's node_modules (to install the same one elsewhere). */
+export function installedVersion(pkg: string): string {
+  const file = path.join(REPO, 'node_modules', pkg, 'package.json')
+  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version
+}
+
 /**
- * `haraka -i DIR`, then `npm install <tarball>` in it, as the README says. The
- * npm cache makes the install quick; the registry is only asked when the cache
- * lacks a dependency.
+ * `haraka -i DIR`, then `npm install <tarball>` in it, as the README says (with
+ * `packages`, more npm packages in the same install). The npm cache makes the
+ * install quick; the registry is only asked when the cache lacks a dependency.
  */
-export async function createDeployment(tarball: string, parent?: string): Promise<Deployment> {
+export async function createDeployment(
+  tarball: string,
+  parent?: string,
+  packages: readonly string[] = [],
+): Promise<Deployment> {
   const base = parent ?? fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-e2e-'))
   const dir = path.join(base, 'haraka')
   await run(process.execPath, [HARAKA_BIN, '-i', dir])
-  await run(NPM, ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], {
-    cwd: dir,
-    maxBuffer: 16 * 1024 * 1024,
-  })
+  await run(
+    NPM,
+    ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, ...packages],
+    {
+      cwd: dir,
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  )
   const installed = path.join(dir, 'node_modules', 'haraka-plugin-backscatter', 'package.json')
   if (!fs.existsSync(installed)) throw new Error(`npm install did not create ${installed}`)
   const mailDir = path.join(dir, 'mail')
@@ -116,6 +142,58 @@ export interface Haraka {
   stop(): Promise<void>
 }
 
+/**
+ * A plain plugin for the deployment's plugins/ folder: when a transaction ends
+ * it logs the transaction's backscatter results, so tests and the demo can show
+ * them for refused transactions too. It only observes.
+ */
+export const RESULTS_PLUGIN = `'use strict'
+// Logs each transaction's backscatter results when the transaction ends.
+exports.hook_reset_transaction = function (next, connection) {
+    const txn = connection.transaction
+    if (txn) {
+        const r = Object.assign({}, txn.results.get('backscatter') || {})
+        delete r.human
+        delete r.human_html
+        connection.loginfo(this, 'port=' + connection.remote.port + ' txn=' + txn.uuid + ' backscatter=' + JSON.stringify(r))
+    }
+    next()
+}
+`
+
+/**
+ * A plain plugin that answers Haraka's reverse lookup of every client with a
+ * fixed name, so no DNS query leaves 127.0.0.1 (Haraka would otherwise ask the
+ * system resolver about each client address).
+ */
+export const RDNS_PLUGIN = `'use strict'
+// Answers every reverse lookup with a fixed name: no query to the system resolver.
+exports.hook_lookup_rdns = function (next) {
+    next(OK, 'mail.sender.e2e.test')
+}
+`
+
+export interface BackscatterResults {
+  pass: string[]
+  fail: string[]
+  skip: string[]
+  err: string[]
+  msg: string[]
+  score?: number
+}
+
+/** The backscatter results e2e_results logged for transactions of the client on `clientPort`, in order. */
+export function loggedResults(
+  log: string,
+  clientPort: number,
+): { txn: string; results: BackscatterResults }[] {
+  const re = new RegExp(`\\[e2e_results\\] port=${clientPort} txn=(\\S+) backscatter=(.*)$`, 'gm')
+  return [...log.matchAll(re)].map((m) => ({
+    txn: m[1] ?? '',
+    results: JSON.parse(m[2] ?? '{}') as BackscatterResults,
+  }))
+}
+
 const CONFIG_PLUGINS_HEADER = [
   '# Written by the end-to-end tests. Order matters: backscatter must come',
   '# before the rcpt_to.* plugin that accepts recipients, or its RCPT hook',
@@ -149,11 +227,13 @@ export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise
       '',
     ].join('\n'),
   )
-  dep.writeConfig('plugins', [...CONFIG_PLUGINS_HEADER, ...opts.plugins, ''].join('\n'))
+  dep.writeConfig('plugins', [...CONFIG_PLUGINS_HEADER, 'e2e_rdns', ...opts.plugins, ''].join('\n'))
   dep.writeConfig('host_list', `${LOCAL_DOMAIN}\n`)
   dep.writeConfig('log.ini', '[main]\nlevel=info\ntimestamps=false\nformat=default\n')
   dep.writeConfig('backscatter.ini', opts.backscatterIni)
   for (const [name, text] of Object.entries(opts.files ?? {})) dep.writeConfig(name, text)
+  fs.writeFileSync(path.join(dep.dir, 'plugins', 'e2e_results.js'), RESULTS_PLUGIN)
+  fs.writeFileSync(path.join(dep.dir, 'plugins', 'e2e_rdns.js'), RDNS_PLUGIN)
 
   const logFile = path.join(dep.dir, 'haraka.log')
   const logStream = fs.createWriteStream(logFile)
@@ -188,9 +268,12 @@ export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise
         .filter((l) => re.test(l))
       if (lines.length >= count) return lines
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`haraka exited (${child.exitCode ?? child.signalCode}) before logging ${re}:\n${text}`)
+        throw new Error(
+          `haraka exited (${child.exitCode ?? child.signalCode}) before logging ${re}:\n${text}`,
+        )
       }
-      if (Date.now() > deadline) throw new Error(`haraka did not log ${re} ${count}x in time:\n${text.slice(from)}`)
+      if (Date.now() > deadline)
+        throw new Error(`haraka did not log ${re} ${count}x in time:\n${text.slice(from)}`)
       await new Promise((r) => setTimeout(r, 25))
     }
   }
@@ -252,7 +335,11 @@ export function headerOf(message: string, name: string): string | undefined {
 }
 
 /** The server-side socket of a client connection: which process holds it (Linux /proc). */
-export function processHoldingConnection(pids: readonly number[], serverPort: number, clientPort: number): number | undefined {
+export function processHoldingConnection(
+  pids: readonly number[],
+  serverPort: number,
+  clientPort: number,
+): number | undefined {
   const hex = (n: number): string => n.toString(16).toUpperCase().padStart(4, '0')
   const local = `0100007F:${hex(serverPort)}`
   const remote = `0100007F:${hex(clientPort)}`

@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
-import { dnsblZone, reverseIpv4, startDns } from './dns-server'
+import { dnsblZone, reverseIpv4, startDns, TYPE } from './dns-server'
 
 export interface ZoneServer {
   /** 'rbldnsd' or 'scripted' (the Node loopback server), for reports. */
@@ -18,10 +18,10 @@ export interface ZoneServer {
   /** `127.0.0.1:port`, for `[dns] servers`. */
   readonly server: string
   readonly zone: string
-  /** Every query name received so far, lower case, in order. */
-  queries(): string[]
-  /** How many queries asked about this IPv4 address in the zone. */
-  queriedFor(ip: string): number
+  /** Every query received so far (name in lower case, type such as 'A' or 'TXT'), in order. */
+  queries(): { name: string; type: string }[]
+  /** How many queries of `type` (any type when omitted) asked about this IPv4 address in the zone. */
+  queriedFor(ip: string, type?: string): number
   close(): Promise<void>
 }
 
@@ -84,7 +84,12 @@ async function freeUdpPort(): Promise<number> {
 }
 
 /** Ask for the test point until the server answers it (or give up). */
-async function waitForAnswer(server: string, zone: string, child: ChildProcess, ms: number): Promise<boolean> {
+async function waitForAnswer(
+  server: string,
+  zone: string,
+  child: ChildProcess,
+  ms: number,
+): Promise<boolean> {
   const resolver = new Resolver({ timeout: 200, tries: 1 })
   resolver.setServers([server])
   const deadline = Date.now() + ms
@@ -108,7 +113,12 @@ function rbldnsdUser(): string | undefined {
   return /^rbldns:/m.test(passwd) ? 'rbldns' : 'nobody'
 }
 
-async function startRbldnsd(binary: string, zone: string, listed: readonly string[], txt: string): Promise<ZoneServer> {
+async function startRbldnsd(
+  binary: string,
+  zone: string,
+  listed: readonly string[],
+  txt: string,
+): Promise<ZoneServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-rbldnsd-'))
   // rbldnsd drops privileges before it reads the data and opens its log.
   fs.chmodSync(dir, 0o755)
@@ -117,7 +127,8 @@ async function startRbldnsd(binary: string, zone: string, listed: readonly strin
   const queryLog = path.join(dir, 'queries.log')
   fs.writeFileSync(queryLog, '', { mode: 0o666 })
   fs.chmodSync(queryLog, 0o666)
-  const version = (spawnSync(binary, ['-h'], { encoding: 'utf8' }).stdout ?? '').match(/version (\S+)/)?.[1] ?? ''
+  const version =
+    (spawnSync(binary, ['-h'], { encoding: 'utf8' }).stdout ?? '').match(/version (\S+)/)?.[1] ?? ''
 
   let lastError = ''
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -143,22 +154,21 @@ async function startRbldnsd(binary: string, zone: string, listed: readonly strin
     child.on('error', (err) => (output += String(err)))
     const server = `127.0.0.1:${port}`
     if (await waitForAnswer(server, zone, child, 5000)) {
-      const readLog = (): string[] =>
+      // Lines: "<time> <client ip> <name> <type> <class>: <rcode>/<answers>/<size>"
+      const readLog = (): { name: string; type: string }[] =>
         fs
           .readFileSync(queryLog, 'utf8')
           .split('\n')
-          .map((l) => l.split(' ')[2]?.toLowerCase())
-          .filter((n): n is string => !!n)
+          .map((l) => l.split(' '))
+          .filter((f) => f.length >= 5)
+          .map((f) => ({ name: (f[2] ?? '').toLowerCase(), type: f[3] ?? '' }))
       return {
         kind: 'rbldnsd',
-        description: `rbldnsd ${version} on ${server} (ip4set ${zoneFile}, query log ${queryLog})`.replace(
-          '  ',
-          ' ',
-        ),
+        description: `rbldnsd${version ? ` ${version}` : ''} on ${server} (ip4set ${zoneFile}, query log ${queryLog})`,
         server,
         zone,
         queries: readLog,
-        queriedFor: (ip) => readLog().filter((n) => n === `${reverseIpv4(ip)}.${zone}`).length,
+        queriedFor: (ip, type) => countFor(readLog(), zone, ip, type),
         close: async () => {
           await stopChild(child)
           fs.rmSync(dir, { recursive: true, force: true })
@@ -186,15 +196,28 @@ async function startScripted(zone: string, listed: readonly string[], txt: strin
   const entries: Record<string, { txt: string }> = {}
   for (const ip of listed) entries[ip] = { txt: txt.replaceAll('$', ip) }
   const dns = await startDns(dnsblZone(zone, entries))
-  return {
+  const s: ZoneServer = {
     kind: 'scripted',
     description: `scripted loopback DNS server (test/support/dns-server.ts) on ${dns.server}; rbldnsd not used`,
     server: dns.server,
     zone,
-    queries: () => dns.queries.map((q) => q.name),
-    queriedFor: (ip) => dns.queries.filter((q) => q.name === `${reverseIpv4(ip)}.${zone}`).length,
+    queries: () => dns.queries.map((q) => ({ name: q.name, type: TYPE_NAMES[q.type] ?? String(q.type) })),
+    queriedFor: (ip, type) => countFor(s.queries(), zone, ip, type),
     close: () => dns.close(),
   }
+  return s
+}
+
+const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(TYPE).map(([k, v]) => [v, k]))
+
+function countFor(
+  queries: { name: string; type: string }[],
+  zone: string,
+  ip: string,
+  type?: string,
+): number {
+  const name = `${reverseIpv4(ip)}.${zone}`
+  return queries.filter((q) => q.name === name && (type === undefined || q.type === type)).length
 }
 
 /** Serve a DNSBL zone on 127.0.0.1 listing `listed` (and the test point 127.0.0.2). */

@@ -36,8 +36,13 @@ export class SmtpClient {
   readonly transcript: string[] = []
   private buffer = ''
   private pending: string[] = []
+  /** Replies that arrived before anyone asked for them. */
+  private queue: (Reply | Error)[] = []
   private waiter: ((r: Reply | Error) => void) | undefined
   private closed = false
+  /** The server's greeting (220 …). */
+  greeting: Reply | undefined
+
   private constructor(
     private readonly socket: net.Socket,
     private readonly timeoutMs: number,
@@ -51,19 +56,32 @@ export class SmtpClient {
     })
   }
 
-  /** Connect and read the greeting. */
-  static async connect(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<SmtpClient> {
+  /**
+   * Connect and read the greeting. With `proxy`, first send a PROXY protocol v1
+   * line presenting that client address (for servers that trust this host as
+   * a front end, e.g. Haraka's connection.ini [haproxy] hosts).
+   */
+  static async connect(
+    port: number,
+    opts: { host?: string; timeoutMs?: number; proxy?: string } = {},
+  ): Promise<SmtpClient> {
+    const host = opts.host ?? '127.0.0.1'
     const socket = net.connect({ port, host })
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve())
       socket.once('error', reject)
     })
-    const client = new SmtpClient(socket, timeoutMs)
+    const client = new SmtpClient(socket, opts.timeoutMs ?? 10_000)
+    if (opts.proxy) {
+      const family = net.isIPv6(opts.proxy) ? 'TCP6' : 'TCP4'
+      const dst = family === 'TCP6' ? '::1' : host
+      const line = `PROXY ${family} ${opts.proxy} ${dst} ${socket.localPort ?? 0} ${port}`
+      client.transcript.push(`C: ${line}`)
+      socket.write(`${line}\r\n`)
+    }
     client.greeting = await client.read()
     return client
   }
-
-  greeting: Reply | undefined
 
   /** The local TCP port of this connection (to find the server process that holds it). */
   get localPort(): number {
@@ -93,8 +111,6 @@ export class SmtpClient {
     }
   }
 
-  private queue: (Reply | Error)[] = []
-
   private deliver(r: Reply | Error): void {
     const w = this.waiter
     if (w) {
@@ -115,7 +131,9 @@ export class SmtpClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = undefined
-        reject(new Error(`no SMTP reply within ${this.timeoutMs} ms; transcript:\n${this.transcript.join('\n')}`))
+        reject(
+          new Error(`no SMTP reply within ${this.timeoutMs} ms; transcript:\n${this.transcript.join('\n')}`),
+        )
       }, this.timeoutMs)
       this.waiter = (r) => {
         clearTimeout(timer)
@@ -196,7 +214,9 @@ export class SmtpClient {
 /** A short message: a bounce (DSN-looking) for the null sender, else a plain note. */
 export function sampleMessage(from: string, to: readonly string[], subject?: string): string {
   const bounce = from === '' || /^postmaster@/i.test(from)
-  const headerFrom = bounce ? `Mail Delivery System <MAILER-DAEMON@${from.split('@')[1] ?? 'mx.sender.e2e.test'}>` : from
+  const headerFrom = bounce
+    ? `Mail Delivery System <MAILER-DAEMON@${from.split('@')[1] ?? 'mx.sender.e2e.test'}>`
+    : from
   return [
     `From: ${headerFrom}`,
     `To: ${to.join(', ')}`,

@@ -281,14 +281,24 @@ describe('BackscatterChecker with a zone file', () => {
   }
 
   it('answers from the file, TXT with $ replaced, after its test points pass', async () => {
-    const { checker, lines } = fileChecker(':127.0.0.2:Backscatter from $, see the list\n127.0.0.2\n45.1.1.0/24\n!45.1.1.9\n')
+    const { checker, lines } = fileChecker(
+      ':127.0.0.2:Backscatter from $, see the list\n127.0.0.2\n45.1.1.0/24\n!45.1.1.9\n',
+    )
     checker.start()
     assert.deepEqual(await checker.check('45.1.1.7'), [
-      { zone: ZONE, status: 'listed', codes: ['127.0.0.2'], reason: 'Backscatter from 45.1.1.7, see the list' },
+      {
+        zone: ZONE,
+        status: 'listed',
+        codes: ['127.0.0.2'],
+        reason: 'Backscatter from 45.1.1.7, see the list',
+      },
     ])
     assert.deepEqual(await checker.check('45.1.1.9'), [{ zone: ZONE, status: 'not-listed' }])
     assert.deepEqual(await checker.check('45.2.2.2'), [{ zone: ZONE, status: 'not-listed' }])
-    assert.ok(lines.some((l) => /passed its RFC 5782 test-point check/.test(l)), lines.join('\n'))
+    assert.ok(
+      lines.some((l) => /passed its RFC 5782 test-point check/.test(l)),
+      lines.join('\n'),
+    )
     checker.close()
   })
 

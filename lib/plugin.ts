@@ -4,6 +4,7 @@ import DSN from 'haraka-dsn'
 
 import { BackscatterChecker } from './checker'
 import { clientToCheck } from './client'
+import { recipientPluginsBefore } from './placement'
 import { isBounceSender, localPart, type EnvelopeAddress } from './sender'
 import { parseSettings, type Settings } from './settings'
 import {
@@ -39,6 +40,7 @@ interface Connection {
 
 interface HarakaConfig {
   get(name: string, cb: () => void): unknown
+  get(name: string, type: 'list'): unknown
 }
 
 /** One transaction's check: started in hook_mail, awaited in hook_rcpt and data_post. */
@@ -67,6 +69,13 @@ export interface BackscatterPlugin {
 
 export function register(this: BackscatterPlugin): void {
   this.load_backscatter_ini()
+  const plugins = this.config.get('plugins', 'list')
+  const before = recipientPluginsBefore(Array.isArray(plugins) ? plugins.map(String) : [])
+  if (before.length) {
+    this.logwarn(
+      `listed after ${before.join(', ')} in config/plugins: recipients accepted there are never checked; list backscatter before them`,
+    )
+  }
 }
 
 /** Read config/backscatter.ini (again on every edit) and start a checker for it. */

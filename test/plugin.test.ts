@@ -540,6 +540,24 @@ describe('hooks never throw and always call next once', () => {
     assert.deepEqual(results(conn).skip, ['no client IP address'])
   })
 
+  it('a client that disconnects mid-lookup leaves nothing in flight', async () => {
+    handler = (q) => (q.name === `3.2.1.45.${ZONE}` ? { a: ['127.0.0.2'], delayMs: 100 } : listedZone(q))
+    const { plugin } = setup('', 'timeout_ms = 1000\ntries = 1')
+    const conn = makeConnection(LISTED)
+    await mail(plugin, conn, '<>')
+    const inflight = plugin.backscatter.checker.inflight as Map<string, unknown>
+    // The client's query follows the zone's first health check.
+    for (let i = 0; i < 50 && inflight.size === 0; i++) await new Promise((r) => setTimeout(r, 5))
+    assert.equal(inflight.size, 1, 'the lookup is in flight')
+    conn.transaction = null // the client went away: Haraka drops the transaction
+    await new Promise((r) => setTimeout(r, 250))
+    assert.equal(inflight.size, 0)
+    assert.deepEqual(
+      conn.logs.filter((l: { level: string }) => l.level === 'logerror'),
+      [],
+    )
+  })
+
   it('a plugin whose state is gone (shut down) lets mail pass', async () => {
     const { plugin } = setup()
     delete plugin.backscatter

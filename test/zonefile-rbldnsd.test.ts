@@ -17,35 +17,10 @@ import { reasonFromTxt } from '../lib/answer'
 import { DnsblResolver, type LookupResult } from '../lib/resolver'
 import { ipToString, parseIPv4, type ZoneFormat } from '../lib/zonefile'
 import { ZoneFileSource } from '../lib/zonesource'
+import { prng } from './support/prng'
+import { findRbldnsd } from './support/rbldnsd'
 
 const ZONE = 'ips.backscatterer.test'
-
-function findRbldnsd(): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin']
-  for (const dir of dirs) {
-    if (!dir) continue
-    const p = path.join(dir, 'rbldnsd')
-    try {
-      fs.accessSync(p, fs.constants.X_OK)
-      return p
-    } catch {
-      // next
-    }
-  }
-  return undefined
-}
-
-/** Small, seeded PRNG (mulberry32): the same zone on every run. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface Generated {
   text: string

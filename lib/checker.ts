@@ -63,13 +63,22 @@ export class BackscatterChecker {
     this.timer.unref()
   }
 
-  /** Stop the health timer and abandon queries in flight. */
-  close(): void {
+  /**
+   * Stop the health timer and the zone-file watchers. Lookups in flight still
+   * settle (within their budget), so a config reload does not cut off the
+   * transactions that started under the old settings.
+   */
+  retire(): void {
     clearInterval(this.timer)
     this.timer = undefined
+    for (const { source } of this.files.values()) source.close()
+  }
+
+  /** retire(), and abandon the queries in flight: at shutdown, or when a command is done. */
+  close(): void {
+    this.retire()
     this.resolver.cancel()
     this.cache?.clear()
-    for (const { source } of this.files.values()) source.close()
   }
 
   /** Start loading (and watching) a zone file once; resolves true when data is in use. */

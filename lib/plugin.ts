@@ -90,7 +90,7 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
     warn: (msg) => this.logwarn(msg),
   })
   this.backscatter = { settings, checker, pending: previous?.pending ?? new WeakMap() }
-  previous?.checker.close()
+  previous?.checker.retire()
   // Zone checks start with the process that handles mail (init hooks below),
   // or at the first lookup; a reload carries on where the old checker was.
   if (previous?.checker.isStarted) checker.start()

@@ -35,7 +35,7 @@ export interface ResolverOptions {
 // Answers that mean "this name does not exist / has no A record": not listed.
 const NOT_FOUND = new Set(['ENOTFOUND', 'ENODATA'])
 // Worth another try; anything else (SERVFAIL, REFUSED, bad packets) is final.
-const RETRYABLE = new Set(['ETIMEOUT', 'ECONNREFUSED', 'ECANCELLED'])
+const RETRYABLE = new Set(['ETIMEOUT', 'ECONNREFUSED'])
 
 class DeadlineError extends Error {
   readonly code = 'ETIMEOUT'
@@ -66,6 +66,8 @@ export function describeDnsError(code: string): string {
       return 'REFUSED'
     case 'ECONNREFUSED':
       return 'connection refused'
+    case 'ECANCELLED':
+      return 'cancelled at shutdown'
     case 'EBADRESP':
     case 'EFORMERR':
       return 'malformed answer'

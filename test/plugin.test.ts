@@ -476,6 +476,17 @@ describe('9. config', () => {
     assert.equal((await rcpt(t.plugin, conn, 'alice@example.com')).rc, constants.DENYSOFT)
   })
 
+  it('a reload mid-lookup does not cut off the transaction that started before it', async () => {
+    handler = (q) => (q.name === `3.2.1.45.${ZONE}` ? { a: ['127.0.0.2'], delayMs: 100 } : listedZone(q))
+    const { plugin } = setup('', 'timeout_ms = 1000\ntries = 1')
+    const conn = makeConnection(LISTED)
+    await mail(plugin, conn, '<>')
+    await new Promise((r) => setTimeout(r, 30))
+    plugin.load_backscatter_ini()
+    assert.equal((await rcpt(plugin, conn, 'alice@example.com')).rc, constants.DENY)
+    assert.deepEqual(results(conn).err, [])
+  })
+
   const invalid: [string, string, RegExp][] = [
     [
       'non-numeric score',

@@ -1,3 +1,4 @@
+import net from 'node:net'
 import { ip_in_list, is_private_ip, normalize_ip } from 'haraka-net-utils'
 
 import type { Settings } from './settings'
@@ -16,7 +17,8 @@ export type ClientCheck = { readonly skip: string } | { readonly ip: string }
  * `::ffff:a.b.c.d` is unmapped first, so it is treated as the IPv4 address it is.
  */
 export function clientToCheck(client: Client, settings: Settings): ClientCheck {
-  const ip = client.ip ? normalize_ip(client.ip) : null
+  // A dotted-quad IPv4 address (net.isIPv4 allows no leading zeros) is its own normal form.
+  const ip = client.ip ? (net.isIPv4(client.ip) ? client.ip : normalize_ip(client.ip)) : null
   if (!ip) return { skip: 'no client IP address' }
   if (settings.skip.relaying && client.relaying) return { skip: 'relaying client' }
   if (settings.skip.private && is_private_ip(ip)) return { skip: `private address ${ip}` }

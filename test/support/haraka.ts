@@ -112,6 +112,22 @@ export async function createDeployment(
   }
 }
 
+/** A copy of a deployment (config, plugins and node_modules) in `parent`/haraka. */
+export function cloneDeployment(dep: Deployment, parent: string): Deployment {
+  const dir = path.join(parent, 'haraka')
+  fs.cpSync(dep.dir, dir, { recursive: true, verbatimSymlinks: true })
+  const mailDir = path.join(dir, 'mail')
+  fs.mkdirSync(mailDir, { recursive: true })
+  const cfg = (name: string): string => path.join(dir, 'config', name)
+  return {
+    dir,
+    mailDir,
+    writeConfig: (name, text) => fs.writeFileSync(cfg(name), text),
+    readConfig: (name) => fs.readFileSync(cfg(name), 'utf8'),
+    remove: () => fs.rmSync(parent, { recursive: true, force: true }),
+  }
+}
+
 export interface HarakaOptions {
   /** Plugins for config/plugins, in order; comments ('# …') allowed. */
   plugins: readonly string[]
@@ -123,6 +139,18 @@ export interface HarakaOptions {
   files?: Record<string, string>
   /** Milliseconds to wait for Haraka to listen. */
   startTimeoutMs?: number
+  /** log.ini `level` (default info). */
+  logLevel?: string
+  /**
+   * Run Haraka in a private mount namespace with this file bind-mounted over
+   * /etc/resolv.conf (`unshare -m`, needs root), so the system resolver of
+   * Haraka and every plugin is the one this file names.
+   */
+  resolvConf?: string
+  /** More environment variables for Haraka. */
+  env?: Record<string, string>
+  /** Options for node itself, before bin/haraka (e.g. --cpu-prof). */
+  nodeArgs?: readonly string[]
 }
 
 export interface Haraka {
@@ -138,6 +166,11 @@ export interface Haraka {
   waitForLog(re: RegExp, opts?: { from?: number; count?: number; timeoutMs?: number }): Promise<string[]>
   /** The stored message queue/test wrote for this queue id (`mail_<id>.eml`). */
   message(queueId: string): Promise<string>
+  /**
+   * The process that serves SMTP: the child of bin/haraka when it started one,
+   * else bin/haraka's own process (Linux /proc).
+   */
+  serverPid(): number
   /** Stop Haraka (SIGINT, then SIGKILL for the whole process group); never throws. */
   stop(): Promise<void>
 }
@@ -213,6 +246,28 @@ export function uncaughtErrors(log: string): string[] {
     )
 }
 
+/** Haraka log levels at which it logs "Listening on" (a NOTICE). */
+const LEVELS_THAT_LOG_LISTENING = new Set(['data', 'protocol', 'debug', 'info', 'notice'])
+
+/** Resolve once a TCP connection to 127.0.0.1:`port` is accepted. */
+async function waitForPort(port: number, exited: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = net.connect({ port, host: '127.0.0.1' })
+      sock.once('connect', () => {
+        sock.destroy()
+        resolve(true)
+      })
+      sock.once('error', () => resolve(false))
+    })
+    if (ok) return
+    if (exited()) throw new Error(`haraka exited before listening on 127.0.0.1:${port}`)
+    if (Date.now() > deadline) throw new Error(`haraka did not listen on 127.0.0.1:${port} in time`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
 /** Write the deployment's config and start `haraka -c DIR`; resolves once every worker listens. */
 export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise<Haraka> {
   const nodes = opts.nodes ?? 0
@@ -229,7 +284,7 @@ export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise
   )
   dep.writeConfig('plugins', [...CONFIG_PLUGINS_HEADER, 'e2e_rdns', ...opts.plugins, ''].join('\n'))
   dep.writeConfig('host_list', `${LOCAL_DOMAIN}\n`)
-  dep.writeConfig('log.ini', '[main]\nlevel=info\ntimestamps=false\nformat=default\n')
+  dep.writeConfig('log.ini', `[main]\nlevel=${opts.logLevel ?? 'info'}\ntimestamps=false\nformat=default\n`)
   dep.writeConfig('backscatter.ini', opts.backscatterIni)
   for (const [name, text] of Object.entries(opts.files ?? {})) dep.writeConfig(name, text)
   fs.writeFileSync(path.join(dep.dir, 'plugins', 'e2e_results.js'), RESULTS_PLUGIN)
@@ -238,10 +293,22 @@ export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise
   const logFile = path.join(dep.dir, 'haraka.log')
   const logStream = fs.createWriteStream(logFile)
   let text = ''
-  const child: ChildProcess = spawn(process.execPath, [HARAKA_BIN, '-c', dep.dir], {
+  const argv = [process.execPath, ...(opts.nodeArgs ?? []), HARAKA_BIN, '-c', dep.dir]
+  const [command, ...args] = opts.resolvConf
+    ? [
+        'unshare',
+        '-m',
+        'sh',
+        '-c',
+        'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+        opts.resolvConf,
+        ...argv,
+      ]
+    : argv
+  const child: ChildProcess = spawn(command as string, args, {
     cwd: dep.dir,
     // queue/test writes each accepted message to os.tmpdir()/mail_<uuid>.eml.
-    env: { ...process.env, TMPDIR: dep.mailDir },
+    env: { ...process.env, ...opts.env, TMPDIR: dep.mailDir },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, so stop() can end the workers with it.
     detached: true,
@@ -301,8 +368,14 @@ export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise
   }
 
   try {
-    const listening = nodes > 0 ? /worker \d+ listening on 127\.0\.0\.1:/ : /Listening on 127\.0\.0\.1:/
-    await waitForLog(listening, { count: Math.max(nodes, 1), timeoutMs: opts.startTimeoutMs ?? 20_000 })
+    const timeoutMs = opts.startTimeoutMs ?? 20_000
+    if (LEVELS_THAT_LOG_LISTENING.has(opts.logLevel ?? 'info')) {
+      const listening = nodes > 0 ? /worker \d+ listening on 127\.0\.0\.1:/ : /Listening on 127\.0\.0\.1:/
+      await waitForLog(listening, { count: Math.max(nodes, 1), timeoutMs })
+    } else {
+      // A quieter log level does not show "Listening on": wait for the port instead.
+      await waitForPort(port, () => child.exitCode !== null || child.signalCode !== null, timeoutMs)
+    }
   } catch (err) {
     await stop()
     throw err
@@ -316,6 +389,7 @@ export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise
     log: () => text,
     mark: () => text.length,
     waitForLog,
+    serverPid: () => childPids(pid)[0] ?? pid,
     message: async (queueId) => {
       const file = path.join(dep.mailDir, `mail_${queueId}.eml`)
       // queue/test answers once the file is closed, but allow for a slow disk.
@@ -323,6 +397,16 @@ export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise
       return fs.readFileSync(file, 'utf8')
     },
     stop,
+  }
+}
+
+/** The children of a process (Linux /proc); empty when it has none or is gone. */
+export function childPids(pid: number): number[] {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    return text.split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
   }
 }
 

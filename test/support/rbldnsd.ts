@@ -37,6 +37,10 @@ export interface ZoneOptions {
    * overrides this.
    */
   prefer?: 'auto' | 'rbldnsd' | 'scripted'
+  /** UDP port on 127.0.0.1 (default: a free one). rbldnsd only. */
+  port?: number
+  /** Keep rbldnsd's query log (default true; queries() is empty without it). */
+  queryLog?: boolean
 }
 
 export const ZONE = 'ips.backscatterer.org'
@@ -118,6 +122,7 @@ async function startRbldnsd(
   zone: string,
   listed: readonly string[],
   txt: string,
+  opts: { port?: number; queryLog?: boolean } = {},
 ): Promise<ZoneServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-rbldnsd-'))
   // rbldnsd drops privileges before it reads the data and opens its log.
@@ -132,7 +137,7 @@ async function startRbldnsd(
 
   let lastError = ''
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freeUdpPort()
+    const port = opts.port ?? (await freeUdpPort())
     const user = rbldnsdUser()
     const args = [
       '-n', // stay in the foreground, so the test owns the process
@@ -140,8 +145,8 @@ async function startRbldnsd(
       `127.0.0.1/${port}`,
       '-w',
       dir,
-      '-l',
-      `+${queryLog}`, // '+': unbuffered, every query is in the file at once
+      // '+': unbuffered, every query is in the file at once
+      ...(opts.queryLog === false ? [] : ['-l', `+${queryLog}`]),
       '-t',
       '60',
       ...(user ? ['-u', user] : []),
@@ -228,7 +233,7 @@ export async function startZone(opts: ZoneOptions): Promise<ZoneServer> {
   const prefer = env === 'rbldnsd' || env === 'scripted' || env === 'auto' ? env : (opts.prefer ?? 'auto')
   if (prefer !== 'scripted') {
     const binary = findRbldnsd()
-    if (binary) return startRbldnsd(binary, zone, opts.listed, txt)
+    if (binary) return startRbldnsd(binary, zone, opts.listed, txt, opts)
     if (prefer === 'rbldnsd') throw new Error('rbldnsd is required (E2E_DNS=rbldnsd) but not installed')
   }
   return startScripted(zone, opts.listed, txt)

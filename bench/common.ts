@@ -1,0 +1,185 @@
+// Shared pieces of the benchmarks: cleanup of started processes, statistics,
+// client addresses, CPU time from /proc, options from the environment.
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+
+type Cleanup = () => Promise<void> | void
+
+const cleanups = new Set<Cleanup>()
+let handlersInstalled = false
+
+/** Run `fn` at exit, on Ctrl-C or on a failure; returns a function that unregisters it. */
+export function onCleanup(fn: Cleanup): () => void {
+  installHandlers()
+  cleanups.add(fn)
+  return () => cleanups.delete(fn)
+}
+
+/** Run every registered cleanup (latest first); never throws. */
+export async function cleanupAll(): Promise<void> {
+  const fns = [...cleanups].reverse()
+  cleanups.clear()
+  for (const fn of fns) {
+    try {
+      await fn()
+    } catch (err) {
+      console.error(`cleanup failed: ${String(err)}`)
+    }
+  }
+}
+
+function installHandlers(): void {
+  if (handlersInstalled) return
+  handlersInstalled = true
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: stopping the processes the benchmark started`)
+      void cleanupAll().finally(() => process.exit(130))
+    })
+  }
+  for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+    process.once(event, (err: unknown) => {
+      console.error(err)
+      void cleanupAll().finally(() => process.exit(1))
+    })
+  }
+}
+
+/** A small seeded generator (mulberry32), so every run sends the same addresses. */
+export function prng(seed: number): () => number {
+  let s = seed >>> 0
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0
+    let t = s
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * First octets of the client addresses: public unicast space, far from the
+ * private, loopback, link-local and documentation ranges. Addresses are only
+ * ever presented through XCLIENT; no packet is sent to them.
+ */
+export const PUBLIC_FIRST_OCTETS = [23, 31, 37, 45, 62, 77, 81, 89, 91, 109, 151, 176, 185, 188, 193, 212]
+
+/** Listed in the benchmark zone: second octet below this (26/256 = 10.2 % of the addresses). */
+export const LISTED_SECOND_OCTET_BELOW = 26
+
+/** The zone lines that list the addresses clientIp() marks as listed. */
+export function listedRanges(): string[] {
+  return PUBLIC_FIRST_OCTETS.map((a) => `${a}.0.0.0-${a}.${LISTED_SECOND_OCTET_BELOW - 1}.255.255`)
+}
+
+/**
+ * The i-th client address of a sequence: distinct for every i below 2^28,
+ * spread over the first octets above and scrambled in the other three.
+ */
+export function clientIp(i: number): string {
+  const n = PUBLIC_FIRST_OCTETS.length
+  const a = PUBLIC_FIRST_OCTETS[i % n] as number
+  // An odd multiplier is a bijection modulo 2^24.
+  const j = (Math.imul(Math.floor(i / n) + 1, 0x9e3779) & 0xffffff) >>> 0
+  return `${a}.${(j >>> 16) & 255}.${(j >>> 8) & 255}.${j & 255}`
+}
+
+/** Is this benchmark address listed in the benchmark zone? */
+export function isListed(ip: string): boolean {
+  return Number(ip.split('.')[1]) < LISTED_SECOND_OCTET_BELOW
+}
+
+export function median(xs: readonly number[]): number {
+  return quantile(xs, 0.5)
+}
+
+/** Linear-interpolated quantile, q in [0, 1]; NaN for no values. */
+export function quantile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) return NaN
+  const s = [...xs].sort((a, b) => a - b)
+  const pos = (s.length - 1) * q
+  const lo = Math.floor(pos)
+  const hi = Math.ceil(pos)
+  return (s[lo] as number) + ((s[hi] as number) - (s[lo] as number)) * (pos - lo)
+}
+
+export interface Spread {
+  median: number
+  min: number
+  max: number
+  n: number
+}
+
+export function spread(xs: readonly number[]): Spread {
+  const finite = xs.filter((x) => Number.isFinite(x))
+  return {
+    median: median(finite),
+    min: finite.length ? Math.min(...finite) : NaN,
+    max: finite.length ? Math.max(...finite) : NaN,
+    n: finite.length,
+  }
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's CPU times. */
+export const CLK_TCK = ((): number => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+  } catch {
+    return 100
+  }
+})()
+
+/** User + system CPU seconds a process has used so far (Linux /proc). */
+export function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // Fields after the command name (which may hold spaces) start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here (0-based, from field 3).
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
+}
+
+/** A positive integer from the environment, or the default. */
+export function envInt(name: string, fallback: number): number {
+  const v = Number(process.env[name])
+  return Number.isFinite(v) && v > 0 ? Math.floor(v) : fallback
+}
+
+/** Whether BENCH_QUICK asks for a short run. */
+export const QUICK = process.env.BENCH_QUICK === '1' || process.argv.includes('--quick')
+
+export function fmt(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return '–'
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+}
+
+/** "1.02 (0.97–1.08)": median and min–max. */
+export function fmtSpread(s: Spread, digits = 2): string {
+  return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`
+}
+
+/** A Markdown table. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: readonly string[]): string =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`
+  return [line(header), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map(line)].join('\n')
+}
+
+/** The machine, for the report. */
+export function machine(): Record<string, string> {
+  const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : ''
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? '?'
+  return {
+    nproc: String(os.availableParallelism()),
+    cpu: model,
+    node: process.version,
+    kernel: `${os.type()} ${os.release()}`,
+    load: os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

@@ -35,6 +35,8 @@ export class BackscatterChecker {
   private readonly files = new Map<string, { source: ZoneFileSource; loaded?: Promise<boolean> }>()
   private timer: NodeJS.Timeout | undefined
   private started = false
+  /** When each zone was last re-checked because a lookup failed (ms since the epoch). */
+  private readonly recheckedAt = new Map<string, number>()
 
   constructor(
     readonly settings: Settings,
@@ -135,11 +137,26 @@ export class BackscatterChecker {
     }
 
     const result = await this.lookup(zone.name, ip, budgetMs)
+    if (result.status === 'error') this.recheckSoon(zone.name)
     if (result.status === 'listed') {
       return { zone: zone.name, status: 'listed', codes: result.codes, reason: result.reason }
     }
     if (result.status === 'error') return { zone: zone.name, status: 'error', reason: result.reason }
     return { zone: zone.name, status: 'not-listed' }
+  }
+
+  /**
+   * A failed lookup may mean a dead resolver: check the zone now rather than at
+   * the next interval, so it is suspended after one budget, not after minutes.
+   * At most once per budget per zone, so errors cannot cause a query storm.
+   */
+  private recheckSoon(zone: string): void {
+    const health = this.health.get(zone)
+    if (health?.state !== 'usable') return
+    const now = Date.now()
+    if (now - (this.recheckedAt.get(zone) ?? 0) < this.resolver.budgetMs) return
+    this.recheckedAt.set(zone, now)
+    void health.check()
   }
 
   /**

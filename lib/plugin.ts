@@ -14,7 +14,6 @@ import {
   formatReply,
   headerValue,
   type Verdict,
-  type ZoneOutcome,
 } from './verdict'
 
 type Next = (code?: number, msg?: unknown) => void
@@ -164,17 +163,21 @@ function startCheck(plugin: BackscatterPlugin, state: State, connection: Connect
   state.pending.set(txn, { settings, verdict })
 }
 
-function outcomeResult(o: ZoneOutcome): Record<string, string> {
-  switch (o.status) {
-    case 'listed':
-      return { fail: o.zone }
-    case 'not-listed':
-      return { pass: o.zone }
-    case 'error':
-      return { err: `${o.zone}: ${o.reason}` }
-    case 'skipped':
-      return { skip: `${o.zone}: ${o.reason}` }
+/**
+ * One results entry for the whole verdict: pass/fail per zone, skip/err with
+ * reasons, score. Empty lists are left out (haraka-results logs any `err` key).
+ */
+function verdictResult(v: Verdict): Record<string, unknown> {
+  const lists: Record<'pass' | 'fail' | 'err' | 'skip', string[]> = { pass: [], fail: [], err: [], skip: [] }
+  for (const o of v.outcomes) {
+    if (o.status === 'listed') lists.fail.push(o.zone)
+    else if (o.status === 'not-listed') lists.pass.push(o.zone)
+    else if (o.status === 'error') lists.err.push(`${o.zone}: ${o.reason}`)
+    else lists.skip.push(`${o.zone}: ${o.reason}`)
   }
+  const result: Record<string, unknown> = { score: v.score }
+  for (const [key, list] of Object.entries(lists)) if (list.length) result[key] = list
+  return result
 }
 
 function recordResults(
@@ -183,8 +186,7 @@ function recordResults(
   txn: Transaction,
   v: Verdict,
 ): void {
-  for (const o of v.outcomes) txn.results.add(plugin, outcomeResult(o))
-  txn.results.add(plugin, { score: v.score })
+  txn.results.add(plugin, verdictResult(v))
   for (const o of v.listed) {
     const reason = o.reason ? `: ${o.reason}` : ''
     connection.loginfo(plugin, `bounce from ${v.ip} listed on ${o.zone} (${o.codes.join(',')})${reason}`)

@@ -1,5 +1,7 @@
 import net from 'node:net'
 
+import { parseTemplate, type Template } from './template'
+
 /** What the plugin does with a bounce whose score reaches the threshold. */
 export type Action = 'reject' | 'defer' | 'score'
 
@@ -44,6 +46,8 @@ export interface Settings {
   readonly action: Action
   /** Reply text; placeholders {ip} {zone} {reason} {url} {score}. */
   readonly message: string
+  /** `message`, split at its placeholders. */
+  readonly messageTemplate: Template
   /** Lower-case local parts that are always accepted (RFC 5321 §4.5.1). */
   readonly exemptRecipients: ReadonlySet<string>
   /** Header added to accepted, checked messages. Empty: none. */
@@ -314,6 +318,7 @@ export function parseSettings(raw: unknown): ParsedSettings {
     threshold: r.number('main', 'threshold', 5, -1000, 1000),
     action: readAction(r),
     message: message === '' ? DEFAULT_MESSAGE : message,
+    messageTemplate: parseTemplate(message === '' ? DEFAULT_MESSAGE : message),
     exemptRecipients: readLocalParts(r, 'main', 'exempt_recipients', ['postmaster', 'abuse']),
     header: validHeader ? header : 'X-Haraka-Backscatter',
     senders: Object.freeze({

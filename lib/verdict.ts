@@ -1,5 +1,6 @@
 import { cleanText } from './answer'
 import type { Action, Settings, ZoneSettings } from './settings'
+import { fillTemplate } from './template'
 
 /** Longest reply text; with the code it stays inside RFC 5321's 512-octet reply line. */
 export const MAX_REPLY_LENGTH = 400
@@ -87,37 +88,14 @@ export function formatReply(verdict: Verdict, settings: Settings): string {
   const zoneName = top?.zone ?? ''
   const zone = settings.zones.find((z) => z.name === zoneName)
   const url = zone?.lookupUrl ? zone.lookupUrl.replaceAll('{ip}', verdict.ip) : zoneName
-  const values: Record<Placeholder, string> = {
+  const values = {
     ip: verdict.ip,
     zone: zoneName,
     reason: top?.reason || 'listed',
     url,
     score: String(verdict.score),
   }
-  // One pass over the template's parts, so a value that happens to contain "{zone}" is not expanded again.
-  let text = ''
-  for (const part of templateParts(settings.message))
-    text += typeof part === 'string' ? part : values[part.key]
-  return cleanText(text, MAX_REPLY_LENGTH)
-}
-
-type Placeholder = 'ip' | 'zone' | 'reason' | 'url' | 'score'
-type TemplatePart = string | { readonly key: Placeholder }
-
-/** The last message template split at its placeholders (it changes only when the config does). */
-let lastTemplate: { readonly message: string; readonly parts: readonly TemplatePart[] } | undefined
-
-function templateParts(message: string): readonly TemplatePart[] {
-  if (lastTemplate?.message === message) return lastTemplate.parts
-  const parts: TemplatePart[] = []
-  let from = 0
-  for (const m of message.matchAll(/\{(ip|zone|reason|url|score)\}/g)) {
-    parts.push(message.slice(from, m.index), { key: m[1] as Placeholder })
-    from = m.index + m[0].length
-  }
-  parts.push(message.slice(from))
-  lastTemplate = { message, parts }
-  return parts
+  return cleanText(fillTemplate(settings.messageTemplate, values), MAX_REPLY_LENGTH)
 }
 
 /** Value of the `[main] header` field: score, listing zones and client IP. */

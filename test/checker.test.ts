@@ -327,3 +327,34 @@ describe('BackscatterChecker with a zone file', () => {
     checker.close()
   })
 })
+
+describe('BackscatterChecker and a resolver that dies', () => {
+  it('a failed lookup re-checks the zone at once: suspended after one budget, not at the next interval', async () => {
+    let dead = false
+    const healthy = dnsblZone(ZONE, { '45.1.1.2': {} })
+    const dns = await startDns((q) => (dead ? { drop: true } : healthy(q)))
+    try {
+      const { checker, lines } = makeChecker(dns.server, { health_interval: 300 })
+      checker.start()
+      assert.equal((await checker.check('45.1.1.2'))[0]!.status, 'listed')
+      dead = true
+      const t0 = Date.now()
+      const [first] = await checker.check('45.3.3.3')
+      assert.deepEqual(first, { zone: ZONE, status: 'error', reason: 'timeout' })
+      // The re-check started by that failure times out in its turn and suspends the zone.
+      while (checker.healthStates()[0]!.state === 'usable' && Date.now() - t0 < 2000) {
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      assert.equal(checker.healthStates()[0]!.state, 'suspended', 'well before the 300 s interval')
+      const before = dns.queries.length
+      const t1 = Date.now()
+      assert.equal((await checker.check('45.4.4.4'))[0]!.status, 'skipped')
+      assert.ok(Date.now() - t1 < 20, 'a suspended zone costs nothing')
+      assert.equal(dns.queries.length, before, 'and sends nothing')
+      assert.equal(lines.filter((l) => l.startsWith('warn')).length, 1)
+      checker.close()
+    } finally {
+      await dns.close()
+    }
+  })
+})

@@ -466,7 +466,8 @@ describe('9. config', () => {
   it('an edit takes effect without a restart', async () => {
     const t = setup()
     t.writeIni(`[dns]\nservers = ${dns.server}\ntimeout_ms = 200\n[main]\naction = defer\n`)
-    const deadline = Date.now() + 5000
+    // haraka-config waits about 5 s for an edit to settle before it reloads.
+    const deadline = Date.now() + 10_000
     while (t.plugin.backscatter.settings.action !== 'defer' && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 25))
     }

@@ -46,17 +46,7 @@ function installHandlers(): void {
   }
 }
 
-/** A small seeded generator (mulberry32), so every run sends the same addresses. */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { prng } from '../test/support/prng'
 
 /**
  * First octets of the client addresses: public unicast space, far from the

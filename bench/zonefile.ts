@@ -11,6 +11,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 
 import { ipToString, parseZone } from '../lib/zonefile'
 import { ZoneFileSource } from '../lib/zonesource'
+import { prng } from '../test/support/prng'
 
 export interface ZoneBenchRow {
   entries: number
@@ -28,17 +29,6 @@ export interface ZoneBenchRow {
 export interface ZoneBenchResult {
   rows: ZoneBenchRow[]
   reload: { entries: number; ms: number; maxStallMs: number; p99StallMs: number; maxGapMs: number }
-}
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** A zone shaped like the list's: mostly single IPs, some CIDRs and ranges, a few exclusions. */

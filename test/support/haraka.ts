@@ -100,22 +100,11 @@ export async function createDeployment(
   )
   const installed = path.join(dir, 'node_modules', 'haraka-plugin-backscatter', 'package.json')
   if (!fs.existsSync(installed)) throw new Error(`npm install did not create ${installed}`)
-  const mailDir = path.join(dir, 'mail')
-  fs.mkdirSync(mailDir)
-  const cfg = (name: string): string => path.join(dir, 'config', name)
-  return {
-    dir,
-    mailDir,
-    writeConfig: (name, text) => fs.writeFileSync(cfg(name), text),
-    readConfig: (name) => fs.readFileSync(cfg(name), 'utf8'),
-    remove: () => fs.rmSync(base, { recursive: true, force: true }),
-  }
+  return deploymentAt(dir, base)
 }
 
-/** A copy of a deployment (config, plugins and node_modules) in `parent`/haraka. */
-export function cloneDeployment(dep: Deployment, parent: string): Deployment {
-  const dir = path.join(parent, 'haraka')
-  fs.cpSync(dep.dir, dir, { recursive: true, verbatimSymlinks: true })
+/** The Deployment handle for the Haraka folder `dir`; remove() deletes `owner`. */
+function deploymentAt(dir: string, owner: string): Deployment {
   const mailDir = path.join(dir, 'mail')
   fs.mkdirSync(mailDir, { recursive: true })
   const cfg = (name: string): string => path.join(dir, 'config', name)
@@ -124,8 +113,15 @@ export function cloneDeployment(dep: Deployment, parent: string): Deployment {
     mailDir,
     writeConfig: (name, text) => fs.writeFileSync(cfg(name), text),
     readConfig: (name) => fs.readFileSync(cfg(name), 'utf8'),
-    remove: () => fs.rmSync(parent, { recursive: true, force: true }),
+    remove: () => fs.rmSync(owner, { recursive: true, force: true }),
   }
+}
+
+/** A copy of a deployment (config, plugins and node_modules) in `parent`/haraka. */
+export function cloneDeployment(dep: Deployment, parent: string): Deployment {
+  const dir = path.join(parent, 'haraka')
+  fs.cpSync(dep.dir, dir, { recursive: true, verbatimSymlinks: true })
+  return deploymentAt(dir, parent)
 }
 
 export interface HarakaOptions {

@@ -22,6 +22,17 @@ function waitAtMost(promise: Promise<unknown>, ms: number): Promise<unknown> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
+const OUT_OF_TIME: LookupResult = Object.freeze({ status: 'error', reason: 'timeout' })
+
+/** The lookup's result, or a timeout error when `ms` pass first. */
+async function settleWithin(lookup: Promise<LookupResult>, ms: number): Promise<LookupResult> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<LookupResult>(
+    (resolve) => (timer = setTimeout(resolve, Math.max(0, ms), OUT_OF_TIME)),
+  )
+  return Promise.race([lookup, late]).finally(() => clearTimeout(timer))
+}
+
 /**
  * Looks a client IP up in every configured zone, through DNS or a local zone
  * file: health-gated, cached, coalesced and bounded in time. Holds no Haraka
@@ -35,6 +46,7 @@ export class BackscatterChecker {
   private readonly files = new Map<string, { source: ZoneFileSource; loaded?: Promise<boolean> }>()
   private timer: NodeJS.Timeout | undefined
   private started = false
+  private retired = false
   /** When each zone was last re-checked because a lookup failed (ms since the epoch). */
   private readonly recheckedAt = new Map<string, number>()
 
@@ -45,7 +57,10 @@ export class BackscatterChecker {
     this.resolver = new DnsblResolver(settings.dns)
     if (settings.dns.cacheSize > 0) this.cache = new LRUCache({ max: settings.dns.cacheSize })
     for (const zone of settings.zones) {
-      if (zone.file) this.files.set(zone.name, { source: new ZoneFileSource(zone.file, zone.name, log) })
+      if (!zone.file) continue
+      // A new file (the first, or one rsync replaced) is checked at once, not at the next interval.
+      const onLoad = (): void => void this.health.get(zone.name)?.check()
+      this.files.set(zone.name, { source: new ZoneFileSource(zone.file, zone.name, log, { onLoad }) })
     }
     if (settings.dns.healthIntervalSeconds > 0) {
       for (const zone of settings.zones) {
@@ -56,7 +71,7 @@ export class BackscatterChecker {
 
   /** Check every zone now, then every health_interval; the timer never keeps the process alive. */
   start(): void {
-    if (this.started) return
+    if (this.started || this.retired) return
     this.started = true
     for (const zone of this.files.keys()) void this.loadFile(zone)
     if (this.health.size === 0) return
@@ -71,6 +86,7 @@ export class BackscatterChecker {
    * transactions that started under the old settings.
    */
   retire(): void {
+    this.retired = true
     clearInterval(this.timer)
     this.timer = undefined
     for (const { source } of this.files.values()) source.close()
@@ -121,13 +137,14 @@ export class BackscatterChecker {
     if (family === 6 && !zone.ipv6) return { zone: zone.name, status: 'skipped', reason: 'IPv6 not checked' }
     if (family === 4 && !zone.ipv4) return { zone: zone.name, status: 'skipped', reason: 'IPv4 not checked' }
 
-    let budgetMs = this.resolver.budgetMs
+    const budgetMs = this.resolver.budgetMs
+    let leftMs = budgetMs
     const health = this.health.get(zone.name)
     if (health?.state === 'unchecked') {
       // No verdict before the zone's first check; wait for it within the budget.
       const started = Date.now()
       await waitAtMost(health.ready, budgetMs)
-      budgetMs -= Date.now() - started
+      leftMs -= Date.now() - started
     }
     if (health?.state === 'unchecked') {
       return { zone: zone.name, status: 'error', reason: 'zone health check still running' }
@@ -136,7 +153,10 @@ export class BackscatterChecker {
       return { zone: zone.name, status: 'skipped', reason: `zone suspended: ${health.reason}` }
     }
 
-    const result = await this.lookup(zone.name, ip, budgetMs)
+    // The query itself always gets the full budget, as others may share it; this
+    // caller waits only for what is left of its own.
+    const lookup = this.lookup(zone.name, ip)
+    const result = leftMs < budgetMs ? await settleWithin(lookup, leftMs) : await lookup
     if (result.status === 'error') this.recheckSoon(zone.name)
     if (result.status === 'listed') {
       return { zone: zone.name, status: 'listed', codes: result.codes, reason: result.reason }
@@ -152,7 +172,7 @@ export class BackscatterChecker {
    */
   private recheckSoon(zone: string): void {
     const health = this.health.get(zone)
-    if (health?.state !== 'usable') return
+    if (health?.state !== 'usable' || this.retired) return
     const now = Date.now()
     if (now - (this.recheckedAt.get(zone) ?? 0) < this.resolver.budgetMs) return
     this.recheckedAt.set(zone, now)
@@ -206,10 +226,12 @@ export class BackscatterChecker {
   /** Like lookup(), but past the cache: a health check must see what the zone answers now. */
   private freshLookup(zone: string, ip: string): Promise<LookupResult> {
     if (this.files.has(zone)) return this.lookupFile(zone, ip, this.resolver.budgetMs)
-    return this.resolver.lookup(ip, zone)
+    return this.resolver.lookup(ip, zone, this.resolver.budgetMs, false)
   }
 
   private async probe(zone: ZoneSettings): Promise<Assessment> {
+    // A file zone is judged on its data: wait for the first load, however long it takes.
+    if (this.files.has(zone.name)) await this.loadFile(zone.name)
     const points = testPointsFor(zone)
     const answers = await Promise.all(
       points.map(async (p) => ({ ...p, result: await this.freshLookup(zone.name, p.point) })),
@@ -217,7 +239,15 @@ export class BackscatterChecker {
     return assessTestPoints(answers)
   }
 
+  /** Drop a zone's cached answers: those given while it was failing cannot be trusted. */
+  private forget(zone: string): void {
+    if (!this.cache) return
+    const prefix = `${zone}\n`
+    for (const key of [...this.cache.keys()]) if (key.startsWith(prefix)) this.cache.delete(key)
+  }
+
   private readonly reportHealth = (zone: string, state: HealthState, reason: string): void => {
+    if (state === 'suspended') this.forget(zone)
     if (state === 'suspended') this.log.warn(`zone ${zone} suspended: ${reason}; its answers are ignored`)
     else this.log.info(`zone ${zone} passed its RFC 5782 test-point check; in use`)
   }

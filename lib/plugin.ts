@@ -227,20 +227,23 @@ export function hook_rcpt(
   }
 }
 
-/** After DATA: stamp the checked, accepted message with the header. */
+/**
+ * After DATA: stamp the checked, accepted message with the header. A copy the
+ * sender wrote is removed from every message, so a filter downstream can trust it.
+ */
 export function hook_data_post(this: BackscatterPlugin, next: Next, connection: Connection): void {
   const done = once(next)
   try {
     const txn = connection.transaction
-    const pending = txn ? this.backscatter?.pending.get(txn) : undefined
-    const name = pending?.settings.header
-    if (!txn || !pending || !name) return done()
+    const state = this.backscatter
+    const pending = txn ? state?.pending.get(txn) : undefined
+    const name = pending ? pending.settings.header : state?.settings.header
+    if (!txn || !name) return done()
+    txn.remove_header(name)
+    if (!pending) return done()
     pending.verdict
       .then((verdict) => {
-        if (verdict) {
-          txn.remove_header(name)
-          txn.add_header(name, headerValue(verdict))
-        }
+        if (verdict) txn.add_header(name, headerValue(verdict))
         done()
       })
       .catch((err: unknown) => {

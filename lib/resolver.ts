@@ -92,8 +92,11 @@ export class DnsblResolver {
     this.budgetMs = options.timeoutMs * options.tries
   }
 
-  /** Look `ip` up in `zone`; on a listing, fetch the TXT reason in the time left. */
-  async lookup(ip: string, zone: string, budgetMs = this.budgetMs): Promise<LookupResult> {
+  /**
+   * Look `ip` up in `zone`; on a listing, fetch the TXT reason in the time left
+   * (unless `withReason` is false: a health check needs only the A records).
+   */
+  async lookup(ip: string, zone: string, budgetMs = this.budgetMs, withReason = true): Promise<LookupResult> {
     const started = Date.now()
     const name = queryName(ip, zone)
     let records: RecordWithTtl[]
@@ -111,7 +114,7 @@ export class DnsblResolver {
     const ttlSeconds = Math.min(...records.map((r) => r.ttl))
     const left = budgetMs - (Date.now() - started)
     let reason = ''
-    if (left > 0) {
+    if (withReason && left > 0) {
       try {
         reason = reasonFromTxt(await withDeadline(this.resolver.resolveTxt(name), left))
       } catch {

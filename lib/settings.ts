@@ -48,7 +48,7 @@ export interface Settings {
   readonly message: string
   /** `message`, split at its placeholders. */
   readonly messageTemplate: Template
-  /** Lower-case local parts that are always accepted (RFC 5321 §4.5.1). */
+  /** Lower-case local parts that are always accepted; postmaster always among them (RFC 5321 §4.5.1). */
   readonly exemptRecipients: ReadonlySet<string>
   /** Header added to accepted, checked messages. Empty: none. */
   readonly header: string
@@ -243,10 +243,27 @@ function readLocalParts(r: Reader, sect: string, key: string, def: readonly stri
 function readSkipIps(r: Reader): string[] {
   const ips: string[] = []
   for (const item of r.list('skip', 'ips', [])) {
-    if (isIpOrCidr(item)) ips.push(item)
-    else r.problem('skip', 'ips', `"${item}" is not an IP address or CIDR; ignored`)
+    if (!isIpOrCidr(item)) r.problem('skip', 'ips', `"${item}" is not an IP address or CIDR; ignored`)
+    else if (/\/0+$/.test(item)) {
+      // haraka-net-utils reads a /0 mask as /32; to check nobody, use action = score instead.
+      r.problem(
+        'skip',
+        'ips',
+        `"${item}" would skip every client; ignored (to refuse nothing, set [main] action = score)`,
+      )
+    } else ips.push(item)
   }
   return ips
+}
+
+/** RFC 5321 §4.5.1: postmaster must get its mail, so it is always exempt. */
+function readExemptRecipients(r: Reader): Set<string> {
+  const exempt = readLocalParts(r, 'main', 'exempt_recipients', ['postmaster', 'abuse'])
+  if (!exempt.has('postmaster')) {
+    r.problem('main', 'exempt_recipients', 'postmaster is always exempt (RFC 5321 section 4.5.1); added')
+    exempt.add('postmaster')
+  }
+  return exempt
 }
 
 function readServers(r: Reader): string[] {
@@ -275,7 +292,8 @@ function readDns(r: Reader): DnsSettings {
     servers: readServers(r),
     timeoutMs: r.number('dns', 'timeout_ms', 1000, 50, MAX_TIMEOUT_MS, true),
     tries: r.number('dns', 'tries', 2, 1, MAX_TRIES, true),
-    cacheSize: r.number('dns', 'cache_size', 10_000, 0, 10_000_000, true),
+    // lru-cache allocates its index for `max` entries up front: 1 000 000 is about 40 MB.
+    cacheSize: r.number('dns', 'cache_size', 10_000, 0, 1_000_000, true),
     maxTtlSeconds: r.number('dns', 'max_ttl', 3600, 0, 7 * 86400, true),
     negativeTtlSeconds: r.number('dns', 'negative_ttl', 300, 0, 86400, true),
     healthIntervalSeconds: r.number('dns', 'health_interval', 300, 0, 86400, true),
@@ -319,7 +337,7 @@ export function parseSettings(raw: unknown): ParsedSettings {
     action: readAction(r),
     message: message === '' ? DEFAULT_MESSAGE : message,
     messageTemplate: parseTemplate(message === '' ? DEFAULT_MESSAGE : message),
-    exemptRecipients: readLocalParts(r, 'main', 'exempt_recipients', ['postmaster', 'abuse']),
+    exemptRecipients: readExemptRecipients(r),
     header: validHeader ? header : 'X-Haraka-Backscatter',
     senders: Object.freeze({
       null: r.bool('senders', 'null', true),

@@ -27,9 +27,14 @@ export interface ZoneFileOptions {
   readonly debounceMs?: number
   /** Longest parsing slice between yields to the event loop, in ms. Default 8. */
   readonly sliceMs?: number
+  /** Called after each load that put new data in use. */
+  readonly onLoad?: () => void
 }
 
 const gunzip = promisify(zlib.gunzip)
+
+/** Largest uncompressed zone accepted: about 40 × the list's whole zone; a gzip bomb stops here. */
+export const MAX_ZONE_BYTES = 512 * 1024 * 1024
 
 function signature(st: Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`
@@ -176,7 +181,7 @@ export class ZoneFileSource {
       if (sig === this.loadedSignature) return false
       if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
         gzipped = true
-        bytes = await gunzip(bytes)
+        bytes = await gunzip(bytes, { maxOutputLength: MAX_ZONE_BYTES })
       }
     } catch (err) {
       this.failed(describeError(err))
@@ -202,6 +207,7 @@ export class ZoneFileSource {
       `zone ${this.zoneName}: ${verb} ${this.path} (${size}): ${parsed.entries} entries, ` +
         `${parsed.data.size} ranges, ${parsed.malformed} malformed lines, TTL ${parsed.data.ttlSeconds} s, in ${ms} ms`,
     )
+    this.options.onLoad?.()
     if (parsed.malformed > 0) {
       const more = parsed.malformed > parsed.problems.length ? '; ...' : ''
       this.log.warn(

@@ -317,6 +317,41 @@ describe('BackscatterChecker with a zone file', () => {
     checker.close()
   })
 
+  it('a file slower to load than the DNS budget is checked when it is loaded, not suspended', async () => {
+    const lines = Array.from(
+      { length: 300_000 },
+      (_, i) => `46.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+    )
+    const { checker, lines: log } = fileChecker(`127.0.0.2\n${lines.join('\n')}\n`, { timeout_ms: 50 })
+    checker.start()
+    const [early] = await checker.check('46.0.0.7')
+    assert.equal(early!.status, 'error', 'too early: no verdict yet')
+    const t0 = Date.now()
+    while (checker.healthStates()[0]!.state !== 'usable' && Date.now() - t0 < 10_000) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    assert.equal(checker.healthStates()[0]!.state, 'usable', log.join('\n'))
+    assert.equal((await checker.check('46.0.0.7'))[0]!.status, 'listed')
+    assert.ok(!log.some((l) => l.includes('suspended')), log.join('\n'))
+    checker.close()
+  })
+
+  it('a file that appears after start is loaded and used without waiting for the interval', async () => {
+    const { checker, file } = fileChecker(undefined)
+    checker.start()
+    const [before] = await checker.check('45.1.1.7')
+    assert.equal(before!.status, 'skipped')
+    assert.match((before as { reason: string }).reason, /zone file not loaded/)
+    fs.writeFileSync(`${file}.tmp`, '127.0.0.2\n45.1.1.0/24\n')
+    fs.renameSync(`${file}.tmp`, file)
+    const t0 = Date.now()
+    while (checker.healthStates()[0]!.state !== 'usable' && Date.now() - t0 < 5000) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    assert.equal((await checker.check('45.1.1.7'))[0]!.status, 'listed')
+    checker.close()
+  })
+
   it('a missing file: an error result within the budget, and the mail goes on', async () => {
     const { checker } = fileChecker(undefined, { health_interval: 0 })
     checker.start()
@@ -353,6 +388,76 @@ describe('BackscatterChecker and a resolver that dies', () => {
       assert.equal(dns.queries.length, before, 'and sends nothing')
       assert.equal(lines.filter((l) => l.startsWith('warn')).length, 1)
       checker.close()
+    } finally {
+      await dns.close()
+    }
+  })
+})
+
+describe('BackscatterChecker edge cases', () => {
+  it('answers cached while a zone was failing are dropped when it is suspended', async () => {
+    let hijacked = false
+    const healthy = dnsblZone(ZONE, {})
+    const dns = await startDns((q) => (hijacked && q.name.endsWith(ZONE) ? { a: ['127.0.0.2'] } : healthy(q)))
+    try {
+      const { checker } = makeChecker(dns.server, { health_interval: 300 })
+      checker.start()
+      await checker.checkHealth()
+      hijacked = true
+      assert.equal((await checker.check('46.1.2.3'))[0]!.status, 'listed', 'a false listing, cached')
+      await checker.checkHealth()
+      assert.equal(checker.healthStates()[0]!.state, 'suspended')
+      hijacked = false
+      await checker.checkHealth()
+      assert.equal(checker.healthStates()[0]!.state, 'usable')
+      assert.deepEqual(await checker.check('46.1.2.3'), [{ zone: ZONE, status: 'not-listed' }])
+      checker.close()
+    } finally {
+      await dns.close()
+    }
+  })
+
+  it('a lookup that joins a query started late in another caller’s budget still gets its own', async () => {
+    // The health check answers after 100 ms; the client's answers take 150 ms.
+    const dns = await startDns((q) => {
+      if (q.name.startsWith('2.0.0.127.') || q.name.startsWith(IPV6_TEST_POINT)) {
+        return { a: ['127.0.0.2'], delayMs: 100 }
+      }
+      if (q.name.startsWith('5.5.5.45.')) return { a: ['127.0.0.2'], delayMs: 150 }
+      return undefined
+    })
+    try {
+      const { checker } = makeChecker(dns.server, { health_interval: 300, timeout_ms: 200, tries: 1 })
+      checker.start()
+      const first = checker.check('45.5.5.5') // waits ~100 ms for the health check: ~100 ms left, too little
+      await new Promise((r) => setTimeout(r, 150))
+      assert.equal(checker.healthStates()[0]!.state, 'usable')
+      const second = checker.check('45.5.5.5') // joins the same query, with a budget of its own
+      assert.deepEqual((await first)[0], { zone: ZONE, status: 'error', reason: 'timeout' })
+      assert.equal((await second)[0]!.status, 'listed')
+      assert.equal(dns.count(`5.5.5.45.${ZONE}`, TYPE.A), 1, 'one query shared')
+      checker.close()
+    } finally {
+      await dns.close()
+    }
+  })
+
+  it('close() sends nothing more, even when lookups in flight fail', async () => {
+    const dns = await startDns((q) =>
+      q.name.startsWith('6.6.6.45.') ? { drop: true } : dnsblZone(ZONE, {})(q),
+    )
+    try {
+      const { checker, lines } = makeChecker(dns.server, { health_interval: 300 })
+      checker.start()
+      await checker.checkHealth()
+      const pending = checker.check('45.6.6.6')
+      await new Promise((r) => setTimeout(r, 20))
+      checker.close()
+      const sent = dns.queries.length
+      assert.equal((await pending)[0]!.status, 'error')
+      await new Promise((r) => setTimeout(r, 300))
+      assert.equal(dns.queries.length, sent, 'no query after close()')
+      assert.ok(!lines.some((l) => l.includes('suspended')), lines.join('\n'))
     } finally {
       await dns.close()
     }

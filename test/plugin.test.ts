@@ -349,17 +349,19 @@ describe('6. action per recipient', () => {
   })
 
   it('a custom message and exempt list', async () => {
-    const { plugin } = setup(
+    const { plugin, logs } = setup(
       '[main]\nmessage = No bounces from {ip} ({zone}: {reason}) {url} score {score}\nexempt_recipients = hostmaster',
     )
     const conn = makeConnection(LISTED)
     await mail(plugin, conn, '<>')
     assert.equal(
-      (await rcpt(plugin, conn, 'postmaster@example.com')).rc,
+      (await rcpt(plugin, conn, 'abuse@example.com')).rc,
       constants.DENY,
-      'only hostmaster is exempt now',
+      'abuse is no longer exempt',
     )
     assert.equal((await rcpt(plugin, conn, 'HostMaster@example.com')).rc, undefined)
+    assert.equal((await rcpt(plugin, conn, 'postmaster@example.com')).rc, undefined, 'postmaster always is')
+    assert.ok(logs.some((l) => /exempt_recipients: postmaster is always exempt/.test(l.text)))
     const r = await rcpt(plugin, conn, 'alice@example.com')
     assert.equal(
       r.text,
@@ -425,9 +427,10 @@ describe('7. header', () => {
     assert.equal(c2.transaction.header.get('X-Haraka-Backscatter'), '')
   })
 
-  it('ordinary mail is not stamped', async () => {
+  it('ordinary mail is not stamped, and a forged copy is removed', async () => {
     const { plugin } = setup()
     const conn = makeConnection(LISTED)
+    conn.transaction.add_header('X-Haraka-Backscatter', 'score=0; listed=none; ip=45.1.2.3')
     await mail(plugin, conn, 'alice@bounce.example')
     await dataPost(plugin, conn)
     assert.equal(conn.transaction.header.get('X-Haraka-Backscatter'), '')

@@ -247,6 +247,26 @@ describe('parseSettings invalid values: one line naming the key, then the defaul
     })
   }
 
+  it('postmaster is always exempt (RFC 5321 §4.5.1)', () => {
+    const { settings, problems } = parseSettings({ main: { exempt_recipients: 'abuse' } })
+    assert.deepEqual([...settings.exemptRecipients].sort(), ['abuse', 'postmaster'])
+    assert.deepEqual(problems, [
+      '[main] exempt_recipients: postmaster is always exempt (RFC 5321 section 4.5.1); added',
+    ])
+  })
+
+  it('a /0 network in [skip] ips is refused: it would skip everyone', () => {
+    const { settings, problems } = parseSettings({ skip: { ips: '0.0.0.0/0, ::/0, 45.1.0.0/16' } })
+    assert.deepEqual(settings.skip.ips, ['45.1.0.0/16'])
+    assert.equal(problems.filter((p) => /would skip every client/.test(p)).length, 2)
+  })
+
+  it('cache_size is bounded (lru-cache allocates for the maximum up front)', () => {
+    const { settings, problems } = parseSettings({ dns: { cache_size: 5_000_000 } })
+    assert.equal(settings.dns.cacheSize, 10_000)
+    assert.match(problems[0]!, /\[dns\] cache_size: 5000000 is outside 0\.\.1000000/)
+  })
+
   it('never throws, whatever it is given', () => {
     for (const raw of [
       null,

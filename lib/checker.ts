@@ -15,22 +15,13 @@ export interface CheckerLog {
 
 type CachedResult = Exclude<LookupResult, { status: 'error' }>
 
-/** Settle when `promise` does or after `ms`, whichever is first. */
-function waitAtMost(promise: Promise<unknown>, ms: number): Promise<unknown> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, ms))))
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
 const OUT_OF_TIME: LookupResult = Object.freeze({ status: 'error', reason: 'timeout' })
 
-/** The lookup's result, or a timeout error when `ms` pass first. */
-async function settleWithin(lookup: Promise<LookupResult>, ms: number): Promise<LookupResult> {
+/** What `promise` settles with, or `late` when `ms` pass first. */
+async function settleWithin<T>(promise: Promise<T>, ms: number, late: T): Promise<T> {
   let timer: NodeJS.Timeout | undefined
-  const late = new Promise<LookupResult>(
-    (resolve) => (timer = setTimeout(resolve, Math.max(0, ms), OUT_OF_TIME)),
-  )
-  return Promise.race([lookup, late]).finally(() => clearTimeout(timer))
+  const timeout = new Promise<T>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), late)))
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
 /**
@@ -143,7 +134,7 @@ export class BackscatterChecker {
     if (health?.state === 'unchecked') {
       // No verdict before the zone's first check; wait for it within the budget.
       const started = Date.now()
-      await waitAtMost(health.ready, budgetMs)
+      await settleWithin(health.ready, budgetMs, undefined)
       leftMs -= Date.now() - started
     }
     if (health?.state === 'unchecked') {
@@ -156,7 +147,7 @@ export class BackscatterChecker {
     // The query itself always gets the full budget, as others may share it; this
     // caller waits only for what is left of its own.
     const lookup = this.lookup(zone.name, ip)
-    const result = leftMs < budgetMs ? await settleWithin(lookup, leftMs) : await lookup
+    const result = leftMs < budgetMs ? await settleWithin(lookup, leftMs, OUT_OF_TIME) : await lookup
     if (result.status === 'error') this.recheckSoon(zone.name)
     if (result.status === 'listed') {
       return { zone: zone.name, status: 'listed', codes: result.codes, reason: result.reason }
@@ -210,7 +201,7 @@ export class BackscatterChecker {
     const ready = source?.lookup(ip)
     if (ready) return ready
     // Not loaded yet: wait for the first load, within the lookup budget.
-    await waitAtMost(this.loadFile(zone), budgetMs)
+    await settleWithin(this.loadFile(zone), budgetMs, false)
     return source?.lookup(ip) ?? { status: 'error', reason: 'zone file not loaded' }
   }
 

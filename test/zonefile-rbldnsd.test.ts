@@ -4,7 +4,6 @@
 // records, TXT records and TTL, and the same LookupResult as the DNS path.
 // Skipped, with a message, when rbldnsd is not installed.
 import { spawn, type ChildProcess } from 'node:child_process'
-import dgram from 'node:dgram'
 import { Resolver } from 'node:dns/promises'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -18,7 +17,7 @@ import { DnsblResolver, type LookupResult } from '../lib/resolver'
 import { ipToString, parseIPv4, type ZoneFormat } from '../lib/zonefile'
 import { ZoneFileSource } from '../lib/zonesource'
 import { prng } from './support/prng'
-import { findRbldnsd } from './support/rbldnsd'
+import { findRbldnsd, freeUdpPort } from './support/rbldnsd'
 
 const ZONE = 'ips.backscatterer.test'
 
@@ -210,17 +209,6 @@ function sampleIps(gen: Generated, seed: number, extra: number): string[] {
     add(int(2 ** 32))
   }
   return [...set].map(ipToString)
-}
-
-async function freeUdpPort(): Promise<number> {
-  const sock = dgram.createSocket('udp4')
-  await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject)
-    sock.bind(0, '127.0.0.1', () => resolve())
-  })
-  const { port } = sock.address()
-  await new Promise<void>((r) => sock.close(() => r()))
-  return port
 }
 
 interface Served {

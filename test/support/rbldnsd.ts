@@ -76,7 +76,7 @@ export function ip4setZoneFile(listed: readonly string[], txt: string): string {
 }
 
 /** A UDP port on 127.0.0.1 that was free a moment ago. */
-async function freeUdpPort(): Promise<number> {
+export async function freeUdpPort(): Promise<number> {
   const sock = dgram.createSocket('udp4')
   await new Promise<void>((resolve, reject) => {
     sock.once('error', reject)

@@ -173,3 +173,17 @@ export function machine(): Record<string, string> {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** Run one benchmark part as a script: print what `render` makes of it, exit 1 on failure. */
+export function runStandalone<R>(run: () => Promise<R>, render: (r: R) => string): void {
+  run().then(
+    (r) => {
+      console.log(`\n${render(r)}`)
+      if (process.env.BENCH_JSON) fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify(r, null, 2))
+    },
+    (err: unknown) => {
+      console.error(err)
+      process.exitCode = 1
+    },
+  )
+}

@@ -9,11 +9,10 @@
 //   node --import tsx bench/dead-resolver.ts
 //   BENCH_HEALTH_INTERVAL=5 BENCH_DEAD_SESSIONS=20
 import dgram from 'node:dgram'
-import fs from 'node:fs'
 import { performance } from 'node:perf_hooks'
 
 import { LOCAL_DOMAIN } from '../test/support/haraka'
-import { clientIp, envInt, fmt, machine, QUICK, quantile, sleep, table } from './common'
+import { clientIp, envInt, fmt, machine, QUICK, quantile, sleep, table, runStandalone } from './common'
 import { LoadClients, type TxnRecord } from './loadgen'
 import { setUpBed } from './servers'
 
@@ -280,15 +279,4 @@ export function renderDeadResolver(r: DeadResult): string {
   return out.join('\n')
 }
 
-if (require.main === module) {
-  benchDeadResolver(deadOptionsFromEnv()).then(
-    (r) => {
-      console.log(`\n${renderDeadResolver(r)}`)
-      if (process.env.BENCH_JSON) fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify(r, null, 2))
-    },
-    (err: unknown) => {
-      console.error(err)
-      process.exitCode = 1
-    },
-  )
-}
+if (require.main === module) runStandalone(() => benchDeadResolver(deadOptionsFromEnv()), renderDeadResolver)

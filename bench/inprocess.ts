@@ -25,6 +25,7 @@ import {
   spread,
   table,
   type Spread,
+  runStandalone,
 } from './common'
 import { benchZoneFile, type ZoneBenchResult } from './zonefile'
 
@@ -435,12 +436,5 @@ export function inProcessOptionsFromEnv(): { timeMs: number; zoneSizes: number[]
   }
 }
 
-if (require.main === module) {
-  benchInProcess({ ...inProcessOptionsFromEnv(), log: console.log }).then(
-    (r) => console.log(`\n${renderInProcess(r)}`),
-    (err: unknown) => {
-      console.error(err)
-      process.exitCode = 1
-    },
-  )
-}
+if (require.main === module)
+  runStandalone(() => benchInProcess({ ...inProcessOptionsFromEnv(), log: console.log }), renderInProcess)

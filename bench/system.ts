@@ -27,6 +27,7 @@ import {
   spread,
   table,
   type Spread,
+  runStandalone,
 } from './common'
 import { LoadClients, type TxnRecord, type TxnSpec } from './loadgen'
 import { setUpBed, type ServerName } from './servers'
@@ -391,16 +392,4 @@ export function renderSystem(r: SystemResult): string {
   return out.join('\n')
 }
 
-if (require.main === module) {
-  const opts = systemOptionsFromEnv()
-  benchSystem(opts).then(
-    (r) => {
-      console.log(`\n${renderSystem(r)}`)
-      if (process.env.BENCH_JSON) fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify(r, null, 2))
-    },
-    (err: unknown) => {
-      console.error(err)
-      process.exitCode = 1
-    },
-  )
-}
+if (require.main === module) runStandalone(() => benchSystem(systemOptionsFromEnv()), renderSystem)

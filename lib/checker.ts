@@ -3,15 +3,11 @@ import { LRUCache } from 'lru-cache'
 
 import { assessTestPoints, testPointsFor, ZoneHealth, type Assessment, type HealthState } from './health'
 import { DnsblResolver, type LookupResult } from './resolver'
+import type { Log } from './log'
 import type { Settings, ZoneSettings } from './settings'
 import type { ZoneOutcome } from './verdict'
 import { ZoneFileSource } from './zonesource'
 
-/** Where the checker reports; the plugin passes Haraka's log methods. */
-export interface CheckerLog {
-  info(msg: string): void
-  warn(msg: string): void
-}
 
 type CachedResult = Exclude<LookupResult, { status: 'error' }>
 
@@ -43,7 +39,7 @@ export class BackscatterChecker {
 
   constructor(
     readonly settings: Settings,
-    private readonly log: CheckerLog,
+    private readonly log: Log,
   ) {
     this.resolver = new DnsblResolver(settings.dns)
     if (settings.dns.cacheSize > 0) this.cache = new LRUCache({ max: settings.dns.cacheSize })

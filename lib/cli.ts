@@ -208,7 +208,8 @@ export function loadConfig(option: string | undefined, io: Io): LoadedConfig {
   const cfg = harakaConfig.module_config(PACKAGE_ROOT)
   cfg.root_path = path.join(PACKAGE_ROOT, 'config')
   if (dir !== undefined) cfg.overrides_path = dir
-  const { settings, problems } = parseSettings(cfg.get(INI))
+  const { settings, problems, errors } = parseSettings(cfg.get(INI))
+  for (const error of errors) io.err(`${PROG}: error: ${INI} ${error}\n`)
   for (const problem of problems) io.err(`${PROG}: warning: ${INI} ${problem}\n`)
   return { settings, problems, source }
 }

@@ -80,7 +80,8 @@ export function register(this: BackscatterPlugin): void {
 /** Read config/backscatter.ini (again on every edit) and start a checker for it. */
 export function load_backscatter_ini(this: BackscatterPlugin): void {
   const raw = this.config.get('backscatter.ini', () => this.load_backscatter_ini())
-  const { settings, problems } = parseSettings(raw)
+  const { settings, problems, errors } = parseSettings(raw)
+  for (const error of errors) this.logerror(`config/backscatter.ini ${error}`)
   for (const problem of problems) this.logwarn(`config/backscatter.ini ${problem}`)
 
   const previous = this.backscatter

@@ -20,6 +20,12 @@ export interface ZoneSettings {
   readonly lookupUrl: string
   /** rbldnsd zone file to answer from instead of DNS. Empty: use DNS. */
   readonly file: string
+  /**
+   * Suspend the zone when it does not list its RFC 5782 positive test point
+   * (127.0.0.2). Default false: a warning only, as a missing entry cannot cause
+   * a false refusal.
+   */
+  readonly requireTestPoint: boolean
 }
 
 export interface DnsSettings {
@@ -81,7 +87,10 @@ const MAX_TRIES = 5
 /** The result of reading the ini: settings to use and one line per problem found. */
 export interface ParsedSettings {
   readonly settings: Settings
+  /** Problems to log as warnings: the default is used and nothing is refused that the operator allowed. */
   readonly problems: readonly string[]
+  /** Problems to log as errors: a value that changes what is refused (e.g. `action`). */
+  readonly errors: readonly string[]
 }
 
 type RawSection = Record<string, unknown>
@@ -92,11 +101,12 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   skip: ['private', 'relaying', 'ips'],
   dns: ['servers', 'timeout_ms', 'tries', 'cache_size', 'max_ttl', 'negative_ttl', 'health_interval'],
 }
-const ZONE_KEYS = ['score', 'ipv4', 'ipv6', 'lookup_url', 'file']
+const ZONE_KEYS = ['score', 'ipv4', 'ipv6', 'lookup_url', 'file', 'require_test_point']
 
 /** Collects problems while reading values; every reader falls back to the default. */
 class Reader {
   readonly problems: string[] = []
+  readonly errors: string[] = []
 
   constructor(private readonly raw: Record<string, RawSection>) {}
 
@@ -200,6 +210,7 @@ function readZone(r: Reader, name: string): ZoneSettings {
     ipv6,
     lookupUrl: r.string(name, 'lookup_url', isBackscatterer ? BACKSCATTERER_URL : ''),
     file: r.string(name, 'file', ''),
+    requireTestPoint: r.bool(name, 'require_test_point', false),
   })
 }
 
@@ -350,5 +361,5 @@ export function parseSettings(raw: unknown): ParsedSettings {
     }),
     dns,
   })
-  return Object.freeze({ settings, problems: Object.freeze(r.problems) })
+  return Object.freeze({ settings, problems: Object.freeze(r.problems), errors: Object.freeze(r.errors) })
 }

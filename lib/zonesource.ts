@@ -10,14 +10,10 @@ import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 
 import { cleanText } from './answer'
+import type { Log } from './log'
 import type { LookupResult } from './resolver'
 import { parseZoneAsync, type ZoneData, type ZoneFormat } from './zonefile'
 
-/** Where ZoneFileSource reports; the plugin passes Haraka's log methods. */
-export interface ZoneFileLog {
-  info(msg: string): void
-  warn(msg: string): void
-}
 
 export interface ZoneFileOptions {
   readonly format?: ZoneFormat
@@ -70,7 +66,7 @@ export class ZoneFileSource {
   constructor(
     readonly path: string,
     readonly zoneName: string,
-    private readonly log: ZoneFileLog,
+    private readonly log: Log,
     private readonly options: ZoneFileOptions = {},
   ) {
     this.pollMs = options.pollMs ?? 60_000

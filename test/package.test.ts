@@ -28,6 +28,7 @@ describe('npm package', () => {
       'dist/plugin.d.ts',
       'config/backscatter.ini',
       'README.md',
+      'docs/zone-mirror.md',
       'CHANGELOG.md',
       'LICENSE',
       'package.json',
@@ -38,14 +39,14 @@ describe('npm package', () => {
 
   it('ships every compiled module the entry needs', () => {
     const sources = fs
-      .readdirSync(path.join(REPO, 'lib'))
+      .readdirSync(path.join(REPO, 'lib'), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
     for (const src of sources) assert.ok(files.includes(`dist/${src.replace(/\.ts$/, '.js')}`), src)
   })
 
   it('holds nothing else: no sources, tests, benchmarks or tooling', () => {
     const allowed =
-      /^(index\.js|package\.json|README\.md|CHANGELOG\.md|LICENSE|config\/backscatter\.ini|dist\/[\w-]+\.(js|d\.ts)|bin\/haraka-backscatter)$/
+      /^(index\.js|package\.json|README\.md|CHANGELOG\.md|LICENSE|config\/backscatter\.ini|docs\/[\w-]+\.md|dist\/([\w-]+\/)*[\w-]+\.(js|d\.ts)|bin\/haraka-backscatter)$/
     assert.deepEqual(
       files.filter((f) => !allowed.test(f)),
       [],

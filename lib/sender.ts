@@ -26,12 +26,17 @@ export function isNullSender(from: EnvelopeAddress): boolean {
 export function isBounceSender(from: EnvelopeAddress | null | undefined, rules: SenderRules): boolean {
   if (!from) return false
   if (isNullSender(from)) return rules.null
-  const user = from.user
-  if (!user) return false
-  return rules.localParts.has(user.toLowerCase())
+  const user = localPart(from)
+  return user !== '' && rules.localParts.has(user)
 }
 
-/** Lower-cased local part of a recipient, for the exempt test; '' when absent. */
+/**
+ * The local part as a mailbox name: unquoted, quoted pairs resolved, lower-cased;
+ * '' when absent. RFC 5321 §4.1.2: `"postmaster"@example.com` is postmaster@example.com.
+ */
 export function localPart(addr: EnvelopeAddress | null | undefined): string {
-  return addr?.user ? addr.user.toLowerCase() : ''
+  const user = addr?.user
+  if (!user) return ''
+  const quoted = user.length >= 2 && user.startsWith('"') && user.endsWith('"')
+  return (quoted ? user.slice(1, -1).replace(/\\(.)/g, '$1') : user).toLowerCase()
 }

@@ -309,6 +309,15 @@ describe('6. action per recipient', () => {
     )
   })
 
+  it('a quoted postmaster or abuse recipient is the same mailbox and is accepted', async () => {
+    const { plugin } = setup()
+    const conn = makeConnection(LISTED)
+    await mail(plugin, conn, '<>')
+    assert.equal((await rcpt(plugin, conn, '<"postmaster"@example.com>')).rc, undefined)
+    assert.equal((await rcpt(plugin, conn, '<"Abuse"@example.com>')).rc, undefined)
+    assert.equal((await rcpt(plugin, conn, '<"alice"@example.com>')).rc, constants.DENY)
+  })
+
   it('never DENYDISCONNECT: a second transaction on the connection is accepted', async () => {
     const { plugin } = setup()
     const conn = makeConnection(LISTED)

@@ -18,6 +18,8 @@ describe('isBounceSender', () => {
     'PostMaster@Sub.Example.ORG',
     '<postmaster>',
     '<Postmaster>',
+    '<"postmaster"@example.com>',
+    '<"Post\\master"@example.com>',
   ]) {
     it(`${from} is a bounce`, () => assert.equal(isBounceSender(addr(from), defaults), true))
   }
@@ -63,5 +65,17 @@ describe('localPart', () => {
     assert.equal(localPart(addr('PostMaster@example.com')), 'postmaster')
     assert.equal(localPart(addr('<>')), '')
     assert.equal(localPart(undefined), '')
+  })
+
+  it('compares the unquoted local part: "postmaster"@ is postmaster@ (RFC 5321 section 4.1.2)', () => {
+    assert.equal(localPart(addr('<"postmaster"@example.com>')), 'postmaster')
+    assert.equal(localPart(addr('<"Abuse"@example.com>')), 'abuse')
+    assert.equal(
+      localPart(addr('<"post\\master"@example.com>')),
+      'postmaster',
+      'a quoted pair is its character',
+    )
+    assert.equal(localPart(addr('<"a b"@example.com>')), 'a b')
+    assert.equal(localPart(addr('<"a\\"b"@example.com>')), 'a"b')
   })
 })

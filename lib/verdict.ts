@@ -82,16 +82,24 @@ export function decideRecipient(verdict: Verdict, localPart: string, settings: S
   return { action: settings.action }
 }
 
-/** The reply text for a refused recipient, from `[main] message`. */
+const HAS_URL = /\bhttps?:\/\/|\bwww\./i
+
+/**
+ * The reply text for a refused recipient, from `[main] message`. `{url}` is the
+ * zone's lookup_url, or the zone's name when it has none or the reason holds a URL.
+ */
 export function formatReply(verdict: Verdict, settings: Settings): string {
   const top = verdict.listed[0]
   const zoneName = top?.zone ?? ''
   const zone = settings.zones.find((z) => z.name === zoneName)
-  const url = zone?.lookupUrl ? zone.lookupUrl.replaceAll('{ip}', verdict.ip) : zoneName
+  const reason = top?.reason || 'listed'
+  // A reason that already points somewhere (the list's own TXT does) is not repeated.
+  const url =
+    zone?.lookupUrl && !HAS_URL.test(reason) ? zone.lookupUrl.replaceAll('{ip}', verdict.ip) : zoneName
   const values = {
     ip: verdict.ip,
     zone: zoneName,
-    reason: top?.reason || 'listed',
+    reason,
     url,
     score: String(verdict.score),
   }

@@ -136,6 +136,17 @@ describe('formatReply', () => {
     assert.match(formatReply(v, s), /\(listed\).*see bounces\.example\.net$/)
   })
 
+  it('says the lookup URL once when the reason already holds a URL', () => {
+    const reason = 'Listed for backscatter, see http://www.backscatterer.org/?target=test&ip=45.1.2.3'
+    const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org', ['127.0.0.2'], reason)], defaults)
+    const text = formatReply(v, defaults)
+    assert.equal(text.match(/backscatterer\.org\/\?target/g)?.length, 1, text)
+    assert.equal(
+      text,
+      `Backscatter refused: 45.1.2.3 is listed on ips.backscatterer.org (${reason}); bounces from it are not accepted, see ips.backscatterer.org`,
+    )
+  })
+
   it('keeps the reply on one bounded line', () => {
     const s = parseSettings({ main: { message: '{reason} {reason} {reason}' } }).settings
     const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org', ['127.0.0.2'], 'r'.repeat(200))], s)

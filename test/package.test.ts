@@ -5,6 +5,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
+import semver from 'semver'
+
 import { REPO } from './support/harness'
 
 interface PackEntry {
@@ -76,6 +78,33 @@ describe('npm package', () => {
       assert.ok(enumerable.includes(hook), `${hook} is not an enumerable export`)
       assert.equal(typeof entry[hook], 'function')
     }
+  })
+})
+
+describe('supported Node.js versions', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+    engines: { node: string }
+    dependencies: Record<string, string>
+  }
+  // Declares Node >= 22, yet Haraka 3.3 itself depends on it and the whole suite runs on Node 20.
+  const TESTED_ON_20 = new Set(['@haraka/email-address'])
+
+  it('engines.node is a range every runtime dependency supports', () => {
+    const ours = pkg.engines.node
+    for (const dep of Object.keys(pkg.dependencies)) {
+      const theirs = (
+        JSON.parse(fs.readFileSync(path.join(REPO, 'node_modules', dep, 'package.json'), 'utf8')) as {
+          engines?: { node?: string }
+        }
+      ).engines?.node
+      if (!theirs) continue
+      const supported = TESTED_ON_20.has(dep) ? semver.intersects(ours, theirs) : semver.subset(ours, theirs)
+      assert.ok(supported, `engines.node "${ours}" allows versions ${dep} does not support ("${theirs}")`)
+    }
+  })
+
+  it('the Node.js running these tests is in the range', () => {
+    assert.ok(semver.satisfies(process.versions.node, pkg.engines.node), process.versions.node)
   })
 })
 

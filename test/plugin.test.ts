@@ -1,11 +1,12 @@
 // The plugin as Haraka loads it (haraka-test-fixtures), with the package's
 // config/ as defaults and a deployment override, against a scripted DNS server
-// on 127.0.0.1. One describe block per numbered behaviour.
+// on 127.0.0.1. One describe block per behaviour.
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, it } from 'node:test'
 
 import { queryName } from '../lib/resolver'
 import {
+  addr,
   constants,
   dataPost,
   mail,
@@ -55,7 +56,7 @@ const clientQueries = (): number =>
 
 const queriesFor = (ip: string): number => dns.count(`${ip.split('.').reverse().join('.')}.${ZONE}`)
 
-describe('1. sender test (hook_mail)', () => {
+describe('which senders are looked up: bounce-type only (hook_mail)', () => {
   for (const from of [
     '<>',
     'postmaster@bounce.example',
@@ -75,12 +76,16 @@ describe('1. sender test (hook_mail)', () => {
 
   it('an ordinary sender: no lookup, no DNS packet, no result', async () => {
     const { plugin } = setup()
-    const before = queriesFor(LISTED)
+    const before = dns.count(`3.2.1.45.${ZONE}`, TYPE.A)
     const conn = makeConnection(LISTED)
     await mail(plugin, conn, 'alice@bounce.example')
+    assert.equal(plugin.backscatter.pending.get(conn.transaction), undefined, 'no check started')
     assert.equal((await rcpt(plugin, conn, 'bob@example.com')).rc, undefined)
-    await new Promise((r) => setTimeout(r, 20))
-    assert.equal(queriesFor(LISTED) - before, 0)
+    // A bounce from the same host afterwards: its query is the first one for the IP.
+    const bounce = makeConnection(LISTED)
+    await mail(plugin, bounce, '<>')
+    await plugin.backscatter.pending.get(bounce.transaction).verdict
+    assert.equal(dns.count(`3.2.1.45.${ZONE}`, TYPE.A) - before, 1, 'only the bounce was looked up')
     assert.equal(conn.transaction.results.get('backscatter'), undefined)
   })
 
@@ -101,7 +106,7 @@ describe('1. sender test (hook_mail)', () => {
   })
 })
 
-describe('2. skips', () => {
+describe('clients that are never looked up', () => {
   const cases: { name: string; ip: string; ini?: string; relaying?: boolean; skip: string }[] = [
     { name: 'loopback', ip: '127.0.0.1', skip: 'private address 127.0.0.1' },
     { name: 'private', ip: '10.1.2.3', skip: 'private address 10.1.2.3' },
@@ -184,21 +189,34 @@ describe('2. skips', () => {
   })
 })
 
-describe('3. lookup overlaps the MAIL reply', () => {
+describe('the lookup starts at MAIL and is awaited at RCPT', () => {
   it('MAIL is answered before DNS answers; RCPT waits for it', async () => {
-    handler = (q) => (q.name === `3.2.1.45.${ZONE}` ? { a: ['127.0.0.2'], delayMs: 150 } : listedZone(q))
-    const { plugin } = setup('', 'timeout_ms = 1000\ntries = 1')
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let arrived: () => void = () => {}
+    const queryArrived = new Promise<void>((resolve) => (arrived = resolve))
+    handler = (q) => {
+      if (q.name !== `3.2.1.45.${ZONE}`) return listedZone(q)
+      if (q.type === TYPE.A) arrived()
+      return { a: ['127.0.0.2'], until: held }
+    }
+    const { plugin } = setup('', 'timeout_ms = 5000\ntries = 1')
     const conn = makeConnection(LISTED)
     const before = queriesFor(LISTED)
-    const t0 = Date.now()
-    await mail(plugin, conn, '<>')
-    const mailMs = Date.now() - t0
-    assert.ok(mailMs < 50, `MAIL took ${mailMs} ms`)
-    await new Promise((r) => setTimeout(r, 20))
-    assert.equal(queriesFor(LISTED) - before, 1, 'the query left during MAIL')
-    const r = await rcpt(plugin, conn, 'alice@example.com')
-    assert.ok(Date.now() - t0 >= 140, 'RCPT waited for the answer')
-    assert.equal(r.rc, constants.DENY)
+    assert.equal((await mail(plugin, conn, '<>')).rc, undefined, 'MAIL answered while DNS holds the answer')
+    const pending = plugin.backscatter.pending.get(conn.transaction) as { verdict: Promise<unknown> }
+    let rcptDone = false
+    const reply = rcpt(plugin, conn, 'alice@example.com').then((r) => {
+      rcptDone = true
+      return r
+    })
+    await queryArrived
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(rcptDone, false, 'RCPT waits for the answer')
+    release()
+    await pending.verdict
+    assert.equal((await reply).rc, constants.DENY)
+    assert.equal(queriesFor(LISTED) - before, 2, 'one A and one TXT query')
   })
 
   it('queries every zone in [main] zones through [dns] servers', async () => {
@@ -223,7 +241,7 @@ describe('3. lookup overlaps the MAIL reply', () => {
   })
 })
 
-describe('4. answers', () => {
+describe('DNS answers that are not listings let the mail go on', () => {
   const cases: { name: string; script: Handler; err?: RegExp; pass?: boolean }[] = [
     { name: 'NXDOMAIN: not listed', script: () => undefined, pass: true },
     {
@@ -248,7 +266,8 @@ describe('4. answers', () => {
       await mail(plugin, conn, '<>')
       const t0 = Date.now()
       assert.equal((await rcpt(plugin, conn, 'alice@example.com')).rc, undefined)
-      assert.ok(Date.now() - t0 < 200 * 2 + 150, 'within timeout × tries')
+      // Bounded by timeout_ms × tries (400 ms); the wide margin keeps this about the bound, not speed.
+      assert.ok(Date.now() - t0 < 3000, 'bounded by the DNS budget')
       const res = results(conn)
       if (c.pass) assert.deepEqual(res.pass, [ZONE])
       if (c.err) {
@@ -260,7 +279,7 @@ describe('4. answers', () => {
   }
 })
 
-describe('5. score', () => {
+describe('scores add up SpamAssassin style', () => {
   it('per-answer scores and the threshold', async () => {
     const { plugin } = setup(`[main]\nthreshold = 6\n[${ZONE}]\nscore = 5\n127.0.0.3 = 8`)
     const c1 = makeConnection(LISTED) // 127.0.0.2: score 5 < 6
@@ -286,7 +305,7 @@ describe('5. score', () => {
   })
 })
 
-describe('6. action per recipient', () => {
+describe('the action applies per recipient, never to the connection', () => {
   it('reject: 550 5.7.1 with IP, zone, reason and URL; postmaster and abuse accepted', async () => {
     const { plugin } = setup()
     const conn = makeConnection(LISTED)
@@ -392,7 +411,7 @@ describe('6. action per recipient', () => {
   })
 })
 
-describe('7. header', () => {
+describe('the header on accepted, checked mail', () => {
   it('an unlisted bounce that was checked carries the header', async () => {
     const { plugin } = setup()
     const conn = makeConnection(CLEAN)
@@ -446,7 +465,7 @@ describe('7. header', () => {
   })
 })
 
-describe('8. results for karma', () => {
+describe('results for karma', () => {
   it('fail per listing zone, pass per clean zone, score', async () => {
     handler = (q) => (q.name.endsWith('.second.test') ? dnsblZone('second.test', {})(q) : listedZone(q))
     const { plugin } = setup(`[main]\nzones = ${ZONE}, second.test`)
@@ -464,7 +483,7 @@ describe('8. results for karma', () => {
   })
 })
 
-describe('9. config', () => {
+describe('config: package defaults, overrides, reload and bad values', () => {
   it('the deployment file overrides key by key; the rest keeps the package defaults', async () => {
     const { plugin } = setup('[main]\naction = defer')
     const s = plugin.backscatter.settings
@@ -490,12 +509,21 @@ describe('9. config', () => {
   })
 
   it('a reload mid-lookup does not cut off the transaction that started before it', async () => {
-    handler = (q) => (q.name === `3.2.1.45.${ZONE}` ? { a: ['127.0.0.2'], delayMs: 100 } : listedZone(q))
-    const { plugin } = setup('', 'timeout_ms = 1000\ntries = 1')
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let arrived: () => void = () => {}
+    const queryArrived = new Promise<void>((resolve) => (arrived = resolve))
+    handler = (q) => {
+      if (q.name !== `3.2.1.45.${ZONE}`) return listedZone(q)
+      arrived()
+      return { a: ['127.0.0.2'], until: held }
+    }
+    const { plugin } = setup('', 'timeout_ms = 5000\ntries = 1')
     const conn = makeConnection(LISTED)
     await mail(plugin, conn, '<>')
-    await new Promise((r) => setTimeout(r, 30))
+    await queryArrived
     plugin.load_backscatter_ini()
+    release()
     assert.equal((await rcpt(plugin, conn, 'alice@example.com')).rc, constants.DENY)
     assert.deepEqual(results(conn).err, [])
   })
@@ -548,7 +576,7 @@ describe('hooks never throw and always call next once', () => {
     const c2 = makeConnection(LISTED)
     plugin.hook_mail((...a: unknown[]) => calls.push(a), c2, [{ user: 42, host: {} }])
     plugin.hook_mail((...a: unknown[]) => calls.push(a), c2, undefined)
-    await new Promise((r) => setTimeout(r, 10))
+    await new Promise((resolve) => setImmediate(resolve))
     assert.equal(calls.length, 5)
     assert.ok(
       calls.every((a) => (a as unknown[])[0] === undefined),
@@ -565,21 +593,65 @@ describe('hooks never throw and always call next once', () => {
   })
 
   it('a client that disconnects mid-lookup leaves nothing in flight', async () => {
-    handler = (q) => (q.name === `3.2.1.45.${ZONE}` ? { a: ['127.0.0.2'], delayMs: 100 } : listedZone(q))
-    const { plugin } = setup('', 'timeout_ms = 1000\ntries = 1')
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let arrived: () => void = () => {}
+    const queryArrived = new Promise<void>((resolve) => (arrived = resolve))
+    handler = (q) => {
+      if (q.name !== `3.2.1.45.${ZONE}`) return listedZone(q)
+      arrived()
+      return { a: ['127.0.0.2'], until: held }
+    }
+    const { plugin } = setup('', 'timeout_ms = 5000\ntries = 1')
     const conn = makeConnection(LISTED)
     await mail(plugin, conn, '<>')
+    const pending = plugin.backscatter.pending.get(conn.transaction) as { verdict: Promise<unknown> }
     const inflight = plugin.backscatter.checker.inflight as Map<string, unknown>
-    // The client's query follows the zone's first health check.
-    for (let i = 0; i < 50 && inflight.size === 0; i++) await new Promise((r) => setTimeout(r, 5))
+    await queryArrived
     assert.equal(inflight.size, 1, 'the lookup is in flight')
     conn.transaction = null // the client went away: Haraka drops the transaction
-    await new Promise((r) => setTimeout(r, 250))
+    release()
+    await pending.verdict
     assert.equal(inflight.size, 0)
     assert.deepEqual(
       conn.logs.filter((l: { level: string }) => l.level === 'logerror'),
       [],
     )
+  })
+
+  it('a next() that throws is called once, not again by the error path', async () => {
+    const { plugin } = setup()
+    const calls: string[] = []
+    const throwingNext =
+      (hook: string) =>
+      (...args: unknown[]): never => {
+        calls.push(`${hook}:${String(args[0])}`)
+        throw new Error('next failed')
+      }
+    const callQuietly = (hook: string, conn: unknown, params?: unknown[]): void => {
+      try {
+        plugin[hook](throwingNext(hook), conn, params)
+      } catch {
+        // A throw out of the hook is not what this test is about; a second call is.
+      }
+    }
+    // Answered at once: an ordinary sender's recipient.
+    const plain = makeConnection(LISTED)
+    await mail(plugin, plain, 'alice@bounce.example')
+    callQuietly('hook_rcpt', plain, [addr('bob@example.com'), []])
+    // Answered after the lookup: a refused recipient, then the header after DATA.
+    const listed = makeConnection(LISTED)
+    await mail(plugin, listed, '<>')
+    const pending = plugin.backscatter.pending.get(listed.transaction) as { verdict: Promise<unknown> }
+    callQuietly('hook_rcpt', listed, [addr('alice@example.com'), []])
+    callQuietly('hook_data_post', listed)
+    await pending.verdict
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(calls, [
+      'hook_rcpt:undefined',
+      `hook_rcpt:${constants.DENY}`,
+      'hook_data_post:undefined',
+    ])
   })
 
   it('a plugin whose state is gone (shut down) lets mail pass', async () => {

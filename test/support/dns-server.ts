@@ -25,6 +25,8 @@ export interface Script {
   ttl?: number
   /** Answer after this many milliseconds. */
   delayMs?: number
+  /** Answer when this settles: the test decides when, with no clock involved. */
+  until?: Promise<unknown>
   /** Never answer. */
   drop?: boolean
   /** Answer with these raw bytes instead of a DNS message. */
@@ -147,7 +149,16 @@ export async function startDns(handler: Handler): Promise<ScriptedDns> {
       if (script?.garbage) return send(script.garbage)
       send(buildAnswer(msg, q, script, transport === 'udp' && !!script?.truncate))
     }
-    if (script?.delayMs) {
+    if (script?.until) {
+      const late = (): void => {
+        try {
+          reply()
+        } catch {
+          // The server was closed while the answer was held.
+        }
+      }
+      void script.until.then(late, late)
+    } else if (script?.delayMs) {
       const t = setTimeout(() => {
         timers.delete(t)
         reply()

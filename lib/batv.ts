@@ -1,0 +1,218 @@
+// Signed bounces (BATV, draft-levine-smtp-batv) in Exim's "prvs" format:
+// sign an envelope sender, and check that a bounce is addressed to a signed
+// sender of ours. Pure: no I/O, the clock is an argument.
+//
+// What is signed: the address lower-cased (ASCII letters) with its local part
+// unquoted, which is exactly what Exim's documented check hashes
+// (`${prvscheck {$local_part@$domain}…}` in the RCPT ACL, where Exim has
+// lower-cased and unquoted both parts). A tag made here for Bob@Example.COM is
+// therefore `prvs=…=bob@example.com`, byte for byte what Exim's `${prvs}` makes
+// for bob@example.com. Checking also accepts a signature over the address
+// exactly as received, which is what Exim's `${prvs}` makes from a mixed-case
+// return path.
+//
+// Expiry: a tag is valid from signing until the end of its expiry day DDD, that
+// is while DDD is today or at most `lifetimeDays` days ahead, counted forward
+// around the 1000-day cycle (so 999 → 000 is one day). Exim's prvscheck instead
+// accepts any DDD from today to 999 (and 000–006 from day 993 on): it agrees
+// with this rule on every tag this rule accepts when lifetimeDays ≤ 7, and
+// also accepts long-expired tags that this rule refuses.
+import crypto from 'node:crypto'
+
+import { HMAC_SHA1_MAX_KEY_BYTES, HmacSha1Key } from './batv/hmac-sha1'
+import {
+  asciiLower,
+  daysToExpiry,
+  expiryStamp,
+  joinAddress,
+  looksTagged,
+  MAX_ADDRESS_OCTETS,
+  parseTag,
+  splitAddress,
+  tagLocalPart,
+} from './batv/tag'
+
+export { dayNumber, parseTag, type ParsedTag } from './batv/tag'
+
+/** Exim's `${prvs}` always signs for this many days; keep `lifetimeDays` at it in a fleet with Exim. */
+export const EXIM_LIFETIME_DAYS = 7
+
+/** The longest lifetime accepted. DDD repeats every 1000 days, so a lifetime must stay far below that. */
+export const MAX_LIFETIME_DAYS = 365
+
+/** A key ready to sign and check tags. It holds state derived from the secret, never the secret's text. */
+export class BatvKey {
+  /** Key number 0..9, the K of the tag. */
+  readonly id: number
+  readonly #hmac: HmacSha1Key
+
+  private constructor(id: number, hmac: HmacSha1Key) {
+    this.id = id
+    this.#hmac = hmac
+  }
+
+  /**
+   * The key numbered `id` (a digit 0..9) with `secret` (text, used as its
+   * UTF-8 bytes, 1..64 of them as Exim allows), or the problem with them. The
+   * problem's text never contains the secret.
+   */
+  static create(id: number, secret: string): BatvKey | { problem: string } {
+    if (!isKeyId(id)) return { problem: `key number ${String(id)} is not a digit 0-9` }
+    const problem = secretProblem(secret)
+    if (problem) return { problem: `key ${id}: ${problem}` }
+    return new BatvKey(id, new HmacSha1Key(Buffer.from(secret, 'utf8')))
+  }
+
+  /** The six-hex-digit signature of `text`, as a number 0..0xffffff. */
+  signatureOf(text: string): number {
+    return this.#hmac.first24Bits(utf8(text))
+  }
+}
+
+/** What is wrong with a secret, or undefined: empty, or longer than Exim's 64 bytes. Never quotes it. */
+export function secretProblem(secret: string): string | undefined {
+  if (secret === '') return 'the secret is empty'
+  const bytes = Buffer.byteLength(secret, 'utf8')
+  if (bytes > HMAC_SHA1_MAX_KEY_BYTES) {
+    return `the secret is ${bytes} bytes long; Exim refuses secrets over ${HMAC_SHA1_MAX_KEY_BYTES} bytes`
+  }
+  return undefined
+}
+
+/** The keys that check tags, by number, from numbered secrets; a key with a problem is left out. */
+export function prepareKeys(secrets: ReadonlyMap<number, string>): {
+  keys: ReadonlyMap<number, BatvKey>
+  problems: string[]
+} {
+  const keys = new Map<number, BatvKey>()
+  const problems: string[] = []
+  for (const [id, secret] of secrets) {
+    const key = BatvKey.create(id, secret)
+    if (key instanceof BatvKey) keys.set(id, key)
+    else problems.push(key.problem)
+  }
+  return { keys, problems }
+}
+
+/** Why an address was left unsigned. */
+export type SignRefusal =
+  /** `<>`: a bounce must never be signed (nor bounced). */
+  | 'null sender'
+  /** No local part or no domain. */
+  | 'not an address'
+  /** Starts with `prvs=` already: never sign twice. */
+  | 'already tagged'
+  /** The signed form would be over 254 octets (RFC 5321). */
+  | 'too long'
+  /** `lifetimeDays` is not a whole number 1..MAX_LIFETIME_DAYS, or `nowMs` not a finite number. */
+  | 'bad lifetime or clock'
+
+export type SignOutcome = { ok: true; address: string } | { ok: false; reason: SignRefusal }
+
+/**
+ * The signed form of `address` (wire form, no angle brackets): lower-cased,
+ * tagged with `key`, valid from `nowMs` until the end of the day
+ * `lifetimeDays` later (UTC). Or why it stays unsigned.
+ */
+export function signAddress(address: string, key: BatvKey, lifetimeDays: number, nowMs: number): SignOutcome {
+  if (address === '') return { ok: false, reason: 'null sender' }
+  if (!isLifetimeDays(lifetimeDays) || !Number.isFinite(nowMs)) {
+    return { ok: false, reason: 'bad lifetime or clock' }
+  }
+  if (looksTagged(address)) return { ok: false, reason: 'already tagged' }
+  const parts = splitAddress(address)
+  if (!parts) return { ok: false, reason: 'not an address' }
+  const localPart = asciiLower(parts.localPart)
+  const domain = asciiLower(parts.domain)
+  const expiry = expiryStamp(nowMs, lifetimeDays)
+  const signature = key.signatureOf(signedText(key.id, expiry, `${localPart}@${domain}`))
+  const signed = joinAddress(tagLocalPart(key.id, expiry, signature, localPart), domain)
+  if (Buffer.byteLength(signed, 'utf8') > MAX_ADDRESS_OCTETS) return { ok: false, reason: 'too long' }
+  return { ok: true, address: signed }
+}
+
+/** Why a tag does not count. */
+export type InvalidReason =
+  /** Starts with `prvs=` but is not a well-formed tag. */
+  | 'malformed'
+  /** No key with the tag's number. */
+  | 'unknown key'
+  /** The signature does not match. */
+  | 'bad signature'
+  /** Genuine, but past the end of its expiry day (or further ahead than `lifetimeDays`). */
+  | 'expired'
+
+/** The result of checking a recipient address for a tag. `original` is the address to deliver to. */
+export type TagCheck =
+  | { status: 'valid'; keyId: number; original: string }
+  | { status: 'invalid'; reason: 'malformed'; original: string }
+  | { status: 'invalid'; reason: Exclude<InvalidReason, 'malformed'>; keyId: number; original: string }
+  | { status: 'missing'; original: string }
+
+/**
+ * Check the tag of `address` (wire form, no angle brackets) with `keys` at
+ * `nowMs`. `missing`: no tag, `original` is the address itself; `invalid`
+ * with a reason: `original` is the address without the tag, except for a
+ * malformed one (no tag can be removed); `valid`: a tag this server's keys
+ * made within `lifetimeDays` (a whole number 1..MAX_LIFETIME_DAYS).
+ * Signatures are compared in constant time.
+ */
+export function verifyAddress(
+  address: string,
+  keys: ReadonlyMap<number, BatvKey>,
+  lifetimeDays: number,
+  nowMs: number,
+): TagCheck {
+  if (!looksTagged(address)) return { status: 'missing', original: address }
+  const tag = parseTag(address)
+  if (!tag) return { status: 'invalid', reason: 'malformed', original: address }
+  const { keyId, original } = tag
+  const key = keys.get(keyId)
+  if (!key) return { status: 'invalid', reason: 'unknown key', keyId, original }
+  if (!signatureMatches(key, tag.expiryStamp, tag.signature, `${tag.localPart}@${tag.domain}`)) {
+    return { status: 'invalid', reason: 'bad signature', keyId, original }
+  }
+  if (!(daysToExpiry(tag.expiryStamp, nowMs) <= lifetimeDays)) {
+    return { status: 'invalid', reason: 'expired', keyId, original }
+  }
+  return { status: 'valid', keyId, original }
+}
+
+/** Is `n` a whole number of days that a tag may live? */
+export function isLifetimeDays(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= MAX_LIFETIME_DAYS
+}
+
+/** Is `n` a key number, a digit 0..9? */
+export function isKeyId(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= 9
+}
+
+// The text the signature covers: key digit, three-digit day, then the address.
+function signedText(keyId: number, expiry: number, address: string): string {
+  return `${keyId}${String(expiry).padStart(3, '0')}${address}`
+}
+
+const received = Buffer.alloc(3)
+const expected = Buffer.alloc(3)
+
+// Over the lower-cased address first (what is signed here and what Exim's
+// documented check hashes), then over the address as received, case kept.
+function signatureMatches(key: BatvKey, expiry: number, signatureHex: string, address: string): boolean {
+  received.writeUIntBE(Number.parseInt(signatureHex, 16), 0, 3)
+  const lowered = asciiLower(address)
+  if (sameBytes(key.signatureOf(signedText(key.id, expiry, lowered)))) return true
+  return lowered !== address && sameBytes(key.signatureOf(signedText(key.id, expiry, address)))
+}
+
+function sameBytes(signature: number): boolean {
+  expected.writeUIntBE(signature, 0, 3)
+  return crypto.timingSafeEqual(received, expected)
+}
+
+// UTF-8 bytes of short text without a new buffer per call (a UTF-16 unit is at most 3 bytes).
+const scratch = Buffer.alloc(1024)
+function utf8(text: string): Uint8Array {
+  if (text.length * 3 > scratch.length) return Buffer.from(text, 'utf8')
+  return scratch.subarray(0, scratch.write(text, 'utf8'))
+}

@@ -1,0 +1,145 @@
+// HMAC-SHA1 (RFC 2104 over FIPS 180-4 SHA-1) with the key's two pad blocks
+// hashed once, when the key is made. A BATV tag costs one HMAC per RCPT and per
+// MAIL: over a short address that is two SHA-1 blocks here, about a quarter of
+// what node:crypto's createHmac costs per call (bench/batv.ts measures both).
+
+/** Longest key in bytes: one SHA-1 block. Exim refuses longer BATV secrets rather than hash them. */
+export const HMAC_SHA1_MAX_KEY_BYTES = 64
+
+const BLOCK_BYTES = 64
+const IV = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0]
+
+// Scratch space for one computation at a time (every call here is synchronous).
+const schedule = new Int32Array(80)
+const block = new Int32Array(16)
+const state = new Int32Array(5)
+
+/** One SHA-1 compression of `words` (16 big-endian words) into `h` (5 words). */
+function compress(h: Int32Array, words: Int32Array): void {
+  const w = schedule
+  for (let i = 0; i < 16; i++) w[i] = words[i] as number
+  for (let i = 16; i < 80; i++) {
+    const x = (w[i - 3] as number) ^ (w[i - 8] as number) ^ (w[i - 14] as number) ^ (w[i - 16] as number)
+    w[i] = (x << 1) | (x >>> 31)
+  }
+  let a = h[0] as number
+  let b = h[1] as number
+  let c = h[2] as number
+  let d = h[3] as number
+  let e = h[4] as number
+  for (let i = 0; i < 80; i++) {
+    let f: number
+    let k: number
+    if (i < 20) {
+      f = (b & c) | (~b & d)
+      k = 0x5a827999
+    } else if (i < 40) {
+      f = b ^ c ^ d
+      k = 0x6ed9eba1
+    } else if (i < 60) {
+      f = (b & c) | (b & d) | (c & d)
+      k = 0x8f1bbcdc
+    } else {
+      f = b ^ c ^ d
+      k = 0xca62c1d6
+    }
+    const t = (((a << 5) | (a >>> 27)) + f + e + k + (w[i] as number)) | 0
+    e = d
+    d = c
+    c = (b << 30) | (b >>> 2)
+    b = a
+    a = t
+  }
+  h[0] = ((h[0] as number) + a) | 0
+  h[1] = ((h[1] as number) + b) | 0
+  h[2] = ((h[2] as number) + c) | 0
+  h[3] = ((h[3] as number) + d) | 0
+  h[4] = ((h[4] as number) + e) | 0
+}
+
+/** The SHA-1 state after one block of `key` (zero-padded to 64 bytes) XOR `pad`. */
+function padState(key: Uint8Array, pad: number): Int32Array {
+  const h = Int32Array.from(IV)
+  for (let i = 0; i < 16; i++) {
+    let word = 0
+    for (let j = 0; j < 4; j++) word = (word << 8) | ((key[4 * i + j] ?? 0) ^ pad)
+    block[i] = word
+  }
+  compress(h, block)
+  return h
+}
+
+/**
+ * SHA-1 of everything already absorbed into `h` (`prefixBytes` of it, a whole
+ * number of blocks) followed by `message`; the result is left in `h`.
+ */
+function finish(h: Int32Array, prefixBytes: number, message: Uint8Array): void {
+  const total = prefixBytes + message.length
+  let offset = 0
+  for (; message.length - offset >= BLOCK_BYTES; offset += BLOCK_BYTES) {
+    for (let i = 0; i < 16; i++) {
+      const p = offset + 4 * i
+      block[i] =
+        ((message[p] as number) << 24) |
+        ((message[p + 1] as number) << 16) |
+        ((message[p + 2] as number) << 8) |
+        (message[p + 3] as number)
+    }
+    compress(h, block)
+  }
+  // The tail, the 0x80 marker and the length in bits, in one block or two.
+  block.fill(0)
+  const tail = message.length - offset
+  for (let i = 0; i < tail; i++)
+    block[i >> 2] = (block[i >> 2] as number) | ((message[offset + i] as number) << (24 - 8 * (i & 3)))
+  block[tail >> 2] = (block[tail >> 2] as number) | (0x80 << (24 - 8 * (tail & 3)))
+  if (tail >= BLOCK_BYTES - 8) {
+    compress(h, block)
+    block.fill(0)
+  }
+  const bits = total * 8
+  block[14] = Math.floor(bits / 0x100000000)
+  block[15] = bits | 0
+  compress(h, block)
+}
+
+/** An HMAC-SHA1 key with its pad blocks already hashed. Keeps no copy of the key's bytes. */
+export class HmacSha1Key {
+  readonly #inner: Int32Array
+  readonly #outer: Int32Array
+  readonly #innerHash = new Uint8Array(20)
+
+  /** `key` must be at most HMAC_SHA1_MAX_KEY_BYTES long (the caller checks; see secretProblem). */
+  constructor(key: Uint8Array) {
+    this.#inner = padState(key, 0x36)
+    this.#outer = padState(key, 0x5c)
+  }
+
+  /** The first 24 bits of HMAC-SHA1(key, message), as a number 0..0xffffff. */
+  first24Bits(message: Uint8Array): number {
+    this.#digestInto(message)
+    return (state[0] as number) >>> 8
+  }
+
+  /** The whole 20-byte HMAC-SHA1(key, message). */
+  digest(message: Uint8Array): Buffer {
+    this.#digestInto(message)
+    const out = Buffer.alloc(20)
+    for (let i = 0; i < 5; i++) out.writeInt32BE(state[i] as number, 4 * i)
+    return out
+  }
+
+  #digestInto(message: Uint8Array): void {
+    state.set(this.#inner)
+    finish(state, BLOCK_BYTES, message)
+    for (let i = 0; i < 5; i++) {
+      const word = state[i] as number
+      this.#innerHash[4 * i] = word >>> 24
+      this.#innerHash[4 * i + 1] = (word >>> 16) & 255
+      this.#innerHash[4 * i + 2] = (word >>> 8) & 255
+      this.#innerHash[4 * i + 3] = word & 255
+    }
+    state.set(this.#outer)
+    finish(state, BLOCK_BYTES, this.#innerHash)
+  }
+}

@@ -1,9 +1,20 @@
-import net from 'node:net'
-
+import { withoutComment, type Setting } from './settings-kinds'
+import {
+  SECTIONS,
+  ZONE_PRESETS,
+  ZONE_SECTION,
+  defaultsOf,
+  zoneDefaults,
+  zoneKey,
+  type SectionSpec,
+  type SectionValues,
+} from './settings-schema'
 import { parseTemplate, type Template } from './template'
 
+export { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer } from './settings-schema'
+
 /** What the plugin does with a bounce whose score reaches the threshold. */
-export type Action = 'reject' | 'defer' | 'score'
+export type Action = SectionValues<typeof SECTIONS.main.keys>['action']
 
 export interface ZoneSettings {
   /** DNS zone queried, e.g. `ips.backscatterer.org`. */
@@ -12,9 +23,9 @@ export interface ZoneSettings {
   readonly score: number
   /** Per-answer scores, keyed by A record (`127.0.0.2`). Overrides `score`. */
   readonly answerScores: ReadonlyMap<string, number>
-  /** Query the zone for IPv4 clients. Default true. */
+  /** Query the zone for IPv4 clients. */
   readonly ipv4: boolean
-  /** Query the zone for IPv6 clients. Default false: ips.backscatterer.org lists IPv4 only. */
+  /** Query the zone for IPv6 clients (ips.backscatterer.org lists IPv4 only). */
   readonly ipv6: boolean
   /** Where a refused sender can look the listing up; `{ip}` is replaced. Empty: none. */
   readonly lookupUrl: string
@@ -22,8 +33,7 @@ export interface ZoneSettings {
   readonly file: string
   /**
    * Suspend the zone when it does not list its RFC 5782 positive test point
-   * (127.0.0.2). Default false: a warning only, as a missing entry cannot cause
-   * a false refusal.
+   * (127.0.0.2). Off, a missing entry only warns: it cannot cause a false refusal.
    */
   readonly requireTestPoint: boolean
 }
@@ -75,15 +85,6 @@ export interface Settings {
   readonly dns: DnsSettings
 }
 
-export const BACKSCATTERER = 'ips.backscatterer.org'
-const BACKSCATTERER_URL = 'https://www.backscatterer.org/?target=test&ip={ip}'
-
-export const DEFAULT_MESSAGE =
-  'Backscatter refused: {ip} is listed on {zone} ({reason}); bounces from it are not accepted, see {url}'
-
-const MAX_TIMEOUT_MS = 10_000
-const MAX_TRIES = 5
-
 /** The result of reading the ini: settings to use and one line per problem found. */
 export interface ParsedSettings {
   readonly settings: Settings
@@ -93,273 +94,182 @@ export interface ParsedSettings {
   readonly errors: readonly string[]
 }
 
-type RawSection = Record<string, unknown>
+type RawSection = Readonly<Record<string, unknown>>
+type Keys = Record<string, Setting<unknown>>
 
-const KNOWN_KEYS: Record<string, readonly string[]> = {
-  main: ['zones', 'threshold', 'action', 'message', 'exempt_recipients', 'header'],
-  senders: ['null', 'local_parts'],
-  skip: ['private', 'relaying', 'ips'],
-  dns: ['servers', 'timeout_ms', 'tries', 'cache_size', 'max_ttl', 'negative_ttl', 'health_interval'],
-}
-const ZONE_KEYS = ['score', 'ipv4', 'ipv6', 'lookup_url', 'file', 'require_test_point']
-
-/** Collects problems while reading values; every reader falls back to the default. */
-class Reader {
+/** One line per problem, each naming its section and key. */
+class Report {
   readonly problems: string[] = []
   readonly errors: string[] = []
 
-  constructor(private readonly raw: Record<string, RawSection>) {}
-
-  section(name: string): RawSection {
-    const s = this.raw[name]
-    return s && typeof s === 'object' ? s : {}
-  }
-
-  private has(sect: string, key: string): boolean {
-    return Object.hasOwn(this.section(sect), key)
-  }
-
-  private value(sect: string, key: string): unknown {
-    return this.section(sect)[key]
-  }
-
-  problem(sect: string, key: string, text: string): void {
-    this.problems.push(`[${sect}] ${key}: ${text}`)
-  }
-
-  bool(sect: string, key: string, def: boolean): boolean {
-    if (!this.has(sect, key)) return def
-    const v = this.value(sect, key)
-    if (typeof v === 'boolean') return v
-    const s = String(v).trim().toLowerCase()
-    if (['true', 'yes', 'on', '1'].includes(s)) return true
-    if (['false', 'no', 'off', '0'].includes(s)) return false
-    this.problem(sect, key, `"${String(v)}" is not true or false; using ${def}`)
-    return def
-  }
-
-  number(sect: string, key: string, def: number, min: number, max: number, integer = false): number {
-    if (!this.has(sect, key)) return def
-    const v = this.value(sect, key)
-    const n = typeof v === 'number' ? v : String(v).trim() === '' ? NaN : Number(v)
-    if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-      this.problem(sect, key, `"${String(v)}" is not a${integer ? ' whole' : ''} number; using ${def}`)
-      return def
-    }
-    if (n < min || n > max) {
-      this.problem(sect, key, `${n} is outside ${min}..${max}; using ${def}`)
-      return def
-    }
-    return n
-  }
-
-  string(sect: string, key: string, def: string): string {
-    if (!this.has(sect, key)) return def
-    const v = this.value(sect, key)
-    return Array.isArray(v) ? v.join(',') : String(v).trim()
-  }
-
-  /** A comma/space separated list, or an ini `key[]` array. */
-  list(sect: string, key: string, def: readonly string[]): string[] {
-    if (!this.has(sect, key)) return [...def]
-    const v = this.value(sect, key)
-    const parts = (Array.isArray(v) ? v : [v]).flatMap((item) => String(item).split(/[\s,;]+/))
-    return parts.map((p) => p.trim()).filter((p) => p !== '')
-  }
-
-  unknownKeys(sect: string, known: readonly string[], isKnown: (key: string) => boolean = () => false): void {
-    for (const key of Object.keys(this.section(sect))) {
-      if (!known.includes(key) && !isKnown(key)) this.problem(sect, key, 'unknown setting; ignored')
-    }
+  add(section: string, key: string, text: string, severity?: 'error'): void {
+    ;(severity === 'error' ? this.errors : this.problems).push(`[${section}] ${key}: ${text}`)
   }
 }
 
-// RFC 1035 host name: labels of letters, digits and hyphens, at most 253 characters.
-const ZONE_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
-// A local part as it can appear in a config list (no quoting, no @).
-const LOCAL_PART = /^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+$/
-
-/** Is `value` an IP address or a CIDR (`192.0.2.0/24`, `2001:db8::/32`)? */
-export function isIpOrCidr(value: string): boolean {
-  const [addr, bits, extra] = value.split('/')
-  if (extra !== undefined || addr === undefined) return false
-  const family = net.isIP(addr)
-  if (family === 0) return false
-  if (bits === undefined) return true
-  if (!/^\d{1,3}$/.test(bits)) return false
-  return Number(bits) <= (family === 4 ? 32 : 128)
+function sectionsOf(raw: unknown): Map<string, RawSection> {
+  const sections = new Map<string, RawSection>()
+  if (!raw || typeof raw !== 'object') return sections
+  for (const [name, section] of Object.entries(raw)) {
+    if (section && typeof section === 'object' && !Array.isArray(section)) sections.set(name, section)
+    else sections.set(name, {})
+  }
+  return sections
 }
 
-function readZone(r: Reader, name: string): ZoneSettings {
-  const isBackscatterer = name === BACKSCATTERER
-  const answerScores = new Map<string, number>()
-  for (const key of Object.keys(r.section(name))) {
-    if (!isListingCode(key)) continue
-    const score = r.number(name, key, NaN, -1000, 1000)
-    if (!Number.isNaN(score)) answerScores.set(key, score)
+/**
+ * Read one section by its declaration: a value that cannot be used falls back
+ * (to the default, or to `onInvalid`) with one line; an unknown key is reported.
+ */
+function readSection<K extends Keys>(
+  report: Report,
+  name: string,
+  raw: RawSection,
+  spec: SectionSpec<K>,
+  defaults: SectionValues<K>,
+): { values: SectionValues<K>; patterned: Map<string, unknown> } {
+  const values = { ...defaults }
+  for (const [key, setting] of Object.entries(spec.keys) as [keyof K & string, Setting<unknown>][]) {
+    if (!Object.hasOwn(raw, key)) continue
+    const reading = setting.kind.read(setting.freeText ? raw[key] : withoutComment(raw[key]))
+    for (const note of reading.notes) report.add(name, key, note)
+    if (reading.ok) {
+      values[key] = reading.value as SectionValues<K>[typeof key]
+      continue
+    }
+    const fallback = (setting.onInvalid ?? defaults[key]) as SectionValues<K>[typeof key]
+    report.add(name, key, `${reading.why}; using ${setting.kind.format(fallback)}`, setting.severity)
+    values[key] = fallback
   }
-  r.unknownKeys(name, ZONE_KEYS, isListingCode)
-  const ipv4 = r.bool(name, 'ipv4', true)
-  const ipv6 = r.bool(name, 'ipv6', false)
-  if (!ipv4 && !ipv6) r.problem(name, 'ipv4', 'both ipv4 and ipv6 are off; the zone is never queried')
-  return Object.freeze({
-    name,
-    score: r.number(name, 'score', 5, -1000, 1000),
-    answerScores,
-    ipv4,
-    ipv6,
-    lookupUrl: r.string(name, 'lookup_url', isBackscatterer ? BACKSCATTERER_URL : ''),
-    file: r.string(name, 'file', ''),
-    requireTestPoint: r.bool(name, 'require_test_point', false),
+  const patterned = new Map<string, unknown>()
+  for (const key of Object.keys(raw)) {
+    if (Object.hasOwn(spec.keys, key)) continue
+    const pattern = spec.patternKeys
+    if (!pattern?.matches(key)) {
+      report.add(name, key, 'unknown setting; ignored')
+      continue
+    }
+    const reading = pattern.kind.read(withoutComment(raw[key]))
+    if (reading.ok) patterned.set(key, reading.value)
+    else report.add(name, key, `${reading.why}; ${pattern.onInvalid}`)
+  }
+  return { values, patterned }
+}
+
+/** Does a section hold only what the package ships for that zone (so nobody wrote it)? */
+function isPackageSection(name: string, section: RawSection): boolean {
+  if (!Object.hasOwn(ZONE_PRESETS, name)) return false
+  const defaults: Record<string, unknown> = zoneDefaults(name)
+  const keys: Keys = ZONE_SECTION.keys
+  return Object.entries(section).every(([key, value]) => {
+    const setting = keys[key]
+    const reading = setting?.kind.read(withoutComment(value))
+    return setting && reading?.ok && setting.kind.format(reading.value) === setting.kind.format(defaults[key])
   })
 }
 
-/** Answer codes usable as per-answer score keys: 127.0.0.0/8 except the 127.255.255.x errors. */
-function isListingCode(key: string): boolean {
-  return net.isIPv4(key) && key.startsWith('127.') && !key.startsWith('127.255.255.')
-}
-
-function readZones(r: Reader): ZoneSettings[] {
-  const names: string[] = []
-  for (const raw of r.list('main', 'zones', [BACKSCATTERER])) {
-    const name = raw.toLowerCase().replace(/\.$/, '')
-    if (!ZONE_NAME.test(name)) r.problem('main', 'zones', `"${raw}" is not a DNS zone name; ignored`)
-    else if (names.includes(name)) r.problem('main', 'zones', `"${raw}" is named twice`)
-    else names.push(name)
+/** Zone sections by zone name in lower case; sections that differ only in case are merged in order. */
+function zoneSectionsOf(sections: Map<string, RawSection>): Map<string, RawSection> {
+  const zones = new Map<string, RawSection>()
+  for (const [name, section] of sections) {
+    if (Object.hasOwn(SECTIONS, name)) continue
+    zones.set(zoneKey(name), { ...zones.get(zoneKey(name)), ...section })
   }
-  if (names.length === 0) {
-    r.problem('main', 'zones', `no usable zone; using ${BACKSCATTERER}`)
-    names.push(BACKSCATTERER)
-  }
-  return names.map((name) => readZone(r, name))
+  return zones
 }
 
-function readAction(r: Reader): Action {
-  const action = r.string('main', 'action', 'reject').toLowerCase()
-  if (action === 'reject' || action === 'defer' || action === 'score') return action
-  r.problem('main', 'action', `"${action}" is not reject, defer or score; using reject`)
-  return 'reject'
-}
-
-function readLocalParts(r: Reader, sect: string, key: string, def: readonly string[]): Set<string> {
-  const parts = new Set<string>()
-  for (const raw of r.list(sect, key, def)) {
-    const part = raw.toLowerCase()
-    if (LOCAL_PART.test(part)) parts.add(part)
-    else r.problem(sect, key, `"${raw}" is not a local part; ignored`)
-  }
-  return parts
-}
-
-function readSkipIps(r: Reader): string[] {
-  const ips: string[] = []
-  for (const item of r.list('skip', 'ips', [])) {
-    if (!isIpOrCidr(item)) r.problem('skip', 'ips', `"${item}" is not an IP address or CIDR; ignored`)
-    else if (/\/0+$/.test(item)) {
-      // haraka-net-utils reads a /0 mask as /32; to check nobody, use action = score instead.
-      r.problem(
-        'skip',
-        'ips',
-        `"${item}" would skip every client; ignored (to refuse nothing, set [main] action = score)`,
-      )
-    } else ips.push(item)
-  }
-  return ips
-}
-
-/** RFC 5321 §4.5.1: postmaster must get its mail, so it is always exempt. */
-function readExemptRecipients(r: Reader): Set<string> {
-  const exempt = readLocalParts(r, 'main', 'exempt_recipients', ['postmaster', 'abuse'])
-  if (!exempt.has('postmaster')) {
-    r.problem('main', 'exempt_recipients', 'postmaster is always exempt (RFC 5321 section 4.5.1); added')
-    exempt.add('postmaster')
-  }
-  return exempt
-}
-
-function readServers(r: Reader): string[] {
-  const servers: string[] = []
-  for (const item of r.list('dns', 'servers', [])) {
-    if (parseServer(item)) servers.push(item)
-    else r.problem('dns', 'servers', `"${item}" is not ip, ip:port or [ipv6]:port; ignored`)
-  }
-  return servers
-}
-
-/** Parse `ip`, `ip:port`, `[ipv6]:port` or a bare IPv6 address. */
-export function parseServer(item: string): { host: string; port: number } | undefined {
-  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(item)
-  const v4 = /^([\d.]+)(?::(\d{1,5}))?$/.exec(item)
-  const m = bracketed ?? v4
-  const host = m ? m[1] : item
-  const port = m?.[2] === undefined ? 53 : Number(m[2])
-  if (host === undefined || net.isIP(host) === 0) return undefined
-  if (port < 1 || port > 65535) return undefined
-  return { host, port }
-}
-
-function readDns(r: Reader): DnsSettings {
+function readZone(report: Report, name: string, raw: RawSection): ZoneSettings {
+  const { values, patterned } = readSection(report, name, raw, ZONE_SECTION, zoneDefaults(name))
+  if (!values.ipv4 && !values.ipv6)
+    report.add(name, 'ipv4', 'both ipv4 and ipv6 are off; the zone is never queried')
   return Object.freeze({
-    servers: readServers(r),
-    timeoutMs: r.number('dns', 'timeout_ms', 1000, 50, MAX_TIMEOUT_MS, true),
-    tries: r.number('dns', 'tries', 2, 1, MAX_TRIES, true),
-    // lru-cache allocates its index for `max` entries up front: 1 000 000 is about 40 MB.
-    cacheSize: r.number('dns', 'cache_size', 10_000, 0, 1_000_000, true),
-    maxTtlSeconds: r.number('dns', 'max_ttl', 3600, 0, 7 * 86400, true),
-    negativeTtlSeconds: r.number('dns', 'negative_ttl', 300, 0, 86400, true),
-    healthIntervalSeconds: r.number('dns', 'health_interval', 300, 0, 86400, true),
+    name,
+    score: values.score,
+    answerScores: patterned as Map<string, number>,
+    ipv4: values.ipv4,
+    ipv6: values.ipv6,
+    lookupUrl: values.lookup_url,
+    file: values.file,
+    requireTestPoint: values.require_test_point,
   })
 }
 
 // Haraka's hook timeout is 30 s; the whole lookup (timeout × tries) stays well below it.
 const MAX_LOOKUP_MS = 20_000
 
+function readDns(report: Report, raw: RawSection): DnsSettings {
+  const dns = readSection(report, 'dns', raw, SECTIONS.dns, defaultsOf(SECTIONS.dns.keys)).values
+  if (dns.timeout_ms * dns.tries > MAX_LOOKUP_MS) {
+    report.add('dns', 'tries', `timeout_ms × tries exceeds ${MAX_LOOKUP_MS} ms; using 1`)
+    dns.tries = 1
+  }
+  return Object.freeze({
+    servers: Object.freeze([...dns.servers]),
+    timeoutMs: dns.timeout_ms,
+    tries: dns.tries,
+    cacheSize: dns.cache_size,
+    maxTtlSeconds: dns.max_ttl,
+    negativeTtlSeconds: dns.negative_ttl,
+    healthIntervalSeconds: dns.health_interval,
+  })
+}
+
 /**
  * Turn the raw ini object (as haraka-config returns it) into frozen settings.
- * Never throws: every problem becomes a line in `problems` and the default is used.
+ * Never throws: every problem becomes one line in `problems` (or `errors`) and
+ * a safe value is used.
  */
 export function parseSettings(raw: unknown): ParsedSettings {
-  const r = new Reader(raw && typeof raw === 'object' ? (raw as Record<string, RawSection>) : {})
-  const zones = readZones(r)
-  for (const sect of Object.keys(KNOWN_KEYS)) r.unknownKeys(sect, KNOWN_KEYS[sect] ?? [])
-  const zoneNames = new Set(zones.map((z) => z.name))
-  const rawSections = raw && typeof raw === 'object' ? Object.keys(raw) : []
-  for (const sect of rawSections) {
-    if (!(sect in KNOWN_KEYS) && !zoneNames.has(sect)) {
-      r.problems.push(`[${sect}]: section is not a zone named in [main] zones; ignored`)
-    }
+  const report = new Report()
+  const sections = sectionsOf(raw)
+  const section = (name: string): RawSection => sections.get(name) ?? {}
+  const read = <K extends Keys>(name: string, spec: SectionSpec<K>): SectionValues<K> =>
+    readSection(report, name, section(name), spec, defaultsOf(spec.keys)).values
+
+  const main = read('main', SECTIONS.main)
+  const senders = read('senders', SECTIONS.senders)
+  const skip = read('skip', SECTIONS.skip)
+  const dns = readDns(report, section('dns'))
+
+  const zoneSections = zoneSectionsOf(sections)
+  const zones = main.zones.map((name) => readZone(report, name, zoneSections.get(name) ?? {}))
+  for (const [name, sectionValues] of sections) {
+    if (Object.hasOwn(SECTIONS, name) || main.zones.includes(zoneKey(name))) continue
+    // The package's own section for a zone not in use is nobody's mistake.
+    if (isPackageSection(name, sectionValues)) continue
+    report.problems.push(`[${name}]: section is not a zone named in [main] zones; ignored`)
   }
 
-  let dns = readDns(r)
-  if (dns.timeoutMs * dns.tries > MAX_LOOKUP_MS) {
-    r.problem('dns', 'tries', `timeout_ms × tries exceeds ${MAX_LOOKUP_MS} ms; using 1`)
-    dns = Object.freeze({ ...dns, tries: 1 })
+  // RFC 5321 §4.5.1: postmaster must get its mail, so it is always exempt.
+  const exempt = new Set(main.exempt_recipients)
+  if (!exempt.has('postmaster')) {
+    report.add('main', 'exempt_recipients', 'postmaster is always exempt (RFC 5321 section 4.5.1); added')
+    exempt.add('postmaster')
   }
+  const message = main.message === '' ? SECTIONS.main.keys.message.default : main.message
 
-  const header = r.string('main', 'header', 'X-Haraka-Backscatter')
-  const validHeader = header === '' || /^[\x21-\x39\x3b-\x7e]+$/.test(header)
-  if (!validHeader)
-    r.problem('main', 'header', `"${header}" is not a header field name; using X-Haraka-Backscatter`)
-
-  const message = r.string('main', 'message', DEFAULT_MESSAGE)
   const settings: Settings = Object.freeze({
     zones: Object.freeze(zones),
-    threshold: r.number('main', 'threshold', 5, -1000, 1000),
-    action: readAction(r),
-    message: message === '' ? DEFAULT_MESSAGE : message,
-    messageTemplate: parseTemplate(message === '' ? DEFAULT_MESSAGE : message),
-    exemptRecipients: readExemptRecipients(r),
-    header: validHeader ? header : 'X-Haraka-Backscatter',
+    threshold: main.threshold,
+    action: main.action,
+    message,
+    messageTemplate: parseTemplate(message),
+    exemptRecipients: exempt,
+    header: main.header,
     senders: Object.freeze({
-      null: r.bool('senders', 'null', true),
-      localParts: new Set(['postmaster', ...readLocalParts(r, 'senders', 'local_parts', [])]),
+      null: senders.null,
+      localParts: new Set(['postmaster', ...senders.local_parts]),
     }),
     skip: Object.freeze({
-      private: r.bool('skip', 'private', true),
-      relaying: r.bool('skip', 'relaying', true),
-      ips: Object.freeze(readSkipIps(r)),
+      private: skip.private,
+      relaying: skip.relaying,
+      ips: Object.freeze([...skip.ips]),
     }),
     dns,
   })
-  return Object.freeze({ settings, problems: Object.freeze(r.problems), errors: Object.freeze(r.errors) })
+  return Object.freeze({
+    settings,
+    problems: Object.freeze(report.problems),
+    errors: Object.freeze(report.errors),
+  })
 }

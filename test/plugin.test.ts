@@ -539,11 +539,6 @@ describe('config: package defaults, overrides, reload and bad values', () => {
       '[skip]\nips = 45.1.2.0/40',
       /\[skip\] ips: "45\.1\.2\.0\/40" is not an IP address or CIDR; ignored/,
     ],
-    [
-      'unknown action',
-      '[main]\naction = drop',
-      /\[main\] action: "drop" is not reject, defer or score; using reject/,
-    ],
     ['empty zone name', '[main]\nzones = ,', /\[main\] zones: no usable zone; using ips\.backscatterer\.org/],
   ]
   for (const [name, ini, line] of invalid) {
@@ -562,6 +557,20 @@ describe('config: package defaults, overrides, reload and bad values', () => {
       assert.equal(logs.filter((l) => line.test(l.text)).length, 1, 'not repeated per connection')
     })
   }
+
+  it('an unknown action is logged at error level and refuses nothing (score)', async () => {
+    const { plugin, logs } = setup('[main]\naction = drop')
+    const line = /\[main\] action: "drop" is not reject, defer or score; using score/
+    assert.equal(
+      logs.filter((l) => l.level === 'logerror' && line.test(l.text)).length,
+      1,
+      JSON.stringify(logs),
+    )
+    const conn = makeConnection(LISTED)
+    await mail(plugin, conn, '<>')
+    assert.equal((await rcpt(plugin, conn, 'alice@example.com')).rc, undefined)
+    assert.equal(results(conn).score, 5)
+  })
 })
 
 describe('hooks never throw and always call next once', () => {

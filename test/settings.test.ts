@@ -3,10 +3,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
-import fixtures from 'haraka-test-fixtures'
-
 import { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer, parseSettings } from '../lib/settings'
 import { REPO } from './support/harness'
+import { loadDeploymentIni, loadPackageIni } from './support/load-ini'
 
 describe('parseSettings defaults', () => {
   const { settings, problems } = parseSettings({})
@@ -53,10 +52,7 @@ describe('parseSettings defaults', () => {
 
 describe('the shipped config/backscatter.ini', () => {
   it('parses without problems and equals the built-in defaults', () => {
-    const plugin = fixtures.makePlugin('backscatter', { register: false })
-    plugin.config = plugin.config.module_config(REPO)
-    const raw = plugin.config.get('backscatter.ini')
-    const parsed = parseSettings(raw)
+    const parsed = parseSettings(loadPackageIni())
     assert.deepEqual(parsed.problems, [])
     assert.deepEqual(parsed.settings, parseSettings({}).settings)
   })
@@ -163,12 +159,6 @@ describe('parseSettings invalid values: one line naming the key, then the defaul
       raw: { skip: { ips: '45.1.2.0/33, 45.7.7.7, not-an-ip' } },
       key: /\[skip\] ips: "45\.1\.2\.0\/33" is not an IP address or CIDR; ignored/,
       check: (s) => assert.deepEqual(s.skip.ips, ['45.7.7.7']),
-    },
-    {
-      name: 'unknown action',
-      raw: { main: { action: 'blackhole' } },
-      key: /\[main\] action: "blackhole" is not reject, defer or score; using reject/,
-      check: (s) => assert.equal(s.action, 'reject'),
     },
     {
       name: 'empty zone list',
@@ -298,5 +288,93 @@ describe('helpers', () => {
     assert.deepEqual(parseServer('::1'), { host: '::1', port: 53 })
     assert.equal(parseServer('127.0.0.1:0'), undefined)
     assert.equal(parseServer('resolver.example'), undefined)
+  })
+})
+
+describe('trailing comments in values', () => {
+  it('a comment after whitespace is not part of the value', () => {
+    const { settings, problems, errors } = parseSettings(
+      loadDeploymentIni(
+        '[main]\naction = defer          ; try it out first\n[dns]\nservers = 127.0.0.1     ; a local caching resolver\ntries = 3 # three\n',
+      ),
+    )
+    assert.deepEqual([...problems, ...errors], [])
+    assert.equal(settings.action, 'defer')
+    assert.deepEqual(settings.dns.servers, ['127.0.0.1'])
+    assert.equal(settings.dns.tries, 3)
+  })
+
+  it('[main] message keeps everything after =', () => {
+    const text = 'Go away ; really # now'
+    assert.equal(parseSettings({ main: { message: text } }).settings.message, text)
+  })
+
+  it('a ; or # inside a word is part of the value', () => {
+    const url = 'https://bounces.example.net/#{ip}'
+    const { settings, problems } = parseSettings({
+      main: { zones: 'bounces.example.net' },
+      'bounces.example.net': { lookup_url: url },
+    })
+    assert.deepEqual(problems, [])
+    assert.equal(settings.zones[0]!.lookupUrl, url)
+  })
+})
+
+describe('an invalid action never makes the plugin stricter', () => {
+  it('falls back to score, at error level, naming the key and the value', () => {
+    const { settings, problems, errors } = parseSettings({ main: { action: 'blackhole' } })
+    assert.equal(settings.action, 'score')
+    assert.deepEqual(errors, ['[main] action: "blackhole" is not reject, defer or score; using score'])
+    assert.deepEqual(problems, [])
+  })
+})
+
+describe('sections for zones not in use', () => {
+  it("the package's own [ips.backscatterer.org] is ignored quietly when the zone is not used", () => {
+    const { settings, problems } = parseSettings(loadDeploymentIni('[main]\nzones = other.example\n'))
+    assert.deepEqual(problems, [])
+    assert.deepEqual(
+      settings.zones.map((z) => z.name),
+      ['other.example'],
+    )
+  })
+
+  it('a section the operator wrote for a zone not in use is still reported', () => {
+    const { problems } = parseSettings(
+      loadDeploymentIni('[main]\nzones = other.example\n[ips.backscatterer.org]\nscore = 7\n'),
+    )
+    assert.deepEqual(problems, [
+      '[ips.backscatterer.org]: section is not a zone named in [main] zones; ignored',
+    ])
+  })
+})
+
+describe('zone names are compared without regard to case', () => {
+  it('[Bounces.Example.NET] configures the zone bounces.example.net', () => {
+    const { settings, problems } = parseSettings({
+      main: { zones: 'bounces.example.net' },
+      'Bounces.Example.NET': { score: 3, file: '/var/lib/rbldnsd/bounces' },
+    })
+    assert.deepEqual(problems, [])
+    assert.equal(settings.zones[0]!.score, 3)
+    assert.equal(settings.zones[0]!.file, '/var/lib/rbldnsd/bounces')
+  })
+})
+
+describe('a bad per-answer score', () => {
+  it('says that the zone score applies, not NaN', () => {
+    const { settings, problems } = parseSettings({ 'ips.backscatterer.org': { '127.0.0.3': 'lots' } })
+    assert.deepEqual(problems, [
+      `[ips.backscatterer.org] 127.0.0.3: "lots" is not a number; ignored, the zone's score applies`,
+    ])
+    assert.equal(settings.zones[0]!.answerScores.size, 0)
+  })
+})
+
+describe('[dns] tries', () => {
+  it('0 is refused: at least one try', () => {
+    const { settings, problems } = parseSettings({ dns: { tries: 0 } })
+    assert.equal(settings.dns.tries, 2)
+    assert.deepEqual(problems, ['[dns] tries: 0 is outside 1..5; using 2'])
   })
 })

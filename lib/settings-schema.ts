@@ -1,0 +1,235 @@
+// Every setting of config/backscatter.ini, declared once: section, key, kind (type
+// and range), default and a line of documentation. The parser, the unknown-key
+// check, the shipped ini and the README tables all follow this table (the tests
+// compare them). A new section is one more entry in SECTIONS: a fixed name such
+// as [batv] or [batv.keys] (with `patternKeys` for keys chosen by the operator).
+import net from 'node:net'
+
+import {
+  boolean,
+  integer,
+  list,
+  number,
+  oneOf,
+  setting,
+  textOf,
+  type Item,
+  type Kind,
+  type Setting,
+} from './settings-kinds'
+
+export const BACKSCATTERER = 'ips.backscatterer.org'
+
+export const DEFAULT_MESSAGE =
+  'Backscatter refused: {ip} is listed on {zone} ({reason}); bounces from it are not accepted, see {url}'
+
+/** Keys not declared one by one but recognised by their form, e.g. answer codes. */
+export interface PatternKeys<T> {
+  /** How the README and the ini show such a key, e.g. `127.0.0.N`. */
+  readonly label: string
+  readonly matches: (key: string) => boolean
+  readonly kind: Kind<T>
+  readonly doc: string
+  /** What happens to a key whose value cannot be used, e.g. "ignored, …". */
+  readonly onInvalid: string
+}
+
+export interface SectionSpec<K extends Record<string, Setting<unknown>> = Record<string, Setting<unknown>>> {
+  readonly doc: string
+  readonly keys: K
+  readonly patternKeys?: PatternKeys<unknown>
+}
+
+/** The values of a section, typed by its declaration. */
+export type SectionValues<K> = { -readonly [P in keyof K]: K[P] extends Setting<infer T> ? T : never }
+
+// RFC 1035 host name: labels of letters, digits and hyphens, at most 253 characters.
+const ZONE_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
+// A local part as it can appear in a config list (no quoting, no @).
+const LOCAL_PART = /^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+$/
+// A header field name: printable ASCII except the colon (RFC 5322 §3.6.8).
+const HEADER_NAME = /^[\x21-\x39\x3b-\x7e]+$/
+
+/** Is `value` an IP address or a CIDR (`192.0.2.0/24`, `2001:db8::/32`)? */
+export function isIpOrCidr(value: string): boolean {
+  const [addr, bits, extra] = value.split('/')
+  if (extra !== undefined || addr === undefined) return false
+  const family = net.isIP(addr)
+  if (family === 0) return false
+  if (bits === undefined) return true
+  if (!/^\d{1,3}$/.test(bits)) return false
+  return Number(bits) <= (family === 4 ? 32 : 128)
+}
+
+/** Parse `ip`, `ip:port`, `[ipv6]:port` or a bare IPv6 address. */
+export function parseServer(item: string): { host: string; port: number } | undefined {
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(item)
+  const v4 = /^([\d.]+)(?::(\d{1,5}))?$/.exec(item)
+  const m = bracketed ?? v4
+  const host = m ? m[1] : item
+  const port = m?.[2] === undefined ? 53 : Number(m[2])
+  if (host === undefined || net.isIP(host) === 0) return undefined
+  if (port < 1 || port > 65535) return undefined
+  return { host, port }
+}
+
+/** A zone as named in [main] zones, and as its section is found: lower case, no final dot. */
+export function zoneKey(name: string): string {
+  return name.toLowerCase().replace(/\.$/, '')
+}
+
+/** Answer codes usable as per-answer score keys: 127.0.0.0/8 except the 127.255.255.x errors. */
+function isListingCode(key: string): boolean {
+  return net.isIPv4(key) && key.startsWith('127.') && !key.startsWith('127.255.255.')
+}
+
+function zoneName(raw: string): Item {
+  const name = zoneKey(raw)
+  return ZONE_NAME.test(name) ? { value: name } : { drop: `"${raw}" is not a DNS zone name; ignored` }
+}
+
+function localPart(raw: string): Item {
+  const part = raw.toLowerCase()
+  return LOCAL_PART.test(part) ? { value: part } : { drop: `"${raw}" is not a local part; ignored` }
+}
+
+function skipIp(raw: string): Item {
+  if (!isIpOrCidr(raw)) return { drop: `"${raw}" is not an IP address or CIDR; ignored` }
+  // haraka-net-utils reads a /0 mask as /32; to check nobody, use action = score instead.
+  if (/\/0+$/.test(raw))
+    return {
+      drop: `"${raw}" would skip every client; ignored (to refuse nothing, set [main] action = score)`,
+    }
+  return { value: raw }
+}
+
+function server(raw: string): Item {
+  return parseServer(raw) ? { value: raw } : { drop: `"${raw}" is not ip, ip:port or [ipv6]:port; ignored` }
+}
+
+const SCORE = number(-1000, 1000)
+
+const MAIN = {
+  zones: setting(
+    list(zoneName, { noteTwice: true, noneUsable: 'no usable zone' }),
+    [BACKSCATTERER],
+    'DNS zones to query, comma separated; each may have its own [zone] section.',
+  ),
+  threshold: setting(
+    SCORE,
+    5,
+    'Score at which the action applies: the sum over the zones that list the client.',
+  ),
+  action: setting(
+    oneOf(['reject', 'defer', 'score']),
+    'reject',
+    'reject: 550 5.7.1 per recipient; defer: 450 4.7.1; score: never refuse, only score.',
+    // A typo must not refuse mail the operator meant to accept: score refuses nothing.
+    { onInvalid: 'score', severity: 'error' },
+  ),
+  message: setting(
+    textOf(),
+    DEFAULT_MESSAGE,
+    'Reply text; placeholders {ip} {zone} {reason} {url} {score}. Empty: the default.',
+    { freeText: true },
+  ),
+  exempt_recipients: setting(
+    list(localPart),
+    ['postmaster', 'abuse'],
+    'Local parts that always get their mail; postmaster is always among them (RFC 5321 §4.5.1).',
+  ),
+  header: setting(
+    textOf((v) => (v === '' || HEADER_NAME.test(v) ? undefined : `"${v}" is not a header field name`)),
+    'X-Haraka-Backscatter',
+    'Header added to accepted messages that were checked. Empty: none.',
+  ),
+}
+
+const SENDERS = {
+  null: setting(boolean(), true, 'The null sender <> is a bounce.'),
+  local_parts: setting(
+    list(localPart),
+    [],
+    'Local parts besides postmaster (always included) that mark a bounce, e.g. mailer-daemon.',
+  ),
+}
+
+const SKIP = {
+  private: setting(boolean(), true, 'Never look up private, loopback and link-local clients.'),
+  relaying: setting(boolean(), true, 'Never look up relaying clients (authenticated, or allowed to relay).'),
+  ips: setting(list(skipIp), [], 'Addresses and CIDRs never looked up, comma separated.'),
+}
+
+const DNS = {
+  servers: setting(list(server), [], 'Resolvers: ip, ip:port or [ipv6]:port. Empty: the system resolvers.'),
+  timeout_ms: setting(integer(50, 10_000), 1000, 'Wait for one DNS try, in milliseconds.'),
+  tries: setting(integer(1, 5), 2, 'Tries per query; a lookup never waits longer than timeout_ms × tries.'),
+  // lru-cache allocates its index for `max` entries up front: 1 000 000 is about 40 MB.
+  cache_size: setting(
+    integer(0, 1_000_000),
+    10_000,
+    'Answers cached, per zone and IP; 0 turns the cache off.',
+  ),
+  max_ttl: setting(
+    integer(0, 7 * 86400),
+    3600,
+    'Longest time a listing is cached, whatever its TTL, in seconds.',
+  ),
+  negative_ttl: setting(integer(0, 86400), 300, 'How long a not-listed answer is cached, in seconds.'),
+  health_interval: setting(
+    integer(0, 86400),
+    300,
+    'Seconds between RFC 5782 test-point checks of each zone; 0 turns them off.',
+  ),
+}
+
+const ZONE = {
+  score: setting(SCORE, 5, 'Score when the zone lists the client.'),
+  ipv4: setting(boolean(), true, 'Query the zone for IPv4 clients.'),
+  ipv6: setting(boolean(), false, 'Query the zone for IPv6 clients (ips.backscatterer.org lists IPv4 only).'),
+  lookup_url: setting(textOf(), '', 'Where a refused sender can look the listing up; {ip} is replaced.'),
+  file: setting(textOf(), '', 'rbldnsd zone file to answer from instead of DNS. Empty: query DNS.'),
+  require_test_point: setting(
+    boolean(),
+    false,
+    'Suspend the zone when it does not list its RFC 5782 test point 127.0.0.2.',
+  ),
+}
+
+/** Sections with a fixed name, in the order of the shipped ini. */
+export const SECTIONS = {
+  main: { doc: 'What is checked and what happens to a listed bounce.', keys: MAIN },
+  senders: { doc: 'Which envelope senders count as bounces; only these are looked up.', keys: SENDERS },
+  skip: { doc: 'Clients never looked up.', keys: SKIP },
+  dns: { doc: 'How the zones are queried and answers cached.', keys: DNS },
+} as const satisfies Record<string, SectionSpec>
+
+/** One section per zone named in [main] zones, named for the zone. */
+export const ZONE_SECTION = {
+  doc: 'One DNS list: its score and how it is queried.',
+  keys: ZONE,
+  patternKeys: {
+    label: '127.0.0.N',
+    matches: isListingCode,
+    kind: SCORE as Kind<unknown>,
+    doc: 'Score for one answer code, overriding score (the best matching code counts).',
+    onInvalid: "ignored, the zone's score applies",
+  },
+} as const satisfies SectionSpec
+
+/** Defaults that differ for one zone the package knows, by zone name. */
+export const ZONE_PRESETS: Readonly<Record<string, Partial<SectionValues<typeof ZONE>>>> = {
+  [BACKSCATTERER]: { lookup_url: 'https://www.backscatterer.org/?target=test&ip={ip}' },
+}
+
+/** The defaults of a section's keys. */
+export function defaultsOf<K extends Record<string, Setting<unknown>>>(keys: K): SectionValues<K> {
+  const values: Record<string, unknown> = {}
+  for (const [key, spec] of Object.entries(keys)) values[key] = spec.default
+  return values as SectionValues<K>
+}
+
+/** The defaults of one zone's section. */
+export function zoneDefaults(name: string): SectionValues<typeof ZONE> {
+  return { ...defaultsOf(ZONE), ...ZONE_PRESETS[name] }
+}

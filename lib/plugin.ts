@@ -85,10 +85,12 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   for (const problem of problems) this.logwarn(`config/backscatter.ini ${problem}`)
 
   const previous = this.backscatter
-  const checker = new BackscatterChecker(settings, {
-    info: (msg) => this.loginfo(msg),
-    warn: (msg) => this.logwarn(msg),
-  })
+  // Zones whose DNS and file settings did not change keep their health, cached answers and zone data.
+  const checker = new BackscatterChecker(
+    settings,
+    { info: (msg) => this.loginfo(msg), warn: (msg) => this.logwarn(msg) },
+    { previous: previous?.checker },
+  )
   this.backscatter = { settings, checker, pending: previous?.pending ?? new WeakMap() }
   previous?.checker.retire()
   // Zone checks start with the process that handles mail (init hooks below),

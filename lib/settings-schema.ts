@@ -233,3 +233,19 @@ export function defaultsOf<K extends Record<string, Setting<unknown>>>(keys: K):
 export function zoneDefaults(name: string): SectionValues<typeof ZONE> {
   return { ...defaultsOf(ZONE), ...ZONE_PRESETS[name] }
 }
+
+/** One row of the table; zone keys are listed under the section `<zone>`. */
+export interface SettingRow {
+  readonly section: string
+  readonly key: string
+  readonly setting: Setting<unknown>
+}
+
+export const ZONE_SECTION_NAME = '<zone>'
+
+export function settingRows(): readonly SettingRow[] {
+  const sections: [string, SectionSpec][] = [...Object.entries(SECTIONS), [ZONE_SECTION_NAME, ZONE_SECTION]]
+  return sections.flatMap(([section, spec]) =>
+    Object.entries(spec.keys).map(([key, setting]) => ({ section, key, setting })),
+  )
+}

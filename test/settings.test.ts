@@ -4,6 +4,7 @@ import path from 'node:path'
 import { describe, it } from 'node:test'
 
 import { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer, parseSettings } from '../lib/settings'
+import { settingRows, ZONE_SECTION, ZONE_SECTION_NAME, zoneDefaults } from '../lib/settings-schema'
 import { REPO } from './support/harness'
 import { loadDeploymentIni, loadPackageIni } from './support/load-ini'
 
@@ -57,34 +58,101 @@ describe('the shipped config/backscatter.ini', () => {
     assert.deepEqual(parsed.settings, parseSettings({}).settings)
   })
 
-  it('documents every setting the parser knows', () => {
+  it('sets every key of the table to its default, in the order of the table', () => {
     const text = fs.readFileSync(path.join(REPO, 'config', 'backscatter.ini'), 'utf8')
-    for (const key of [
-      'zones',
-      'threshold',
-      'action',
-      'message',
-      'exempt_recipients',
-      'header',
-      'null',
-      'local_parts',
-      'private',
-      'relaying',
-      'ips',
-      'servers',
-      'timeout_ms',
-      'tries',
-      'cache_size',
-      'max_ttl',
-      'negative_ttl',
-      'health_interval',
-      'score',
-      'ipv4',
-      'ipv6',
-      'lookup_url',
-      'file',
-    ]) {
-      assert.match(text, new RegExp(`^;? ?${key} =`, 'm'), key)
+    const shipped = new Map<string, [string, string][]>()
+    let section = 'main'
+    for (const line of text.split('\n')) {
+      const heading = /^\[([^\]]+)\]$/.exec(line)
+      if (heading) section = heading[1]!
+      const entry = /^([\w.]+) =(?: (.*))?$/.exec(line)
+      if (!entry) continue
+      if (!shipped.has(section)) shipped.set(section, [])
+      shipped.get(section)!.push([entry[1]!, entry[2] ?? ''])
+    }
+    const expected = new Map<string, [string, string][]>()
+    for (const { section, key, setting } of settingRows()) {
+      const name = section === ZONE_SECTION_NAME ? BACKSCATTERER : section
+      if (!expected.has(name)) expected.set(name, [])
+      expected.get(name)!.push([key, setting.kind.format(defaultOf(section, key))])
+    }
+    assert.deepEqual([...shipped], [...expected])
+  })
+
+  it('shows a per-answer score as a commented example', () => {
+    const text = fs.readFileSync(path.join(REPO, 'config', 'backscatter.ini'), 'utf8')
+    const examples = [...text.matchAll(/^; ([\d.]+) = \S+$/gm)].map((m) => m[1]!)
+    assert.ok(
+      examples.some((key) => ZONE_SECTION.patternKeys.matches(key)),
+      examples.join(' '),
+    )
+  })
+})
+
+/** A key's default as the table declares it; zone keys as for ips.backscatterer.org. */
+function defaultOf(section: string, key: string): unknown {
+  if (section !== ZONE_SECTION_NAME)
+    return settingRows().find((r) => r.section === section && r.key === key)!.setting.default
+  return (zoneDefaults(BACKSCATTERER) as Record<string, unknown>)[key]
+}
+
+describe('every setting in the table', () => {
+  const defaults = parseSettings({}).settings
+  const sectionName = (section: string): string => (section === ZONE_SECTION_NAME ? BACKSCATTERER : section)
+  const raw = (section: string, key: string, value: unknown): object => ({
+    [sectionName(section)]: { [key]: value },
+  })
+
+  for (const { section, key, setting } of settingRows()) {
+    const shown = setting.kind.format(defaultOf(section, key))
+    if (setting.freeText) {
+      it(`[${section}] ${key} is free text: ; and # are part of it`, () => {
+        const value = `${shown} ; not a comment # either`
+        const { settings, problems } = parseSettings(raw(section, key, value))
+        assert.deepEqual(problems, [])
+        assert.notDeepEqual(settings, defaults)
+      })
+    } else {
+      it(`[${section}] ${key}: a comment after the value is not part of it`, () => {
+        for (const comment of ['; a comment', '# a comment']) {
+          const { settings, problems, errors } = parseSettings(raw(section, key, `${shown}   ${comment}`))
+          assert.deepEqual([...problems, ...errors], [])
+          assert.deepEqual(settings, defaults)
+        }
+      })
+    }
+
+    const range = setting.kind.range
+    if (!range) continue
+    it(`[${section}] ${key}: ${range.min} and ${range.max} are accepted, one beyond either is refused`, () => {
+      for (const edge of [range.min, range.max]) {
+        const { settings, problems } = parseSettings(raw(section, key, edge))
+        assert.deepEqual(problems, [], `${edge}`)
+        if (edge !== defaultOf(section, key)) assert.notDeepEqual(settings, defaults, `${edge} is used`)
+      }
+      for (const beyond of [range.min - 1, range.max + 1]) {
+        const { settings, problems } = parseSettings(raw(section, key, beyond))
+        assert.deepEqual(problems, [
+          `[${sectionName(section)}] ${key}: ${beyond} is outside ${range.min}..${range.max}; using ${shown}`,
+        ])
+        assert.deepEqual(settings, defaults)
+      }
+    })
+  }
+
+  it(`[<zone>] ${ZONE_SECTION.patternKeys.label}: the bounds of a per-answer score, both edges`, () => {
+    const range = ZONE_SECTION.patternKeys.kind.range!
+    for (const edge of [range.min, range.max]) {
+      const { settings, problems } = parseSettings(raw(ZONE_SECTION_NAME, '127.0.0.3', edge))
+      assert.deepEqual(problems, [])
+      assert.equal(settings.zones[0]!.answerScores.get('127.0.0.3'), edge)
+    }
+    for (const beyond of [range.min - 1, range.max + 1]) {
+      const { settings, problems } = parseSettings(raw(ZONE_SECTION_NAME, '127.0.0.3', beyond))
+      assert.deepEqual(problems, [
+        `[${BACKSCATTERER}] 127.0.0.3: ${beyond} is outside ${range.min}..${range.max}; ignored, the zone's score applies`,
+      ])
+      assert.equal(settings.zones[0]!.answerScores.size, 0)
     }
   })
 })

@@ -1,0 +1,202 @@
+// The documentation says what the code does: every backscatter.ini example in
+// README.md and docs/ loads as printed and means what its comments say, and the
+// README's settings tables say what the settings table says.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { describe, it } from 'node:test'
+
+import { parseSettings, type Settings, type ZoneSettings } from '../lib/settings'
+import { SECTIONS, ZONE_PRESETS, ZONE_SECTION, ZONE_SECTION_NAME } from '../lib/settings-schema'
+import type { Setting } from '../lib/settings-kinds'
+import { REPO } from './support/harness'
+import { loadDeploymentIni, loadPackageIni } from './support/load-ini'
+
+const DOCUMENTS = [
+  'README.md',
+  ...fs
+    .readdirSync(path.join(REPO, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+]
+
+interface IniBlock {
+  readonly where: string
+  readonly text: string
+  /** The file the block is an example of, from a comment line naming it. */
+  readonly names: string | undefined
+}
+
+// A comment line whose first word is a file name: `; config/backscatter.ini …`.
+const NAMES_FILE = /^[;#]\s*(\S+\.(?:ini|service|timer|conf))(?:\s|$)/m
+
+function iniBlocks(document: string): IniBlock[] {
+  const lines = fs.readFileSync(path.join(REPO, document), 'utf8').split('\n')
+  const blocks: IniBlock[] = []
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i]!.trim() !== '```ini') continue
+    const end = lines.indexOf('```', i + 1)
+    const text = lines.slice(i + 1, end).join('\n') + '\n'
+    blocks.push({ where: `${document}:${i + 1}`, text, names: NAMES_FILE.exec(text)?.[1] })
+    i = end
+  }
+  return blocks
+}
+
+const defaults = parseSettings({}).settings
+const backscatterer = defaults.zones[0]!
+
+function zone(name: string, values: Partial<ZoneSettings>): ZoneSettings {
+  return {
+    name,
+    score: 5,
+    answerScores: new Map(),
+    ipv4: true,
+    ipv6: false,
+    lookupUrl: '',
+    file: '',
+    requireTestPoint: false,
+    ...values,
+  }
+}
+
+/** What each example means, found by a line it holds; every example needs one. */
+const EXAMPLES: { document: string; holds: string; means: Settings }[] = [
+  {
+    document: 'README.md',
+    holds: 'action = defer          ; try it out first: 450 instead of 550',
+    means: { ...defaults, action: 'defer', dns: { ...defaults.dns, servers: ['127.0.0.1'] } },
+  },
+  {
+    document: 'README.md',
+    holds: 'zones = ips.backscatterer.org, bounces.example.net',
+    means: {
+      ...defaults,
+      threshold: 6,
+      zones: [
+        backscatterer,
+        zone('bounces.example.net', { score: 2, answerScores: new Map([['127.0.0.3', 4]]) }),
+      ],
+    },
+  },
+  {
+    document: 'docs/zone-mirror.md',
+    holds: 'file = /var/lib/rbldnsd/ips.backscatterer.org',
+    means: { ...defaults, zones: [{ ...backscatterer, file: '/var/lib/rbldnsd/ips.backscatterer.org' }] },
+  },
+]
+
+describe('ini examples in README.md and docs/', () => {
+  const blocks = DOCUMENTS.flatMap(iniBlocks)
+  const examples = blocks.filter((b) => b.names !== undefined && path.basename(b.names) === 'backscatter.ini')
+
+  it('finds the examples', () => assert.ok(examples.length >= EXAMPLES.length, `${examples.length} found`))
+
+  for (const block of blocks) {
+    if (block.names === undefined) {
+      it(`${block.where}: names the file it shows`, () => {
+        assert.fail(
+          `an ini block without a comment line naming its file (; config/backscatter.ini):\n${block.text}`,
+        )
+      })
+    }
+  }
+
+  for (const example of examples) {
+    it(`${example.where} loads as printed, with no problem, and means what it says`, () => {
+      const document = example.where.replace(/:\d+$/, '')
+      const meanings = EXAMPLES.filter((e) => e.document === document && example.text.includes(e.holds))
+      assert.equal(meanings.length, 1, `no single expectation for this example:\n${example.text}`)
+      const { settings, problems, errors } = parseSettings(loadDeploymentIni(example.text))
+      assert.deepEqual([...errors, ...problems], [])
+      assert.deepEqual(settings, meanings[0]!.means)
+    })
+  }
+
+  it('every expectation has its example', () => {
+    for (const e of EXAMPLES) {
+      const found = examples.filter((b) => b.where.startsWith(`${e.document}:`) && b.text.includes(e.holds))
+      assert.equal(found.length, 1, `${e.document}: ${e.holds}`)
+    }
+  })
+
+  it('the shipped config/backscatter.ini alone loads with no problem', () => {
+    const { problems, errors } = parseSettings(loadPackageIni())
+    assert.deepEqual([...errors, ...problems], [])
+  })
+})
+
+/** The README's settings section, split at its `### ` headings. */
+function readmeSettings(): Map<string, string> {
+  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8')
+  const start = readme.indexOf('\n## Settings\n')
+  const end = readme.indexOf('\n## ', start + 1)
+  const parts = new Map<string, string>()
+  for (const part of readme.slice(start, end).split('\n### ').slice(1)) {
+    const section = /^`\[([^\]]+)\]`/.exec(part)?.[1]
+    if (section !== undefined) parts.set(section, part)
+  }
+  return parts
+}
+
+/** The rows of the first table in `text`, as trimmed cells. */
+function tableRows(text: string): string[][] {
+  const lines = text.split('\n')
+  const first = lines.findIndex((l) => l.startsWith('|'))
+  const rows: string[][] = []
+  for (const line of lines.slice(first + 2)) {
+    if (!line.startsWith('|')) break
+    rows.push(
+      line
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    )
+  }
+  return rows
+}
+
+/** A default as the README's tables show it. */
+function shown(setting: Setting<unknown>, value: unknown): string {
+  const text = setting.kind.format(value)
+  return text === '' ? '(empty)' : `\`${text}\``
+}
+
+describe("the README's settings tables follow the table in lib/settings-schema.ts", () => {
+  const readme = readmeSettings()
+  const sections: [string, { keys: Record<string, Setting<unknown>> }][] = [
+    ...Object.entries(SECTIONS),
+    [ZONE_SECTION_NAME, ZONE_SECTION],
+  ]
+
+  it('has one table per section, in order', () => {
+    assert.deepEqual(
+      [...readme.keys()],
+      sections.map(([name]) => name),
+    )
+  })
+
+  for (const [name, spec] of sections) {
+    it(`[${name}]: every key with its default`, () => {
+      const part = readme.get(name) ?? ''
+      const expected = Object.entries(spec.keys).map(([key, setting]) => {
+        let cell = shown(setting, setting.default)
+        // A long default is shown under the table: "Default `message`:" and the value.
+        if (part.includes(`Default \`${key}\`:\n\`${setting.kind.format(setting.default)}\``))
+          cell = 'see below'
+        if (name === ZONE_SECTION_NAME) {
+          for (const [zoneName, preset] of Object.entries(ZONE_PRESETS)) {
+            const value = (preset as Record<string, unknown>)[key]
+            if (value !== undefined) cell += `; ${zoneName}: ${shown(setting, value)}`
+          }
+        }
+        return [`\`${key}\``, cell]
+      })
+      if (name === ZONE_SECTION_NAME) expected.splice(1, 0, [`\`${ZONE_SECTION.patternKeys.label}\``, '—'])
+      assert.deepEqual(
+        tableRows(part).map((row) => row.slice(0, 2)),
+        expected,
+      )
+    })
+  }
+})

@@ -23,7 +23,7 @@ describe('npm package', () => {
     assert.equal(pack[0]!.name, 'haraka-plugin-backscatter')
   })
 
-  it('holds the entry, the compiled code with types, the default config and the docs', () => {
+  it('holds the entry, the compiled code with types, the default config, the docs and the SpamAssassin rule', () => {
     for (const f of [
       'index.js',
       'dist/plugin.js',
@@ -31,6 +31,7 @@ describe('npm package', () => {
       'config/backscatter.ini',
       'README.md',
       'docs/zone-mirror.md',
+      'contrib/backscatter.cf',
       'CHANGELOG.md',
       'LICENSE',
       'package.json',
@@ -48,7 +49,7 @@ describe('npm package', () => {
 
   it('holds nothing else: no sources, tests, benchmarks or tooling', () => {
     const allowed =
-      /^(index\.js|package\.json|README\.md|CHANGELOG\.md|LICENSE|config\/backscatter\.ini|docs\/[\w-]+\.md|dist\/([\w-]+\/)*[\w-]+\.(js|d\.ts)|bin\/haraka-backscatter)$/
+      /^(index\.js|package\.json|README\.md|CHANGELOG\.md|LICENSE|config\/backscatter\.ini|docs\/[\w-]+\.md|contrib\/[\w-]+\.cf|dist\/([\w-]+\/)*[\w-]+\.(js|d\.ts)|bin\/haraka-backscatter)$/
     assert.deepEqual(
       files.filter((f) => !allowed.test(f)),
       [],

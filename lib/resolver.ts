@@ -3,6 +3,7 @@ import net from 'node:net'
 import { ipv6_reverse } from 'haraka-net-utils'
 
 import { classifyAnswer, reasonFromTxt } from './answer'
+import { settleWithin } from './deadline'
 
 /** What one lookup of one IP in one zone found. */
 export type LookupResult =
@@ -34,20 +35,15 @@ export interface ResolverOptions {
 
 // Answers that mean "this name does not exist / has no A record": not listed.
 const NOT_FOUND = new Set(['ENOTFOUND', 'ENODATA'])
-// Worth another try; anything else (SERVFAIL, REFUSED, bad packets) is final.
+// Worth another try, at the same server or the next; anything else is final.
 const RETRYABLE = new Set(['ETIMEOUT', 'ECONNREFUSED'])
+// The server answered but could not help; worth a try at another server only (as c-ares does).
+const SERVER_FAILURE = new Set(['ESERVFAIL', 'EREFUSED'])
+
+const LATE = Symbol('late')
 
 class DeadlineError extends Error {
   readonly code = 'ETIMEOUT'
-}
-
-/** Settle with `promise`, or reject when `ms` have passed, whichever comes first. */
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new DeadlineError(`no answer within ${ms} ms`)), Math.max(1, ms))
-  })
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
 }
 
 function errorCode(err: unknown): string {
@@ -77,18 +73,30 @@ export function describeDnsError(code: string): string {
 }
 
 /**
- * Queries DNSBL zones through its own node:dns Resolver. Every call settles
- * within timeoutMs × tries, whatever the server does, and never rejects.
+ * Queries DNSBL zones through node:dns, one Resolver per configured server, so
+ * that each try goes to a server of our choosing: a query starts at the server
+ * that answered last and moves to the next one on each try, so a silent first
+ * server costs one timeout, not every try. Every call settles within its budget
+ * (default timeoutMs × tries), whatever the servers do, and never rejects.
  */
 export class DnsblResolver {
-  private readonly resolver: dnsPromises.Resolver
+  private readonly resolvers: dnsPromises.Resolver[]
+  /** Index of the server that answered last: the next query starts there. */
+  private preferred = 0
   readonly budgetMs: number
 
   constructor(private readonly options: ResolverOptions) {
     // One c-ares try per attempt; the retry loop below keeps every attempt at
     // timeoutMs (c-ares doubles the wait on its own retries).
-    this.resolver = new dnsPromises.Resolver({ timeout: options.timeoutMs, tries: 1 })
-    if (options.servers.length) this.resolver.setServers([...options.servers])
+    const make = (): dnsPromises.Resolver =>
+      new dnsPromises.Resolver({ timeout: options.timeoutMs, tries: 1 })
+    this.resolvers = options.servers.length
+      ? options.servers.map((server) => {
+          const resolver = make()
+          resolver.setServers([server])
+          return resolver
+        })
+      : [make()] // the system's resolvers, in c-ares' own order
     this.budgetMs = options.timeoutMs * options.tries
   }
 
@@ -96,17 +104,35 @@ export class DnsblResolver {
    * Look `ip` up in `zone`; on a listing, fetch the TXT reason in the time left
    * (unless `withReason` is false: a health check needs only the A records).
    */
-  async lookup(ip: string, zone: string, budgetMs = this.budgetMs, withReason = true): Promise<LookupResult> {
+  lookup(ip: string, zone: string, budgetMs = this.budgetMs, withReason = true): Promise<LookupResult> {
+    return this.resolve(queryName(ip, zone), budgetMs, this.options.tries, withReason)
+  }
+
+  /**
+   * A health check's lookup: the A records only, and every server gets a try
+   * even when `tries` is smaller, so a zone is judged by the servers that work.
+   */
+  probe(ip: string, zone: string): Promise<LookupResult> {
+    const attempts = Math.max(this.options.tries, this.resolvers.length)
+    return this.resolve(queryName(ip, zone), this.options.timeoutMs * attempts, attempts, false)
+  }
+
+  private async resolve(
+    name: string,
+    budgetMs: number,
+    attempts: number,
+    withReason: boolean,
+  ): Promise<LookupResult> {
     const started = Date.now()
-    const name = queryName(ip, zone)
-    let records: RecordWithTtl[]
+    let answered: { records: RecordWithTtl[]; resolver: dnsPromises.Resolver }
     try {
-      records = await this.resolve4(name, budgetMs)
+      answered = await this.resolve4(name, budgetMs, attempts)
     } catch (err) {
       const code = errorCode(err)
       if (NOT_FOUND.has(code)) return { status: 'not-listed' }
       return { status: 'error', reason: describeDnsError(code) }
     }
+    const { records, resolver } = answered
     const answer = classifyAnswer(records.map((r) => r.address))
     if (answer.kind === 'not-listed') return { status: 'not-listed' }
     if (answer.kind === 'error') return { status: 'error', reason: answer.reason }
@@ -116,7 +142,8 @@ export class DnsblResolver {
     let reason = ''
     if (withReason && left > 0) {
       try {
-        reason = reasonFromTxt(await withDeadline(this.resolver.resolveTxt(name), left))
+        const txt = await settleWithin(resolver.resolveTxt(name), left, LATE)
+        if (txt !== LATE) reason = reasonFromTxt(txt)
       } catch {
         // The listing stands without its reason.
       }
@@ -125,28 +152,43 @@ export class DnsblResolver {
   }
 
   /**
-   * Up to `tries` attempts of at most timeoutMs each, all inside `budgetMs`.
-   * c-ares' own timer is not exact (it adapts to server metrics), so each
-   * attempt has its own deadline; an abandoned query settles on its own later.
+   * Up to `attempts` tries of at most timeoutMs each, all inside `budgetMs`,
+   * each at the next server. c-ares' own timer is not exact (it adapts to
+   * server metrics), so each try has its own deadline; an abandoned query
+   * settles on its own later. Rejects with the last try's error.
    */
-  private async resolve4(name: string, budgetMs: number): Promise<RecordWithTtl[]> {
+  private async resolve4(
+    name: string,
+    budgetMs: number,
+    attempts: number,
+  ): Promise<{ records: RecordWithTtl[]; resolver: dnsPromises.Resolver }> {
     const end = Date.now() + budgetMs
-    for (let attempt = 1; ; attempt++) {
+    const first = this.preferred
+    for (let attempt = 0; ; attempt++) {
       const left = end - Date.now()
       if (left <= 0) throw new DeadlineError(`no answer within ${budgetMs} ms`)
+      const index = (first + attempt) % this.resolvers.length
+      const resolver = this.resolvers[index]!
       try {
-        return await withDeadline(
-          this.resolver.resolve4(name, { ttl: true }),
+        const records = await settleWithin(
+          resolver.resolve4(name, { ttl: true }),
           Math.min(this.options.timeoutMs, left),
+          LATE,
         )
+        if (records === LATE) throw new DeadlineError(`no answer within ${this.options.timeoutMs} ms`)
+        this.preferred = index
+        return { records, resolver }
       } catch (err) {
-        if (attempt >= this.options.tries || !RETRYABLE.has(errorCode(err))) throw err
+        const code = errorCode(err)
+        if (NOT_FOUND.has(code)) this.preferred = index
+        const another = RETRYABLE.has(code) || (SERVER_FAILURE.has(code) && this.resolvers.length > 1)
+        if (attempt + 1 >= attempts || !another) throw err
       }
     }
   }
 
   /** Abandon the queries in flight (they settle as errors). */
   cancel(): void {
-    this.resolver.cancel()
+    for (const resolver of this.resolvers) resolver.cancel()
   }
 }

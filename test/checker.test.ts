@@ -24,21 +24,45 @@ const ZONE = 'bl.test'
 
 // A real collection between heap samples, with or without node --expose-gc.
 v8.setFlagsFromString('--expose-gc')
-const collectGarbage: () => void = global.gc ?? (vm.runInNewContext('gc') as () => void)
+const gc = global.gc ?? (vm.runInNewContext('gc') as () => void)
+const collectGarbage = (): void => gc()
 
-function makeChecker(server: string, dns: Record<string, unknown> = {}, main: Record<string, unknown> = {}) {
+function makeChecker(
+  server: string,
+  dns: Record<string, unknown> = {},
+  main: Record<string, unknown> = {},
+  zone: Record<string, unknown> = {},
+) {
   const lines: string[] = []
   const { settings, problems } = parseSettings({
     main: { zones: ZONE, ...main },
     dns: { servers: server, timeout_ms: 200, tries: 2, health_interval: 0, ...dns },
-    [ZONE]: { ipv6: 'true' },
+    [ZONE]: { ipv6: 'true', ...zone },
   })
   assert.deepEqual(problems, [])
-  const checker = new BackscatterChecker(settings, {
-    info: (m) => lines.push(`info ${m}`),
-    warn: (m) => lines.push(`warn ${m}`),
-  })
-  return { checker, lines }
+  const clock = { ms: 1_000_000, now: () => clock.ms } // lru-cache reads a start time of 0 as none
+  const checker = new BackscatterChecker(
+    settings,
+    { info: (m) => lines.push(`info ${m}`), warn: (m) => lines.push(`warn ${m}`) },
+    { clock },
+  )
+  return { checker, lines, clock }
+}
+
+/** Wait until `done()` holds, checking after each turn of the event loop; fails after `ms`. */
+async function until(done: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!done()) {
+    if (Date.now() > deadline) assert.fail(`still waiting: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+/** A promise and the function that settles it. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open: () => void = () => {}
+  const opened = new Promise<void>((resolve) => (open = resolve))
+  return { opened, open }
 }
 
 describe('BackscatterChecker', () => {
@@ -66,28 +90,53 @@ describe('BackscatterChecker', () => {
     })
 
     it('negative answers are cached for negative_ttl', async () => {
-      const { checker } = makeChecker(dns.server, { negative_ttl: 1 })
+      const { checker, clock } = makeChecker(dns.server, { negative_ttl: 1 })
       const name = `${reverseIpv4('45.9.9.9')}.${ZONE}`
       const before = dns.count(name)
       await checker.check('45.9.9.9')
+      clock.ms += 999
       await checker.check('45.9.9.9')
       assert.equal(dns.count(name) - before, 1, 'cached')
-      await new Promise((r) => setTimeout(r, 1100))
+      clock.ms += 2
       await checker.check('45.9.9.9')
       assert.equal(dns.count(name) - before, 2, 'expired after 1 s')
       checker.close()
     })
 
+    it('negative_ttl = 0: a not-listed answer is not cached (lru-cache would read ttl 0 as forever)', async () => {
+      const { checker, clock } = makeChecker(dns.server, { negative_ttl: 0 })
+      const name = `${reverseIpv4('45.9.9.8')}.${ZONE}`
+      const before = dns.count(name)
+      await checker.check('45.9.9.8')
+      await checker.check('45.9.9.8')
+      assert.equal(dns.count(name) - before, 2, 'queried again at once')
+      clock.ms += 86_400_000
+      await checker.check('45.9.9.8')
+      assert.equal(dns.count(name) - before, 3)
+      checker.close()
+    })
+
     it('a listing expires with its TTL, capped by max_ttl', async () => {
-      const { checker } = makeChecker(dns.server, { max_ttl: 1 })
+      const { checker, clock } = makeChecker(dns.server, { max_ttl: 1 })
+      const name = `${reverseIpv4('45.1.1.1')}.${ZONE}`
+      const before = dns.count(name, TYPE.A)
+      await checker.check('45.1.1.1')
+      clock.ms += 999
+      await checker.check('45.1.1.1')
+      assert.equal(dns.count(name, TYPE.A) - before, 1)
+      clock.ms += 2
+      await checker.check('45.1.1.1')
+      assert.equal(dns.count(name, TYPE.A) - before, 2, 'max_ttl 1 s beats the 2 s TTL')
+      checker.close()
+    })
+
+    it('max_ttl = 0: a listing is not cached', async () => {
+      const { checker } = makeChecker(dns.server, { max_ttl: 0 })
       const name = `${reverseIpv4('45.1.1.1')}.${ZONE}`
       const before = dns.count(name, TYPE.A)
       await checker.check('45.1.1.1')
       await checker.check('45.1.1.1')
-      assert.equal(dns.count(name, TYPE.A) - before, 1)
-      await new Promise((r) => setTimeout(r, 1100))
-      await checker.check('45.1.1.1')
-      assert.equal(dns.count(name, TYPE.A) - before, 2, 'max_ttl 1 s beats the 2 s TTL')
+      assert.equal(dns.count(name, TYPE.A) - before, 2)
       checker.close()
     })
 
@@ -162,20 +211,23 @@ describe('BackscatterChecker', () => {
       checker.close()
     })
 
-    for (const [what, bad] of [
+    const notListing127002: Handler = (q) => (q.name.startsWith('2.0.0.127.') ? undefined : healthy(q))
+    for (const [what, bad, zoneExtra] of [
       [
-        'does not list 127.0.0.2',
-        (q: { name: string }) => (q.name.startsWith('2.0.0.127.') ? undefined : healthy(q as never)),
+        'does not list 127.0.0.2 and has require_test_point',
+        notListing127002,
+        { require_test_point: 'true' },
       ],
       [
         'answers outside 127/8',
         (q: { name: string }) => (q.name.endsWith(ZONE) ? { a: ['62.0.58.94'] } : undefined),
+        {},
       ],
-      ['times out', () => ({ drop: true })],
+      ['times out', () => ({ drop: true }), {}],
     ] as const) {
       it(`a zone that ${what} is suspended`, async () => {
         handler = bad as Handler
-        const { checker } = makeChecker(dns.server, { health_interval: 300 })
+        const { checker } = makeChecker(dns.server, { health_interval: 300 }, {}, zoneExtra)
         checker.start()
         const t0 = Date.now()
         const [o] = await checker.check('45.1.1.2')
@@ -188,6 +240,74 @@ describe('BackscatterChecker', () => {
         handler = healthy
       })
     }
+
+    it('a zone that does not list 127.0.0.2 stays in use, with one warning per change of state', async () => {
+      handler = notListing127002
+      const { checker, lines } = makeChecker(dns.server, { health_interval: 300 })
+      checker.start()
+      assert.equal((await checker.check('45.1.1.2'))[0]!.status, 'listed', 'its listings are still used')
+      await checker.checkHealth()
+      await checker.checkHealth()
+      assert.equal(checker.healthStates()[0]!.state, 'usable')
+      const warning =
+        `warn zone ${ZONE} does not list test point 127.0.0.2 (RFC 5782 §5): its data may be empty or stale; ` +
+        'still in use (require_test_point = true suspends it)'
+      assert.deepEqual(lines, [warning])
+      handler = healthy
+      await checker.checkHealth()
+      handler = notListing127002
+      await checker.checkHealth()
+      assert.deepEqual(lines, [
+        warning,
+        `info zone ${ZONE} passed its RFC 5782 test-point check; in use`,
+        warning,
+      ])
+      checker.close()
+      handler = healthy
+    })
+
+    it('probeZone: each test point with its answer and time; the health check decides the same', async () => {
+      const wildcard: Handler = (q) => (q.name.endsWith(ZONE) ? { a: ['127.0.0.2'] } : undefined)
+      for (const [h, zoneExtra, expected] of [
+        [healthy, {}, { usable: true }],
+        [notListing127002, {}, { usable: true, warning: 'does not list test point 127.0.0.2' }],
+        [
+          notListing127002,
+          { require_test_point: 'true' },
+          { usable: false, reason: 'does not list test point 127.0.0.2' },
+        ],
+        [wildcard, {}, { usable: false, reason: 'lists test point 127.0.0.1, so it would list everything' }],
+      ] as const) {
+        handler = h
+        const { checker } = makeChecker(dns.server, { health_interval: 300 }, {}, zoneExtra)
+        const zone = checker.settings.zones[0]!
+        const probe = await checker.probeZone(zone)
+        assert.equal(probe.zone, ZONE)
+        assert.deepEqual(probe.assessment, expected)
+        assert.deepEqual(
+          probe.points.map((p) => [p.point, p.mustBeListed]),
+          [
+            ['127.0.0.2', true],
+            ['127.0.0.1', false],
+            ['::ffff:7f00:2', true],
+            ['::ffff:7f00:1', false],
+          ],
+        )
+        for (const p of probe.points) {
+          assert.ok(Number.isInteger(p.ms) && p.ms >= 0, `${p.point}: ${p.ms} ms`)
+          assert.equal(p.ok, p.result.status === (p.mustBeListed ? 'listed' : 'not-listed'))
+        }
+        await checker.checkHealth()
+        const state = checker.healthStates()[0]!
+        assert.equal(state.state, expected.usable ? 'usable' : 'suspended')
+        assert.equal(
+          state.reason,
+          'reason' in expected ? expected.reason : 'warning' in expected ? expected.warning : '',
+        )
+        checker.close()
+      }
+      handler = healthy
+    })
 
     it('a lookup that arrives before the first check waits for it', async () => {
       handler = (q) => (q.name.startsWith('2.0.0.127.') ? { a: ['127.0.0.2'], delayMs: 100 } : healthy(q))
@@ -208,7 +328,9 @@ describe('BackscatterChecker', () => {
     it('the health timer does not keep the process alive', async () => {
       const { checker } = makeChecker(dns.server, { health_interval: 1 })
       checker.start()
-      const timer = (checker as unknown as { timer: NodeJS.Timeout }).timer
+      await checker.checkHealth()
+      const health = (checker as unknown as { health: Map<string, { timer: NodeJS.Timeout }> }).health
+      const timer = health.get(ZONE)!.timer
       assert.equal(timer.hasRef(), false)
       checker.close()
     })
@@ -459,6 +581,125 @@ describe('BackscatterChecker edge cases', () => {
       assert.equal(dns.queries.length, sent, 'no query after close()')
       assert.ok(!lines.some((l) => l.includes('suspended')), lines.join('\n'))
     } finally {
+      await dns.close()
+    }
+  })
+})
+
+describe('BackscatterChecker with a silent first resolver', () => {
+  for (const tries of [1, 2]) {
+    it(`tries = ${tries}: the first health check passes through the second server, and lookups use it`, async () => {
+      const silent = await startDns(() => ({ drop: true }))
+      const working = await startDns(dnsblZone(ZONE, { '45.1.1.2': {} }))
+      try {
+        const { checker, lines } = makeChecker(`${silent.server}, ${working.server}`, {
+          health_interval: 300,
+          tries,
+        })
+        checker.start()
+        await checker.checkHealth() // joins the first check: at most 2 × timeout_ms per test point
+        assert.deepEqual(
+          checker.healthStates()[0],
+          { zone: ZONE, state: 'usable', reason: '' },
+          lines.join('\n'),
+        )
+        assert.equal((await checker.check('45.1.1.2'))[0]!.status, 'listed')
+        assert.equal((await checker.check('45.1.1.3'))[0]!.status, 'not-listed')
+        assert.equal(silent.count(`2.1.1.45.${ZONE}`) + silent.count(`3.1.1.45.${ZONE}`), 0)
+        checker.close()
+      } finally {
+        await silent.close()
+        await working.close()
+      }
+    })
+  }
+})
+
+describe('BackscatterChecker: lookups in flight when a zone fails its check', () => {
+  const CLIENT = '46.1.2.3'
+  const NAME = `${reverseIpv4(CLIENT)}.${ZONE}`
+
+  it('an answer sent before a suspension is neither served nor cached after the zone recovers', async () => {
+    const held = gate()
+    let hijacked = false
+    const healthy = dnsblZone(ZONE, {})
+    let clientQueries = 0
+    const dns = await startDns((q) => {
+      if (hijacked && q.name.endsWith(ZONE)) return { a: ['127.0.0.2'] }
+      // The first query for the client gets a false listing, held until the test releases it.
+      if (q.name === NAME && q.type === TYPE.A && ++clientQueries === 1)
+        return { a: ['127.0.0.2'], until: held.opened }
+      return healthy(q)
+    })
+    try {
+      const { checker } = makeChecker(dns.server, { health_interval: 300, timeout_ms: 5000, tries: 1 })
+      checker.start()
+      await checker.checkHealth()
+      const inFlight = checker.check(CLIENT)
+      await until(() => dns.count(NAME, TYPE.A) === 1, 'the client query')
+      hijacked = true
+      await checker.checkHealth()
+      assert.equal(checker.healthStates()[0]!.state, 'suspended')
+      hijacked = false
+      await checker.checkHealth()
+      assert.equal(checker.healthStates()[0]!.state, 'usable')
+
+      // After the recovery, a new transaction does not join the query sent before the suspension.
+      const after = checker.check(CLIENT)
+      await until(() => dns.count(NAME, TYPE.A) === 2, 'a new client query')
+      held.open()
+      const [old] = await inFlight
+      assert.deepEqual(old, {
+        zone: ZONE,
+        status: 'skipped',
+        reason: 'zone suspended during the lookup, then passed again',
+      })
+      assert.deepEqual(await after, [{ zone: ZONE, status: 'not-listed' }])
+      assert.deepEqual(
+        await checker.check(CLIENT),
+        [{ zone: ZONE, status: 'not-listed' }],
+        'nothing stale cached',
+      )
+      checker.close()
+    } finally {
+      held.open()
+      await dns.close()
+    }
+  })
+
+  it('a transaction whose lookup was in flight when the zone failed gets no listing from it', async () => {
+    const held = gate()
+    let hijacked = false
+    const healthy = dnsblZone(ZONE, {})
+    const dns = await startDns((q) => {
+      if (q.name === NAME && q.type === TYPE.A) return { a: ['127.0.0.2'], until: held.opened }
+      if (hijacked && q.name.endsWith(ZONE)) return { a: ['127.0.0.2'] }
+      return healthy(q)
+    })
+    try {
+      const { checker } = makeChecker(dns.server, { health_interval: 300, timeout_ms: 5000, tries: 1 })
+      checker.start()
+      await checker.checkHealth()
+      const inFlight = checker.check(CLIENT)
+      await until(() => dns.count(NAME, TYPE.A) === 1, 'the client query')
+      hijacked = true
+      await checker.checkHealth()
+      held.open()
+      assert.deepEqual(await inFlight, [
+        {
+          zone: ZONE,
+          status: 'skipped',
+          reason: 'zone suspended during the lookup: lists test point 127.0.0.1, so it would list everything',
+        },
+      ])
+      hijacked = false
+      await checker.checkHealth()
+      const before = dns.count(NAME, TYPE.A)
+      await checker.check(CLIENT).catch(() => undefined)
+      assert.equal(dns.count(NAME, TYPE.A) - before, 1, 'the held answer was not cached')
+      checker.close()
+    } finally {
+      held.open()
       await dns.close()
     }
   })

@@ -209,3 +209,71 @@ describe('DnsblResolver', () => {
     assert.ok(Date.now() - t0 < 200 * 2 + 150)
   })
 })
+
+describe('DnsblResolver tries', () => {
+  it('a silent server gets exactly `tries` queries, even with budget to spare', async () => {
+    const silent = await startDns(() => ({ drop: true }))
+    try {
+      const r = new DnsblResolver({ servers: [silent.server], timeoutMs: 100, tries: 2 })
+      assert.deepEqual(await r.lookup(IP, ZONE, 5000), { status: 'error', reason: 'timeout' })
+      assert.equal(silent.count(NAME), 2)
+    } finally {
+      await silent.close()
+    }
+  })
+})
+
+describe('DnsblResolver with two servers, the first silent', () => {
+  let silent: ScriptedDns
+  let working: ScriptedDns
+
+  before(async () => {
+    silent = await startDns(() => ({ drop: true }))
+    working = await startDns((q) =>
+      q.name === NAME || q.name === `2.0.0.127.${ZONE}`
+        ? { a: ['127.0.0.2'], txt: ['via the second'] }
+        : undefined,
+    )
+  })
+  after(async () => {
+    await silent.close()
+    await working.close()
+  })
+
+  it('the second try goes to the second server; later queries start at the one that answered', async () => {
+    const r = new DnsblResolver({ servers: [silent.server, working.server], timeoutMs: 200, tries: 2 })
+    assert.deepEqual(await r.lookup(IP, ZONE), {
+      status: 'listed',
+      codes: ['127.0.0.2'],
+      reason: 'via the second',
+      ttlSeconds: 300,
+    })
+    assert.equal(silent.count(NAME), 1, 'one try at the silent server')
+    assert.equal(working.count(NAME, TYPE.A), 1)
+    assert.deepEqual(await r.lookup('45.9.9.9', ZONE), { status: 'not-listed' })
+    assert.equal(silent.count(`9.9.9.45.${ZONE}`), 0, 'straight to the server that answered')
+  })
+
+  it('tries = 1: a lookup gets one try, a health-check probe tries every server', async () => {
+    const r = new DnsblResolver({ servers: [silent.server, working.server], timeoutMs: 200, tries: 1 })
+    assert.deepEqual(await r.lookup('45.8.8.8', ZONE), { status: 'error', reason: 'timeout' })
+    assert.equal(working.count(`8.8.8.45.${ZONE}`), 0)
+    const before = silent.count(`2.0.0.127.${ZONE}`)
+    const probe = await r.probe('127.0.0.2', ZONE)
+    assert.equal(probe.status, 'listed')
+    assert.equal(silent.count(`2.0.0.127.${ZONE}`) - before, 1)
+    assert.equal(working.count(`2.0.0.127.${ZONE}`, TYPE.TXT), 0, 'a probe asks for no TXT')
+    assert.equal((await r.lookup('45.8.8.8', ZONE)).status, 'not-listed', 'then lookups go to the second')
+  })
+
+  it('SERVFAIL from one server: the other is asked (as c-ares does with several servers)', async () => {
+    const failing = await startDns(() => ({ rcode: 'SERVFAIL' }))
+    try {
+      const r = new DnsblResolver({ servers: [failing.server, working.server], timeoutMs: 200, tries: 2 })
+      assert.equal((await r.lookup(IP, ZONE)).status, 'listed')
+      assert.equal(failing.count(NAME), 1)
+    } finally {
+      await failing.close()
+    }
+  })
+})

@@ -13,6 +13,7 @@ import {
   exemptRecipient,
   formatReply,
   headerValue,
+  refusal,
   type Verdict,
 } from './verdict'
 
@@ -217,8 +218,9 @@ export function hook_rcpt(
         if (decision.action === 'accept') return done()
         const text = formatReply(verdict, pending.settings)
         connection.loginfo(this, `${decision.action} recipient: ${text}`)
-        if (decision.action === 'reject') return done(constants.DENY, DSN.create(550, text, 7, 1))
-        return done(constants.DENYSOFT, DSN.create(450, text, 7, 1))
+        const reply = refusal(decision.action, text)
+        const dsn = DSN.create(reply.code, reply.text, reply.subject, reply.detail)
+        return done(decision.action === 'reject' ? constants.DENY : constants.DENYSOFT, dsn)
       })
       .catch((err: unknown) => {
         connection.logerror(this, `recipient check failed, recipient accepted: ${String(err)}`)

@@ -115,3 +115,24 @@ export function headerValue(verdict: Verdict): string {
   parts.push(`ip=${verdict.ip}`)
   return parts.join('; ')
 }
+
+/** How a refused recipient is answered; the plugin and the command both use it. */
+export interface Refusal {
+  /** SMTP reply code: 550 to reject, 450 to defer. */
+  readonly code: 550 | 450
+  /** Subject and detail of the enhanced status code (RFC 3463 X.7.1, delivery not authorized), as haraka-dsn takes them. */
+  readonly subject: 7
+  readonly detail: 1
+  /** The enhanced status code: `5.7.1` or `4.7.1`. */
+  readonly enhanced: string
+  readonly text: string
+  /** The reply as the client sees it: `550 5.7.1 text`. */
+  readonly line: string
+}
+
+/** The reply for a refused recipient: 550 5.7.1 to reject, 450 4.7.1 to defer. */
+export function refusal(action: Exclude<Action, 'score'>, text: string): Refusal {
+  const code = action === 'reject' ? 550 : 450
+  const enhanced = `${action === 'reject' ? 5 : 4}.7.1`
+  return { code, subject: 7, detail: 1, enhanced, text, line: `${code} ${enhanced} ${text}` }
+}

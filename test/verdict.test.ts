@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import DSN from 'haraka-dsn'
 
 import { parseSettings } from '../lib/settings'
 import {
@@ -10,6 +11,7 @@ import {
   headerValue,
   listingScore,
   MAX_REPLY_LENGTH,
+  refusal,
   type ZoneOutcome,
 } from '../lib/verdict'
 
@@ -171,5 +173,30 @@ describe('headerValue', () => {
       defaults,
     )
     assert.equal(headerValue(err), 'score=0; listed=none; error=ips.backscatterer.org; ip=45.1.2.3')
+  })
+})
+
+describe('refusal: the reply a refused recipient gets, shared by the plugin and the command', () => {
+  it('reject is 550 5.7.1 and defer 450 4.7.1', () => {
+    assert.deepEqual(refusal('reject', 'Backscatter refused'), {
+      code: 550,
+      subject: 7,
+      detail: 1,
+      enhanced: '5.7.1',
+      text: 'Backscatter refused',
+      line: '550 5.7.1 Backscatter refused',
+    })
+    assert.equal(refusal('defer', 'Backscatter refused').line, '450 4.7.1 Backscatter refused')
+  })
+
+  it('the line is what Haraka sends for the DSN the plugin builds from it', () => {
+    for (const action of ['reject', 'defer'] as const) {
+      const r = refusal(
+        action,
+        'Backscatter refused: 45.1.2.3 is listed (see https://example.org/?ip=45.1.2.3)',
+      )
+      const dsn = DSN.create(r.code, r.text, r.subject, r.detail)
+      assert.equal(`${dsn.code} ${dsn.reply}`, r.line)
+    }
   })
 })

@@ -1,7 +1,7 @@
 import net from 'node:net'
 import { ip_in_list, is_private_ip, normalize_ip } from 'haraka-net-utils'
 
-import type { Settings } from './settings'
+import type { Settings, ZoneSettings } from './settings'
 
 export interface Client {
   /** The connecting address as Haraka reports it (XCLIENT/PROXY already applied). */
@@ -24,4 +24,12 @@ export function clientToCheck(client: Client, settings: Settings): ClientCheck {
   if (settings.skip.private && is_private_ip(ip)) return { skip: `private address ${ip}` }
   if (settings.skip.ips.length && ip_in_list(settings.skip.ips, ip)) return { skip: `${ip} is in [skip] ips` }
   return { ip }
+}
+
+/** Why `zone` is not queried for `ip` (it does not check that address family), or undefined when it is. */
+export function zoneSkipReason(zone: Pick<ZoneSettings, 'ipv4' | 'ipv6'>, ip: string): string | undefined {
+  const family = net.isIP(ip)
+  if (family === 6 && !zone.ipv6) return 'IPv6 not checked'
+  if (family === 4 && !zone.ipv4) return 'IPv4 not checked'
+  return undefined
 }

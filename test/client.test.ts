@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+
+import { zoneSkipReason } from '../lib/client'
+
+describe('zoneSkipReason: a zone is queried only for the address families it checks', () => {
+  const v4only = { ipv4: true, ipv6: false }
+  const v6only = { ipv4: false, ipv6: true }
+  const both = { ipv4: true, ipv6: true }
+
+  it('an IPv4 zone skips IPv6 clients, and says so', () => {
+    assert.equal(zoneSkipReason(v4only, '45.1.2.3'), undefined)
+    assert.equal(zoneSkipReason(v4only, '2a00:1450::1'), 'IPv6 not checked')
+  })
+
+  it('an IPv6-only zone skips IPv4 clients', () => {
+    assert.equal(zoneSkipReason(v6only, '45.1.2.3'), 'IPv4 not checked')
+    assert.equal(zoneSkipReason(v6only, '2a00:1450::1'), undefined)
+  })
+
+  it('a zone with both queries both', () => {
+    assert.equal(zoneSkipReason(both, '45.1.2.3'), undefined)
+    assert.equal(zoneSkipReason(both, '2a00:1450::1'), undefined)
+  })
+})

@@ -17,6 +17,7 @@ import {
   type Kind,
   type Setting,
 } from './settings-kinds'
+import { PLACEHOLDERS } from './template'
 
 export const BACKSCATTERER = 'ips.backscatterer.org'
 
@@ -130,7 +131,7 @@ const MAIN = {
   message: setting(
     textOf(),
     DEFAULT_MESSAGE,
-    'Reply text; placeholders {ip} {zone} {reason} {url} {score}. Empty: the default.',
+    `Reply text; placeholders ${PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}. Empty: the default.`,
     { freeText: true },
   ),
   exempt_recipients: setting(

@@ -1,10 +1,11 @@
 /** Placeholders `[main] message` may use. */
-export type Placeholder = 'ip' | 'zone' | 'reason' | 'url' | 'score'
+export const PLACEHOLDERS = ['ip', 'zone', 'reason', 'url', 'score'] as const
+export type Placeholder = (typeof PLACEHOLDERS)[number]
 
 /** A reply template split at its placeholders, once, when the config is read. */
 export type Template = readonly (string | { readonly key: Placeholder })[]
 
-const PLACEHOLDER = /\{(ip|zone|reason|url|score)\}/g
+const PLACEHOLDER = new RegExp(`\\{(${PLACEHOLDERS.join('|')})\\}`, 'g')
 
 export function parseTemplate(text: string): Template {
   const parts: (string | { key: Placeholder })[] = []

@@ -80,6 +80,11 @@ const EXAMPLES: { document: string; holds: string; means: Settings }[] = [
     },
   },
   {
+    document: 'docs/resolver.md',
+    holds: 'servers = 127.0.0.1',
+    means: { ...defaults, dns: { ...defaults.dns, servers: ['127.0.0.1'] } },
+  },
+  {
     document: 'docs/zone-mirror.md',
     holds: 'file = /var/lib/rbldnsd/ips.backscatterer.org',
     means: { ...defaults, zones: [{ ...backscatterer, file: '/var/lib/rbldnsd/ips.backscatterer.org' }] },

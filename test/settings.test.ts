@@ -335,6 +335,12 @@ describe('parseSettings invalid values: one line naming the key, then the defaul
       { main: null },
       { main: { zones: 7 } },
       { dns: { servers: {} } },
+      { 'Bounces.Example.NET': null, main: { zones: ['bounces.example.net', {}] } },
+      { main: { action: ['reject', 'defer'], message: [] }, dns: { tries: [] } },
+      { 'ips.backscatterer.org': { '127.0.0.2': {}, score: [1, 2] } },
+      Object.assign(Object.create(null), {
+        main: Object.assign(Object.create(null), { zones: 'x.example' }),
+      }),
     ]) {
       assert.doesNotThrow(() => parseSettings(raw))
     }

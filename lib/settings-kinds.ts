@@ -29,9 +29,10 @@ export interface Setting<T> {
 
 export function setting<T>(
   kind: Kind<T>,
-  def: T,
+  // T comes from the kind alone: a default of 'reject' must not widen oneOf(...) to string.
+  def: NoInfer<T>,
   doc: string,
-  options: Pick<Setting<T>, 'onInvalid' | 'severity' | 'freeText'> = {},
+  options: Pick<Setting<NoInfer<T>>, 'onInvalid' | 'severity' | 'freeText'> = {},
 ): Setting<T> {
   return Object.freeze({ kind, default: def, doc, ...options })
 }

@@ -65,7 +65,7 @@ export class BatvKey {
 
   /** The six-hex-digit signature of `text`, as a number 0..0xffffff. */
   signatureOf(text: string): number {
-    return this.#hmac.first24Bits(utf8(text))
+    return this.#hmac.first24BitsOfText(text)
   }
 }
 
@@ -169,7 +169,7 @@ export function verifyAddress(
   const { keyId, original } = tag
   const key = keys.get(keyId)
   if (!key) return { status: 'invalid', reason: 'unknown key', keyId, original }
-  if (!signatureMatches(key, tag.expiryStamp, tag.signature, `${tag.localPart}@${tag.domain}`)) {
+  if (!signatureMatches(key, tag.expiryStamp, tag.signature, tag.mailbox)) {
     return { status: 'invalid', reason: 'bad signature', keyId, original }
   }
   if (!(daysToExpiry(tag.expiryStamp, nowMs) <= lifetimeDays)) {
@@ -198,8 +198,8 @@ const expected = Buffer.alloc(3)
 
 // Over the lower-cased address first (what is signed here and what Exim's
 // documented check hashes), then over the address as received, case kept.
-function signatureMatches(key: BatvKey, expiry: number, signatureHex: string, address: string): boolean {
-  received.writeUIntBE(Number.parseInt(signatureHex, 16), 0, 3)
+function signatureMatches(key: BatvKey, expiry: number, signature: number, address: string): boolean {
+  received.writeUIntBE(signature, 0, 3)
   const lowered = asciiLower(address)
   if (sameBytes(key.signatureOf(signedText(key.id, expiry, lowered)))) return true
   return lowered !== address && sameBytes(key.signatureOf(signedText(key.id, expiry, address)))
@@ -208,11 +208,4 @@ function signatureMatches(key: BatvKey, expiry: number, signatureHex: string, ad
 function sameBytes(signature: number): boolean {
   expected.writeUIntBE(signature, 0, 3)
   return crypto.timingSafeEqual(received, expected)
-}
-
-// UTF-8 bytes of short text without a new buffer per call (a UTF-16 unit is at most 3 bytes).
-const scratch = Buffer.alloc(1024)
-function utf8(text: string): Uint8Array {
-  if (text.length * 3 > scratch.length) return Buffer.from(text, 'utf8')
-  return scratch.subarray(0, scratch.write(text, 'utf8'))
 }

@@ -341,7 +341,12 @@ describe("Around the 999 → 000 wrap, with Exim's clock set by faketime", { ski
       const [tagged] = eximExpand([prvs('bob@example.com', 's3cret', 1)], signDay)
       assert.equal(tagged, signHere('bob@example.com', 1, 7, signDay * DAY_MS + DAY_MS / 2))
       for (let age = 0; age <= 8; age++) {
-        const status: string = verifyAddress(tagged as string, keys, 7, (signDay + age) * DAY_MS + DAY_MS / 2).status
+        const status: string = verifyAddress(
+          tagged as string,
+          keys,
+          7,
+          (signDay + age) * DAY_MS + DAY_MS / 2,
+        ).status
         assert.equal(status, age <= 7 ? 'valid' : 'invalid', `signed ${signDay}, age ${age}`)
       }
     }

@@ -492,10 +492,16 @@ describe('BATV malformed tags', () => {
     assert.deepEqual(parseTag('PRVS=0999ABCDEF=Bob+x@Example.com'), {
       keyId: 0,
       expiryStamp: 999,
-      signature: 'abcdef',
-      localPart: 'Bob+x',
-      domain: 'Example.com',
+      signature: 0xabcdef,
       original: 'Bob+x@Example.com',
+      mailbox: 'Bob+x@Example.com',
+    })
+    assert.deepEqual(parseTag('"prvs=9001000f00=A \\"b\\""@example.com'), {
+      keyId: 9,
+      expiryStamp: 1,
+      signature: 0xf00,
+      original: '"A \\"b\\""@example.com',
+      mailbox: 'A "b"@example.com',
     })
   })
 })
@@ -565,6 +571,22 @@ describe('BATV keys and secrets', () => {
 })
 
 describe('HMAC-SHA1 with precomputed pads', () => {
+  it('of text: ASCII, UTF-8 and text too long for the reused buffer, as node:crypto computes', () => {
+    const k = new HmacSha1Key(Buffer.from('s3cret'))
+    for (const text of [
+      '',
+      'a',
+      '1792bob@example.com',
+      'jöran@exämple.com',
+      '€'.repeat(341),
+      '€'.repeat(342),
+      'x'.repeat(600),
+    ]) {
+      const theirs = crypto.createHmac('sha1', 's3cret').update(text, 'utf8').digest()
+      assert.equal(k.first24BitsOfText(text), theirs.readUIntBE(0, 3), `${text.length} characters`)
+    }
+  })
+
   it('RFC 2202 test cases 1-5 (keys up to 64 bytes)', () => {
     const cases: [Buffer, Buffer, string][] = [
       [Buffer.alloc(20, 0x0b), Buffer.from('Hi There'), 'b617318655057264e28bc0b6fb378c8ef146be00'],

@@ -17,7 +17,7 @@ const state = new Int32Array(5)
 /** One SHA-1 compression of `words` (16 big-endian words) into `h` (5 words). */
 function compress(h: Int32Array, words: Int32Array): void {
   const w = schedule
-  for (let i = 0; i < 16; i++) w[i] = words[i] as number
+  w.set(words)
   for (let i = 16; i < 80; i++) {
     const x = (w[i - 3] as number) ^ (w[i - 8] as number) ^ (w[i - 14] as number) ^ (w[i - 16] as number)
     w[i] = (x << 1) | (x >>> 31)
@@ -27,23 +27,34 @@ function compress(h: Int32Array, words: Int32Array): void {
   let c = h[2] as number
   let d = h[3] as number
   let e = h[4] as number
-  for (let i = 0; i < 80; i++) {
-    let f: number
-    let k: number
-    if (i < 20) {
-      f = (b & c) | (~b & d)
-      k = 0x5a827999
-    } else if (i < 40) {
-      f = b ^ c ^ d
-      k = 0x6ed9eba1
-    } else if (i < 60) {
-      f = (b & c) | (b & d) | (c & d)
-      k = 0x8f1bbcdc
-    } else {
-      f = b ^ c ^ d
-      k = 0xca62c1d6
-    }
-    const t = (((a << 5) | (a >>> 27)) + f + e + k + (w[i] as number)) | 0
+  let t: number
+  // The four rounds of 20, each with its own function and constant (no branch per step).
+  for (let i = 0; i < 20; i++) {
+    t = (((a << 5) | (a >>> 27)) + ((b & c) | (~b & d)) + e + 0x5a827999 + (w[i] as number)) | 0
+    e = d
+    d = c
+    c = (b << 30) | (b >>> 2)
+    b = a
+    a = t
+  }
+  for (let i = 20; i < 40; i++) {
+    t = (((a << 5) | (a >>> 27)) + (b ^ c ^ d) + e + 0x6ed9eba1 + (w[i] as number)) | 0
+    e = d
+    d = c
+    c = (b << 30) | (b >>> 2)
+    b = a
+    a = t
+  }
+  for (let i = 40; i < 60; i++) {
+    t = (((a << 5) | (a >>> 27)) + ((b & c) | (b & d) | (c & d)) + e + 0x8f1bbcdc + (w[i] as number)) | 0
+    e = d
+    d = c
+    c = (b << 30) | (b >>> 2)
+    b = a
+    a = t
+  }
+  for (let i = 60; i < 80; i++) {
+    t = (((a << 5) | (a >>> 27)) + (b ^ c ^ d) + e + 0xca62c1d6 + (w[i] as number)) | 0
     e = d
     d = c
     c = (b << 30) | (b >>> 2)
@@ -71,12 +82,13 @@ function padState(key: Uint8Array, pad: number): Int32Array {
 
 /**
  * SHA-1 of everything already absorbed into `h` (`prefixBytes` of it, a whole
- * number of blocks) followed by `message`; the result is left in `h`.
+ * number of blocks) followed by the first `length` bytes of `message`; the
+ * result is left in `h`.
  */
-function finish(h: Int32Array, prefixBytes: number, message: Uint8Array): void {
-  const total = prefixBytes + message.length
+function finish(h: Int32Array, prefixBytes: number, message: Uint8Array, length: number): void {
+  const total = prefixBytes + length
   let offset = 0
-  for (; message.length - offset >= BLOCK_BYTES; offset += BLOCK_BYTES) {
+  for (; length - offset >= BLOCK_BYTES; offset += BLOCK_BYTES) {
     for (let i = 0; i < 16; i++) {
       const p = offset + 4 * i
       block[i] =
@@ -89,7 +101,7 @@ function finish(h: Int32Array, prefixBytes: number, message: Uint8Array): void {
   }
   // The tail, the 0x80 marker and the length in bits, in one block or two.
   block.fill(0)
-  const tail = message.length - offset
+  const tail = length - offset
   for (let i = 0; i < tail; i++)
     block[i >> 2] = (block[i >> 2] as number) | ((message[offset + i] as number) << (24 - 8 * (i & 3)))
   block[tail >> 2] = (block[tail >> 2] as number) | (0x80 << (24 - 8 * (tail & 3)))
@@ -117,21 +129,28 @@ export class HmacSha1Key {
 
   /** The first 24 bits of HMAC-SHA1(key, message), as a number 0..0xffffff. */
   first24Bits(message: Uint8Array): number {
-    this.#digestInto(message)
+    this.#digestInto(message, message.length)
+    return (state[0] as number) >>> 8
+  }
+
+  /** The first 24 bits of HMAC-SHA1(key, UTF-8 of text). */
+  first24BitsOfText(text: string): number {
+    if (text.length * 3 > textBytes.length) return this.first24Bits(Buffer.from(text, 'utf8'))
+    this.#digestInto(textBytes, writeUtf8(text))
     return (state[0] as number) >>> 8
   }
 
   /** The whole 20-byte HMAC-SHA1(key, message). */
   digest(message: Uint8Array): Buffer {
-    this.#digestInto(message)
+    this.#digestInto(message, message.length)
     const out = Buffer.alloc(20)
     for (let i = 0; i < 5; i++) out.writeInt32BE(state[i] as number, 4 * i)
     return out
   }
 
-  #digestInto(message: Uint8Array): void {
+  #digestInto(message: Uint8Array, length: number): void {
     state.set(this.#inner)
-    finish(state, BLOCK_BYTES, message)
+    finish(state, BLOCK_BYTES, message, length)
     for (let i = 0; i < 5; i++) {
       const word = state[i] as number
       this.#innerHash[4 * i] = word >>> 24
@@ -140,6 +159,19 @@ export class HmacSha1Key {
       this.#innerHash[4 * i + 3] = word & 255
     }
     state.set(this.#outer)
-    finish(state, BLOCK_BYTES, this.#innerHash)
+    finish(state, BLOCK_BYTES, this.#innerHash, 20)
   }
+}
+
+// UTF-8 of short text into one reused buffer, ASCII by a plain loop (the usual
+// address), the rest by Buffer#write. Callers keep text.length * 3 within it.
+const textBytes = Buffer.alloc(1024)
+function writeUtf8(text: string): number {
+  const n = text.length
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i)
+    if (c > 0x7f) return textBytes.write(text, 'utf8')
+    textBytes[i] = c
+  }
+  return n
 }

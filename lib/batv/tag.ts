@@ -18,21 +18,21 @@ export interface ParsedTag {
   readonly keyId: number
   /** Expiry day modulo 1000, 0..999. */
   readonly expiryStamp: number
-  /** The six signature hex digits, lower-cased. */
-  readonly signature: string
-  /** The original local part as received, unquoted (`a b` for `"prvs=…=a b"@x`); letter case kept. */
-  readonly localPart: string
-  /** The domain as received. */
-  readonly domain: string
+  /** The value of the six signature hex digits, 0..0xffffff. */
+  readonly signature: number
   /** The original address in wire form, case kept: what a stripped recipient becomes. */
   readonly original: string
+  /** The original address with its local part unquoted, case kept: the text the signature covers (lower-cased). */
+  readonly mailbox: string
 }
 
-const TAG = /^prvs=([0-9])([0-9]{3})([0-9a-f]{6})=(.+)$/is
+/** Characters before the original local part: `prvs=KDDDSSSSSS=`. */
+export const TAG_LENGTH = 16
+
 const TAG_PREFIX = /^"?prvs=/i
-// RFC 5321 Dot-string, with RFC 6532's UTF-8 allowed in atext.
 // A local part quoted already, as in Exim's `${prvs}` of a quoted address (`prvs=…="a b"@x`).
 const QUOTED_STRING = /^"(?:[^"\\]|\\.)*"$/s
+// RFC 5321 Dot-string, with RFC 6532's UTF-8 allowed in atext.
 const DOT_STRING = /^[\w!#$%&'*+/=?^`{|}~\u0080-\uffff-]+(?:\.[\w!#$%&'*+/=?^`{|}~\u0080-\uffff-]+)*$/
 
 /** Whole UTC days since 1970-01-01 at `nowMs`. */
@@ -93,19 +93,54 @@ export function tagLocalPart(keyId: number, expiry: number, signature: number, l
  * `prvs` and of the hex digits does not matter (Exim reads them case-blind).
  */
 export function parseTag(address: string): ParsedTag | undefined {
-  const parts = splitAddress(address)
-  if (!parts) return undefined
-  const m = TAG.exec(parts.localPart)
-  if (!m) return undefined
-  const [, key, ddd, signature, localPart] = m as unknown as [string, string, string, string, string]
-  return {
-    keyId: Number(key),
-    expiryStamp: Number(ddd),
-    signature: signature.toLowerCase(),
-    localPart,
-    domain: parts.domain,
-    original: joinAddress(localPart, parts.domain),
+  if (address.startsWith('"')) {
+    // Quoted: unquote, read the tag, quote the original again if it needs it.
+    const parts = splitAddress(address)
+    if (!parts || parts.localPart.length <= TAG_LENGTH || !isTagHead(parts.localPart)) return undefined
+    const localPart = parts.localPart.slice(TAG_LENGTH)
+    const original = joinAddress(localPart, parts.domain)
+    return tagParts(parts.localPart, original, `${localPart}@${parts.domain}`)
   }
+  // Plain, the usual case, read without a regular expression: it runs for every tagged RCPT.
+  const at = address.lastIndexOf('@')
+  if (at <= TAG_LENGTH || at === address.length - 1 || !isTagHead(address)) return undefined
+  const original = address.slice(TAG_LENGTH)
+  return tagParts(address, original, original)
+}
+
+function tagParts(head: string, original: string, mailbox: string): ParsedTag {
+  let signature = 0
+  for (let i = 9; i < 15; i++) signature = signature * 16 + hexValue(head.charCodeAt(i))
+  return {
+    keyId: head.charCodeAt(5) - 0x30,
+    expiryStamp:
+      (head.charCodeAt(6) - 0x30) * 100 + (head.charCodeAt(7) - 0x30) * 10 + head.charCodeAt(8) - 0x30,
+    signature,
+    original,
+    mailbox,
+  }
+}
+
+/** Does `text` start with `prvs=KDDDSSSSSS=` (prvs and hex in any case)? */
+function isTagHead(text: string): boolean {
+  for (let i = 0; i < 4; i++) {
+    if ((text.charCodeAt(i) | 0x20) !== 'prvs'.charCodeAt(i)) return false
+  }
+  if (text.charCodeAt(4) !== 0x3d || text.charCodeAt(15) !== 0x3d) return false
+  for (let i = 5; i < 9; i++) if (!isDigit(text.charCodeAt(i))) return false
+  for (let i = 9; i < 15; i++) if (hexValue(text.charCodeAt(i)) < 0) return false
+  return true
+}
+
+/** 0..15 for a hex digit in either case, -1 for anything else. */
+function hexValue(c: number): number {
+  if (isDigit(c)) return c - 0x30
+  const lower = c | 0x20
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39
 }
 
 function unquote(localPart: string): string {

@@ -1,0 +1,61 @@
+// The operator's command: check IPs, test the zones, explain a decision. It
+// reads backscatter.ini the way the plugin does and looks up through the same
+// BackscatterChecker, so its answers are the plugin's.
+import { parseCommandLine, type CommandName, type Values } from './args'
+import { runCheck } from './check'
+import { runExplain } from './explain'
+import { runHealth } from './health'
+import { HELP } from './help'
+import { EXIT, PROG, processIo, UsageError, type Io } from './io'
+import { quote } from './table'
+
+export { EXIT, type Io } from './io'
+
+type Run = (values: Values, positionals: readonly string[], io: Io) => Promise<number>
+
+const RUN: Record<Exclude<CommandName, 'help'>, Run> = {
+  check: runCheck,
+  health: runHealth,
+  explain: runExplain,
+}
+
+/** `help [COMMAND]`: the main help, or a command's. */
+function runHelp(positionals: readonly string[], io: Io): number {
+  const topic = positionals[0]
+  if (topic !== undefined && (topic === 'help' || !Object.hasOwn(RUN, topic))) {
+    throw new UsageError(`unknown command ${quote(topic)}`)
+  }
+  io.out(HELP[(topic as keyof typeof RUN | undefined) ?? 'main'])
+  return EXIT.OK
+}
+
+/**
+ * Run the command with `args` (the arguments after the program name) and
+ * return the exit status. Never throws.
+ */
+export async function main(args: readonly string[], io: Io = processIo): Promise<number> {
+  let command: CommandName | undefined
+  try {
+    const line = parseCommandLine(args)
+    command = line.command
+    if (command === 'help') return runHelp(line.positionals, io)
+    if (command === undefined) {
+      if (line.values.help) return runHelp([], io)
+      throw new UsageError('no command given')
+    }
+    if (line.values.help) {
+      io.out(HELP[command])
+      return EXIT.OK
+    }
+    return await RUN[command](line.values, line.positionals, io)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      const where = err.command || (command === 'help' ? '' : (command ?? ''))
+      io.err(`${PROG}${where ? ` ${where}` : ''}: ${err.message}\n`)
+      io.err(`Try '${PROG}${where ? ` ${where}` : ''} --help'.\n`)
+      return EXIT.USAGE
+    }
+    io.err(`${PROG}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    return EXIT.PROBLEM
+  }
+}

@@ -1,0 +1,98 @@
+// Shared by the command's tests: main() run in process with its output
+// captured, temporary config folders, a scripted DNS server on 127.0.0.1 that
+// lists one address, and helpers to read the tables the command prints.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before } from 'node:test'
+
+import { main } from '../../lib/cli/main'
+import { dnsblZone, startDns, type Handler, type ScriptedDns } from '../support/dns-server'
+
+export const ZONE = 'ips.backscatterer.org'
+
+// Public-looking addresses (the plugin skips private ones and the documentation ranges).
+export const LISTED = '45.33.12.7'
+export const CLEAN = '45.33.12.8'
+/** An address whose queries the server never answers, while the test points work. */
+export const UNANSWERED = '45.33.12.9'
+export const REASON = 'Your IP 45.33.12.7 is listed: backscatter seen'
+
+export interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Run the command in this process, as `haraka-backscatter ...args` would. */
+export async function run(args: readonly string[]): Promise<Run> {
+  let stdout = ''
+  let stderr = ''
+  const code = await main(args, { out: (t) => (stdout += t), err: (t) => (stderr += t) })
+  return { code, stdout, stderr }
+}
+
+const tmpDirs: string[] = []
+
+/** A new temporary folder, removed after the file's tests. */
+export function tmpDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-cli-'))
+  tmpDirs.push(dir)
+  return dir
+}
+
+/** A Haraka config folder whose backscatter.ini is `ini`. */
+export function configDir(ini: string): string {
+  const dir = tmpDir()
+  fs.writeFileSync(path.join(dir, 'backscatter.ini'), ini)
+  return dir
+}
+
+/**
+ * `[dns]` pointing at the scripted server, then `extra`. One try, so a dropped
+ * query costs one timeout; a generous one, so a busy machine never misses an answer.
+ */
+export function dnsIni(dns: ScriptedDns, extra = ''): string {
+  return `[dns]\nservers = ${dns.server}\ntimeout_ms = 2000\ntries = 1\n${extra}`
+}
+
+/** The cells of a table line, split on runs of two or more spaces. */
+export function cells(line: string): string[] {
+  return line.trim().split(/ {2,}/)
+}
+
+export function lineWith(text: string, ...needles: string[]): string {
+  const line = text.split('\n').find((l) => needles.every((n) => l.includes(n)))
+  assert.ok(line, `no line with ${needles.join(', ')} in:\n${text}`)
+  return line
+}
+
+const listing: Handler = dnsblZone(ZONE, { [LISTED]: { txt: REASON } })
+const unansweredName = `${UNANSWERED.split('.').reverse().join('.')}.${ZONE}`
+
+/**
+ * Start the scripted server before the file's tests and stop it after. It
+ * answers ZONE (LISTED listed, UNANSWERED dropped), `parked.example` (lists
+ * everything) and `silent.example` (never answers); any other zone lists nothing.
+ */
+export function scriptedDns(): { readonly current: ScriptedDns } {
+  const holder: { current?: ScriptedDns } = {}
+  before(async () => {
+    holder.current = await startDns((q) => {
+      if (q.name.endsWith('.parked.example')) return { a: ['127.0.0.2'] }
+      if (q.name.endsWith('.silent.example') || q.name === unansweredName) return { drop: true }
+      return listing(q)
+    })
+  })
+  after(async () => {
+    await holder.current?.close()
+    for (const dir of tmpDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+  })
+  return {
+    get current(): ScriptedDns {
+      assert.ok(holder.current, 'the DNS server starts before the tests')
+      return holder.current
+    },
+  }
+}

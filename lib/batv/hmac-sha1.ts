@@ -119,7 +119,6 @@ function finish(h: Int32Array, prefixBytes: number, message: Uint8Array, length:
 export class HmacSha1Key {
   readonly #inner: Int32Array
   readonly #outer: Int32Array
-  readonly #innerHash = new Uint8Array(20)
 
   /** `key` must be at most HMAC_SHA1_MAX_KEY_BYTES long (the caller checks; see secretProblem). */
   constructor(key: Uint8Array) {
@@ -151,15 +150,13 @@ export class HmacSha1Key {
   #digestInto(message: Uint8Array, length: number): void {
     state.set(this.#inner)
     finish(state, BLOCK_BYTES, message, length)
-    for (let i = 0; i < 5; i++) {
-      const word = state[i] as number
-      this.#innerHash[4 * i] = word >>> 24
-      this.#innerHash[4 * i + 1] = (word >>> 16) & 255
-      this.#innerHash[4 * i + 2] = (word >>> 8) & 255
-      this.#innerHash[4 * i + 3] = word & 255
-    }
+    // The outer hash covers the 20-byte inner one: one block, its words as they are.
+    block.fill(0)
+    block.set(state)
+    block[5] = 0x80000000 | 0
+    block[15] = (BLOCK_BYTES + 20) * 8
     state.set(this.#outer)
-    finish(state, BLOCK_BYTES, this.#innerHash, 20)
+    compress(state, block)
   }
 }
 

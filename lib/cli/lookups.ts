@@ -90,14 +90,14 @@ function zoneRow(
         detail: '',
       }
     case 'not-listed':
-      return { ...base, ...noAnswer, status: 'not-listed', counted: true, detail: '' }
+      return { ...base, status: 'not-listed', ...noAnswer, counted: true, detail: '' }
     case 'error':
-      return { ...base, ...noAnswer, status: 'error', detail: outcome.reason }
+      return { ...base, status: 'error', ...noAnswer, detail: outcome.reason }
     case 'skipped':
       if (health.label === 'failed' && direct) {
         return rowFromLookup(base, direct, `ignored: zone failed its health check (${health.reason})`)
       }
-      return { ...base, ...noAnswer, status: 'skipped', detail: outcome.reason }
+      return { ...base, status: 'skipped', ...noAnswer, detail: outcome.reason }
   }
 }
 

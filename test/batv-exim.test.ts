@@ -16,22 +16,10 @@ import { after, before, describe, it } from 'node:test'
 
 import { BatvKey, dayNumber, prepareKeys, signAddress, verifyAddress } from '../lib/batv'
 import { DAY_MS } from '../lib/batv/tag'
+import { findProgram } from './support/spamd'
 
-function findBinary(name: string): string | undefined {
-  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin']) {
-    const file = path.join(dir, name)
-    try {
-      fs.accessSync(file, fs.constants.X_OK)
-      return file
-    } catch {
-      // not here
-    }
-  }
-  return undefined
-}
-
-const EXIM = findBinary('exim4')
-const FAKETIME = findBinary('faketime')
+const EXIM = findProgram('exim4')
+const FAKETIME = findProgram('faketime')
 const NO_EXIM = EXIM
   ? false
   : 'exim4 is not installed (Debian package exim4-daemon-light): Exim interop not tested'

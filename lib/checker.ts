@@ -93,10 +93,10 @@ function suspendedDuringLookup(health: ZoneHealth): ZoneOutcome {
  */
 export class BackscatterChecker {
   readonly resolver: DnsblResolver
-  private cache: LRUCache<string, CachedResult> | undefined
+  protected cache: LRUCache<string, CachedResult> | undefined
   private readonly inflight = new Map<string, InFlight>()
   private readonly health = new Map<string, ZoneHealth>()
-  private readonly files = new Map<string, FileZone>()
+  protected readonly files = new Map<string, FileZone>()
   /** File zones whose source a newer checker took over: not ours to close. */
   private readonly handedOver = new Set<FileZone>()
   private started = false
@@ -239,7 +239,7 @@ export class BackscatterChecker {
     return Promise.all(this.settings.zones.map((zone) => this.checkZone(zone, ip)))
   }
 
-  private async checkZone(zone: ZoneSettings, ip: string): Promise<ZoneOutcome> {
+  protected async checkZone(zone: ZoneSettings, ip: string): Promise<ZoneOutcome> {
     const family = net.isIP(ip)
     if (family === 0) return { zone: zone.name, status: 'error', reason: 'not an IP address' }
     const skip = zoneSkipReason(zone, ip)

@@ -2,8 +2,11 @@
 import constants from 'haraka-constants'
 import DSN from 'haraka-dsn'
 
-import { BackscatterChecker } from './checker'
 import { clientToCheck } from './client'
+import { BackscatterMetrics } from './metrics'
+import { MeteredChecker } from './metrics/checker'
+import { answerClusterScrapes, clusterExposition, processExposition } from './metrics/cluster'
+import { MetricsEndpoint } from './metrics/server'
 import { recipientPluginsBefore } from './placement'
 import { isBounceSender, localPart, type EnvelopeAddress } from './sender'
 import { parseSettings, type Settings } from './settings'
@@ -51,9 +54,13 @@ interface Pending {
 
 interface State {
   settings: Settings
-  checker: BackscatterChecker
+  checker: MeteredChecker
   /** Keyed by transaction, so an abandoned transaction leaves nothing behind. */
   pending: WeakMap<Transaction, Pending>
+  /** This process's counts, kept over reloads. */
+  metrics: BackscatterMetrics
+  /** Serves /metrics: in single-process Haraka and in a cluster's master, from the init hooks on. */
+  endpoint?: MetricsEndpoint
 }
 
 /** `this` in every hook: the Haraka Plugin instance these exports are copied onto. */
@@ -86,13 +93,18 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   for (const problem of problems) this.logwarn(`config/backscatter.ini ${problem}`)
 
   const previous = this.backscatter
+  const metrics = previous?.metrics ?? new BackscatterMetrics()
   // Zones whose DNS and file settings did not change keep their health, cached answers and zone data.
-  const checker = new BackscatterChecker(
+  const checker = new MeteredChecker(
     settings,
     { info: (msg) => this.loginfo(msg), warn: (msg) => this.logwarn(msg) },
+    metrics,
     { previous: previous?.checker },
   )
-  this.backscatter = { settings, checker, pending: previous?.pending ?? new WeakMap() }
+  metrics.observeState(() => checker.metricsState())
+  const endpoint = previous?.endpoint
+  this.backscatter = { settings, checker, pending: previous?.pending ?? new WeakMap(), metrics, endpoint }
+  void endpoint?.listen(settings.metrics.listen)
   previous?.checker.retire()
   // Zone checks start with the process that handles mail (init hooks below),
   // or at the first lookup; a reload carries on where the old checker was.
@@ -103,18 +115,30 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
 
 /** Single-process Haraka (or a cluster's master, which handles no mail and checks no zones). */
 export function hook_init_master(this: BackscatterPlugin, next: Next, server?: { cluster?: unknown }): void {
-  if (!server?.cluster) this.backscatter?.checker.start()
+  const state = this.backscatter
+  if (!server?.cluster) state?.checker.start()
+  if (state) {
+    // A cluster's master sums what its workers counted; one process answers from its own counts.
+    const exposition = server?.cluster ? clusterExposition() : processExposition(state.metrics.registry)
+    state.endpoint = new MetricsEndpoint(exposition, {
+      info: (msg) => this.loginfo(msg),
+      error: (msg) => this.logerror(msg),
+    })
+    void state.endpoint.listen(state.settings.metrics.listen)
+  }
   next()
 }
 
-/** A cluster worker: it handles mail, so it checks the zones. */
+/** A cluster worker: it handles mail, so it checks the zones, and it answers the master's scrapes. */
 export function hook_init_child(this: BackscatterPlugin, next: Next): void {
   this.backscatter?.checker.start()
+  if (this.backscatter) answerClusterScrapes(this.backscatter.metrics.registry)
   next()
 }
 
 export function shutdown(this: BackscatterPlugin): void {
   this.backscatter?.checker.close()
+  void this.backscatter?.endpoint?.close()
 }
 
 /** Call `next` once, whatever happens after. */
@@ -125,6 +149,16 @@ function once(next: Next): Next {
     called = true
     next(code, msg)
   }
+}
+
+/** A checked bounce's recipient: `next`, once, counting what became of it (a score-only accept counts as accepted). */
+function counted(next: Next, metrics: BackscatterMetrics): Next {
+  return once((code, msg) => {
+    metrics.recipient(
+      code === constants.DENY ? 'refused' : code === constants.DENYSOFT ? 'deferred' : 'accepted',
+    )
+    next(code, msg)
+  })
 }
 
 /** MAIL FROM: for a bounce-type sender, start the lookup and answer at once. */
@@ -207,24 +241,29 @@ export function hook_rcpt(
   const done = once(next)
   try {
     const txn = connection.transaction
-    const pending = txn ? this.backscatter?.pending.get(txn) : undefined
-    if (!pending) return done()
+    const state = this.backscatter
+    const pending = txn ? state?.pending.get(txn) : undefined
+    if (!state || !pending) return done()
     const rcpt = localPart(params?.[0])
-    if (exemptRecipient(rcpt, pending.settings)) return done()
+    if (exemptRecipient(rcpt, pending.settings)) {
+      state.metrics.recipient('exempt')
+      return done()
+    }
+    const answer = counted(done, state.metrics)
     pending.verdict
       .then((verdict) => {
-        if (!verdict) return done()
+        if (!verdict) return answer()
         const decision = decideRecipient(verdict, rcpt, pending.settings)
-        if (decision.action === 'accept') return done()
+        if (decision.action === 'accept') return answer()
         const text = formatReply(verdict, pending.settings)
         connection.loginfo(this, `${decision.action} recipient: ${text}`)
         const reply = refusal(decision.action, text)
         const dsn = DSN.create(reply.code, reply.text, reply.subject, reply.detail)
-        return done(decision.action === 'reject' ? constants.DENY : constants.DENYSOFT, dsn)
+        return answer(decision.action === 'reject' ? constants.DENY : constants.DENYSOFT, dsn)
       })
       .catch((err: unknown) => {
         connection.logerror(this, `recipient check failed, recipient accepted: ${String(err)}`)
-        done()
+        answer()
       })
   } catch (err) {
     connection.logerror(this, `recipient check failed, recipient accepted: ${String(err)}`)

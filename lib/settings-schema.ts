@@ -5,6 +5,7 @@
 // as [batv] or [batv.keys] (with `patternKeys` for keys chosen by the operator).
 import net from 'node:net'
 
+import { parseListen } from './metrics/listen'
 import {
   boolean,
   integer,
@@ -184,6 +185,17 @@ const DNS = {
   ),
 }
 
+const METRICS = {
+  listen: setting(
+    textOf((v) => {
+      const r = parseListen(v)
+      return 'why' in r ? r.why : undefined
+    }),
+    '',
+    'Where Prometheus scrapes /metrics: PORT (on 127.0.0.1) or IP:PORT; any address but loopback must be written out. Empty: off.',
+  ),
+}
+
 const ZONE = {
   score: setting(SCORE, 5, 'Score when the zone lists the client.'),
   ipv4: setting(boolean(), true, 'Query the zone for IPv4 clients.'),
@@ -203,6 +215,7 @@ export const SECTIONS = {
   senders: { doc: 'Which envelope senders count as bounces; only these are looked up.', keys: SENDERS },
   skip: { doc: 'Clients never looked up.', keys: SKIP },
   dns: { doc: 'How the zones are queried and answers cached.', keys: DNS },
+  metrics: { doc: 'Prometheus metrics on /metrics; off unless listen is set.', keys: METRICS },
 } as const satisfies Record<string, SectionSpec>
 
 /** One section per zone named in [main] zones, named for the zone. */

@@ -1,3 +1,4 @@
+import { listenAddress, type ListenAddress } from './metrics/listen'
 import { withoutComment, type Setting } from './settings-kinds'
 import {
   SECTIONS,
@@ -83,6 +84,10 @@ export interface Settings {
     readonly ips: readonly string[]
   }
   readonly dns: DnsSettings
+  readonly metrics: {
+    /** Where /metrics is served; undefined: not served. */
+    readonly listen: ListenAddress | undefined
+  }
 }
 
 /** The result of reading the ini: settings to use and one line per problem found. */
@@ -230,6 +235,7 @@ export function parseSettings(raw: unknown): ParsedSettings {
   const senders = read('senders', SECTIONS.senders)
   const skip = read('skip', SECTIONS.skip)
   const dns = readDns(report, section('dns'))
+  const metrics = read('metrics', SECTIONS.metrics)
 
   const zoneSections = zoneSectionsOf(sections)
   const zones = main.zones.map((name) => readZone(report, name, zoneSections.get(name) ?? {}))
@@ -266,6 +272,7 @@ export function parseSettings(raw: unknown): ParsedSettings {
       ips: Object.freeze([...skip.ips]),
     }),
     dns,
+    metrics: Object.freeze({ listen: listenAddress(metrics.listen) }),
   })
   return Object.freeze({
     settings,

@@ -78,6 +78,11 @@ export class ZoneFileSource {
     return this.current
   }
 
+  /** Entries in the file whose data is in use (0 before the first successful load). */
+  get entries(): number {
+    return this.current ? this.loadedEntries : 0
+  }
+
   /** Load the file and start watching it. Resolves true when data was loaded; never rejects. */
   async load(): Promise<boolean> {
     this.startWatching()

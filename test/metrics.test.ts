@@ -2,15 +2,19 @@
 // served, and the cluster master's sum of its workers' counts.
 import assert from 'node:assert/strict'
 import cluster from 'node:cluster'
+import fs from 'node:fs'
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
-import { after, describe, it } from 'node:test'
+import { after, afterEach, before, describe, it } from 'node:test'
 
 import { BackscatterMetrics, LOOKUP_SECONDS_BUCKETS, METRIC_PREFIX } from '../lib/metrics'
 import { clusterExposition, processExposition } from '../lib/metrics/cluster'
 import { formatListen, isLoopback, parseListen, type ListenAddress } from '../lib/metrics/listen'
 import { MetricsEndpoint, type Exposition } from '../lib/metrics/server'
+import { startDns, dnsblZone, type ScriptedDns } from './support/dns-server'
 import { PROMTOOL, promtoolCheck, readExposition, valueOf, type Sample } from './support/exposition'
+import { constants, mail, makeConnection, makeTestPlugin, rcpt, type TestPlugin } from './support/harness'
 
 const ZONE = 'ips.backscatterer.org'
 const FILE_ZONE = 'mirror.example'
@@ -412,4 +416,176 @@ describe('cluster: one scrape of the master sums its workers', () => {
       }
     },
   )
+})
+
+describe('the plugin counts what it did (haraka-test-fixtures, scripted DNS on 127.0.0.1)', () => {
+  const LISTED = '45.1.2.3'
+  const CLEAN = '45.9.8.7'
+  let dns: ScriptedDns
+  let current: TestPlugin | undefined
+
+  const setup = (ini = ''): TestPlugin => {
+    current = makeTestPlugin(`[dns]\nservers = ${dns.server}\ntimeout_ms = 500\n\n${ini}\n`)
+    return current
+  }
+  const pluginScrape = async (tp: TestPlugin): Promise<{ text: string; samples: Sample[] }> =>
+    scrape(tp.plugin.backscatter.metrics as BackscatterMetrics)
+  /** MAIL FROM `from`, then each recipient; the RCPT return codes. */
+  const transaction = async (tp: TestPlugin, ip: string, from: string, to: string[]): Promise<unknown[]> => {
+    const conn = makeConnection(ip)
+    await mail(tp.plugin, conn, from)
+    const codes: unknown[] = []
+    for (const r of to) codes.push((await rcpt(tp.plugin, conn, r)).rc)
+    return codes
+  }
+
+  before(async () => {
+    dns = await startDns(dnsblZone(ZONE, { [LISTED]: { txt: 'Listed' } }))
+  })
+  after(() => dns.close())
+  afterEach(() => {
+    current?.close()
+    current = undefined
+  })
+
+  it('a known mix: listed and unlisted bounces, exempt recipients, ordinary mail', async () => {
+    const tp = setup()
+    assert.deepEqual(await transaction(tp, LISTED, '<>', ['a@example.net', 'postmaster@example.net']), [
+      constants.DENY,
+      undefined,
+    ])
+    assert.deepEqual(await transaction(tp, LISTED, '<>', ['b@example.net']), [constants.DENY])
+    assert.deepEqual(await transaction(tp, CLEAN, '<>', ['c@example.net', 'abuse@example.net']), [
+      undefined,
+      undefined,
+    ])
+    assert.deepEqual(await transaction(tp, LISTED, 'someone@sender.example', ['d@example.net']), [undefined])
+    assert.deepEqual(await transaction(tp, '192.168.1.1', '<>', ['e@example.net']), [undefined])
+    const { text, samples } = await pluginScrape(tp)
+    const lookups = samples.filter((x) => x.name === `${P}lookups_total`)
+    assert.deepEqual(
+      lookups.map((x) => `${x.labels.outcome} ${x.labels.source} ${x.value}`).sort(),
+      ['listed cache 1', 'listed dns 1', 'not_listed dns 1'],
+      'ordinary mail and a private client are not looked up',
+    )
+    assert.ok(lookups.every((x) => x.labels.zone === ZONE))
+    const recipients = Object.fromEntries(
+      ['accepted', 'refused', 'deferred', 'exempt'].map((d) => [
+        d,
+        valueOf(samples, `${P}recipients_total`, { decision: d }),
+      ]),
+    )
+    assert.deepEqual(recipients, { accepted: 1, refused: 2, deferred: 0, exempt: 2 })
+    assert.equal(
+      valueOf(samples, `${P}lookup_seconds_count`, { zone: ZONE }),
+      2,
+      'the cached answer not timed',
+    )
+    assert.equal(valueOf(samples, `${P}zone_usable`, { zone: ZONE }), 1)
+    assert.equal(valueOf(samples, `${P}cache_entries`), 2)
+    for (const ip of [LISTED, CLEAN, '192.168.1.1'])
+      assert.ok(!text.includes(ip), `${ip} appears in the exposition`)
+    assert.ok(!text.includes('example.net') && !text.includes('sender.example'), 'an address appears')
+  })
+
+  it('defer counts deferred; score counts a listed recipient as accepted', async () => {
+    for (const [action, decision, code] of [
+      ['defer', 'deferred', constants.DENYSOFT],
+      ['score', 'accepted', undefined],
+    ] as const) {
+      const tp = setup(`[main]\naction = ${action}`)
+      assert.deepEqual(await transaction(tp, LISTED, '<>', ['a@example.net']), [code])
+      const { samples } = await pluginScrape(tp)
+      assert.equal(valueOf(samples, `${P}recipients_total`, { decision }), 1, action)
+      assert.equal(valueOf(samples, `${P}recipients_total`, { decision: 'refused' }), 0, action)
+      tp.close()
+      current = undefined
+    }
+  })
+
+  it('a zone answered from a file: lookups from the file, its entries, no cache', async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-metrics-'))
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+    const file = path.join(dir, 'mirror.zone')
+    fs.writeFileSync(file, '127.0.0.2\n45.1.2.0/24\n45.7.0.0/16\n')
+    const tp = setup(`[ips.backscatterer.org]\nfile = ${file}`)
+    assert.deepEqual(await transaction(tp, LISTED, '<>', ['a@example.net']), [constants.DENY])
+    assert.deepEqual(await transaction(tp, LISTED, '<>', ['a@example.net']), [constants.DENY])
+    const { samples } = await pluginScrape(tp)
+    assert.equal(valueOf(samples, `${P}lookups_total`, { outcome: 'listed', source: 'file' }), 2)
+    assert.equal(valueOf(samples, `${P}lookup_seconds_count`, { zone: ZONE }), 2)
+    assert.equal(valueOf(samples, `${P}zone_entries`, { zone: ZONE }), 3)
+    assert.equal(valueOf(samples, `${P}cache_entries`), 0)
+  })
+
+  it('counts survive a config reload', async () => {
+    const tp = setup()
+    await transaction(tp, LISTED, '<>', ['a@example.net'])
+    tp.plugin.load_backscatter_ini()
+    await transaction(tp, CLEAN, '<>', ['a@example.net'])
+    const { samples } = await pluginScrape(tp)
+    assert.equal(valueOf(samples, `${P}recipients_total`, { decision: 'refused' }), 1)
+    assert.equal(valueOf(samples, `${P}recipients_total`, { decision: 'accepted' }), 1)
+  })
+
+  it('[metrics] listen: an unusable value is one warning line, and metrics stay off', () => {
+    const tp = setup('[metrics]\nlisten = :9100')
+    const lines = tp.logs.filter((l) => l.text.includes('[metrics]'))
+    assert.deepEqual(
+      lines.map((l) => `${l.level} ${l.text}`),
+      [
+        'logwarn config/backscatter.ini [metrics] listen: ":9100" names no address: write 127.0.0.1:9100, ' +
+          'or 0.0.0.0:9100 to serve every interface; using ',
+      ],
+    )
+    assert.equal(tp.plugin.backscatter.settings.metrics.listen, undefined)
+  })
+
+  it('hook_init_master serves /metrics; a reload moves it; shutdown stops it', async () => {
+    const port = await freePort()
+    const tp = setup(`[metrics]\nlisten = ${port}`)
+    await new Promise<void>((resolve) => tp.plugin.hook_init_master(resolve, {}))
+    const endpoint = tp.plugin.backscatter.endpoint as MetricsEndpoint
+    await endpoint.settled()
+    await transaction(tp, LISTED, '<>', ['a@example.net'])
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`)
+    assert.equal(res.status, 200)
+    assert.equal(
+      valueOf(readExposition(await res.text()), `${P}recipients_total`, { decision: 'refused' }),
+      1,
+    )
+    const moved = await freePort()
+    tp.writeIni(`[dns]\nservers = ${dns.server}\n\n[metrics]\nlisten = 127.0.0.1:${moved}\n`)
+    // haraka-config waits about 5 s for an edit to settle before it reloads.
+    const deadline = Date.now() + 15_000
+    while (tp.plugin.backscatter.settings.metrics.listen?.port !== moved && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    await endpoint.settled()
+    assert.deepEqual(endpoint.listening, { host: '127.0.0.1', port: moved })
+    assert.equal((await fetch(`http://127.0.0.1:${moved}/metrics`)).status, 200)
+    tp.plugin.shutdown()
+    await endpoint.settled()
+    await assert.rejects(fetch(`http://127.0.0.1:${moved}/metrics`))
+  })
+
+  it('hook_init_master with the port in use: one error line, and next() is called', async () => {
+    const held = await holdPort()
+    try {
+      const tp = setup(`[metrics]\nlisten = 127.0.0.1:${held.port}`)
+      await new Promise<void>((resolve) => tp.plugin.hook_init_master(resolve, {}))
+      const endpoint = tp.plugin.backscatter.endpoint as MetricsEndpoint
+      await endpoint.settled()
+      const errors = tp.logs.filter((l) => l.level === 'logerror')
+      assert.deepEqual(
+        errors.map((l) => l.text),
+        [
+          `metrics: cannot serve /metrics on 127.0.0.1:${held.port}: the port is already in use (EADDRINUSE); Haraka and the mail go on without metrics`,
+        ],
+      )
+      assert.deepEqual(await transaction(tp, LISTED, '<>', ['a@example.net']), [constants.DENY])
+    } finally {
+      await held.release()
+    }
+  })
 })

@@ -85,6 +85,11 @@ const EXAMPLES: { document: string; holds: string; means: Settings }[] = [
     means: { ...defaults, dns: { ...defaults.dns, servers: ['127.0.0.1'] } },
   },
   {
+    document: 'docs/metrics.md',
+    holds: 'listen = 127.0.0.1:9100',
+    means: { ...defaults, metrics: { listen: { host: '127.0.0.1', port: 9100 } } },
+  },
+  {
     document: 'docs/zone-mirror.md',
     holds: 'file = /var/lib/rbldnsd/ips.backscatterer.org',
     means: { ...defaults, zones: [{ ...backscatterer, file: '/var/lib/rbldnsd/ips.backscatterer.org' }] },

@@ -53,3 +53,9 @@ export function parseListen(value: string): { address: ListenAddress | undefined
   }
   return { address: { host, port } }
 }
+
+/** The address of a `listen` value already checked by parseListen(); undefined for off. */
+export function listenAddress(value: string): ListenAddress | undefined {
+  const r = parseListen(value)
+  return 'address' in r ? r.address : undefined
+}

@@ -58,6 +58,11 @@ export class MetricsEndpoint {
     return this.queue
   }
 
+  /** Settles when every listen() asked for so far has. */
+  settled(): Promise<void> {
+    return this.queue
+  }
+
   close(): Promise<void> {
     return this.listen(undefined)
   }

@@ -8,6 +8,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 
+import { SmtpClient } from './smtp'
+
 const run = promisify(execFile)
 
 export const REPO = path.resolve(__dirname, '..', '..')
@@ -445,4 +447,21 @@ export function processHoldingConnection(
     }
   }
   return undefined
+}
+
+/**
+ * Connect to Haraka on 127.0.0.1:`port`, greet, and present `ip` as the client's
+ * address through XCLIENT (the xclient plugin must be loaded). Throws, with the
+ * transcript, when a reply is not the expected one.
+ */
+export async function connectWithXclient(port: number, ip: string): Promise<SmtpClient> {
+  const c = await SmtpClient.connect(port)
+  const fail = (what: string): Error => {
+    c.close()
+    return new Error(`${what}:\n${c.transcript.join('\n')}`)
+  }
+  if (c.greeting?.code !== 220) throw fail('no 220 greeting')
+  if ((await c.ehlo()).code !== 250) throw fail('EHLO not accepted')
+  if ((await c.xclient(ip)).code !== 220) throw fail(`XCLIENT ${ip} not accepted`)
+  return c
 }

@@ -11,6 +11,7 @@ import {
   cells,
   configDir,
   dnsIni,
+  largeZoneFileConfig,
   lineWith,
   run,
   scriptedDns,
@@ -98,6 +99,22 @@ describe('check shows what each zone says about each IP and the verdict a bounce
     assert.match(parked[6] ?? '', /ignored: zone failed its health check/)
     // The zone that passed did answer: the IP is not listed.
     assert.match(lineWith(r.stdout, CLEAN, 'accept'), /accept: not listed$/)
+  })
+})
+
+describe('check answers from a zone file once it has loaded, as the plugin does', () => {
+  it('a file that loads slower than the DNS budget: listed and clean IPs are answered from it', async () => {
+    const dir = largeZoneFileConfig(300_000)
+    const r = await run(['check', '--config', dir, '45.1.2.3', '46.1.2.3'])
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
+    assert.deepEqual(cells(lineWith(r.stdout, '45.1.2.3', ZONE)).slice(2, 6), [
+      'passed',
+      'listed',
+      '127.0.0.2',
+      '5',
+    ])
+    assert.deepEqual(cells(lineWith(r.stdout, '46.1.2.3', ZONE)).slice(2, 4), ['passed', 'not listed'])
+    assert.match(lineWith(r.stdout, '45.1.2.3', 'reject'), /550 5\.7\.1 /)
   })
 })
 

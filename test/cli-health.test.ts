@@ -5,7 +5,17 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
-import { ZONE, cells, configDir, dnsIni, lineWith, run, scriptedDns, tmpDir } from './cli/harness'
+import {
+  ZONE,
+  cells,
+  configDir,
+  dnsIni,
+  largeZoneFileConfig,
+  lineWith,
+  run,
+  scriptedDns,
+  tmpDir,
+} from './cli/harness'
 
 const dns = scriptedDns()
 
@@ -90,16 +100,7 @@ describe('health queries each zone’s RFC 5782 test points and says whether the
 
 describe('health waits for a zone file to load, as the plugin does', () => {
   it('a valid file far larger than the DNS budget is usable, not "not loaded"', async () => {
-    // 300 000 entries take far longer to parse than the 50 ms lookup budget.
-    const dir = tmpDir()
-    const file = path.join(dir, 'ips.backscatterer.org.zone')
-    const lines = ['127.0.0.2 :127.0.0.2:RFC 5782 test point']
-    for (let i = 0; i < 300_000; i++) lines.push(`45.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`)
-    fs.writeFileSync(file, `${lines.join('\n')}\n`)
-    fs.writeFileSync(
-      path.join(dir, 'backscatter.ini'),
-      `[dns]\ntimeout_ms = 50\ntries = 1\n\n[${ZONE}]\nfile = ${file}\n`,
-    )
+    const dir = largeZoneFileConfig(300_000)
     const r = await run(['health', '--config', dir])
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
     assert.match(r.stdout, /^ips\.backscatterer\.org +usable$/m)

@@ -68,6 +68,24 @@ export function lineWith(text: string, ...needles: string[]): string {
   return line
 }
 
+/**
+ * A config folder whose zone ZONE is answered from a zone file of `entries`
+ * addresses 45.0.0.0, 45.0.0.1, ... (and the 127.0.0.2 test point), with a
+ * 50 ms DNS budget: 300 000 entries take far longer than that to load.
+ */
+export function largeZoneFileConfig(entries: number): string {
+  const dir = tmpDir()
+  const file = path.join(dir, `${ZONE}.zone`)
+  const lines = ['127.0.0.2 :127.0.0.2:RFC 5782 test point']
+  for (let i = 0; i < entries; i++) lines.push(`45.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`)
+  fs.writeFileSync(file, `${lines.join('\n')}\n`)
+  fs.writeFileSync(
+    path.join(dir, 'backscatter.ini'),
+    `[dns]\ntimeout_ms = 50\ntries = 1\n\n[${ZONE}]\nfile = ${file}\n`,
+  )
+  return dir
+}
+
 const listing: Handler = dnsblZone(ZONE, { [LISTED]: { txt: REASON } })
 const unansweredName = `${UNANSWERED.split('.').reverse().join('.')}.${ZONE}`
 

@@ -104,6 +104,7 @@ describe('health waits for a zone file to load, as the plugin does', () => {
     const r = await run(['health', '--config', dir])
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`)
     assert.match(r.stdout, /^ips\.backscatterer\.org +usable$/m)
+    assert.match(r.stdout, /^files: +ips\.backscatterer\.org from \/.*\/ips\.backscatterer\.org\.zone$/m)
     assert.match(
       lineWith(r.stdout, ZONE, '127.0.0.2  '),
       / ok +listed 127\.0\.0\.2 TXT "RFC 5782 test point"$/,

@@ -65,8 +65,12 @@ export async function runHealth(values: Values, positionals: readonly string[], 
     status === EXIT.PROBLEM
       ? '\nThe plugin suspends an unusable zone and ignores its answers until it passes again.\n'
       : ''
+  // A file zone's TIME is its lookup in the loaded data; the load itself is not counted.
+  const files = settings.zones.filter((z) => z.file).map((z) => `${z.name} from ${z.file}\n`)
+  const filesText = files.length ? `files:     ${files.join('           ')}` : ''
   io.out(
-    `config:    ${source}\nresolvers: ${resolverText(settings)}\n\n${table(rows)}\n${table(verdicts)}${suspended}`,
+    `config:    ${source}\nresolvers: ${resolverText(settings)}\n${filesText}\n` +
+      `${table(rows)}\n${table(verdicts)}${suspended}`,
   )
   return status
 }

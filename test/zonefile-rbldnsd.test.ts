@@ -29,6 +29,8 @@ interface Generated {
   badLines: number[]
   /** Line numbers of entries whose TXT rbldnsd cuts to 255 bytes (a warning, the entry stays). */
   longLines: number[]
+  /** More addresses to ask about, beyond those sampled around the ranges. */
+  extra?: number[]
 }
 
 // Areas the entries crowd into, so that CIDRs, ranges, singles and exclusions overlap.
@@ -188,6 +190,44 @@ function generateIp4tset(seed: number, count: number): Generated {
   return { text: lines.join('\n'), ranges, badLines, longLines: [] }
 }
 
+/**
+ * Wide ranges (a /8 and wider, unaligned), overlapping one another, with
+ * exclusions and several values: rbldnsd keeps each as up to seven runs of
+ * /32, /24, /16 and /8 blocks, and the most specific block decides.
+ */
+function generateWide(seed: number, count: number): Generated {
+  const rnd = prng(seed)
+  const int = (n: number): number => Math.floor(rnd() * n)
+  const lines = ['$TTL 600', ':127.0.0.2:Wide listing of $', '127.0.0.2']
+  const ranges: [number, number][] = [[0x7f000002, 0x7f000002]]
+  const badLines: number[] = []
+  const extra: number[] = []
+  const values = ['', '', ' :3:three for $', ' :4', ' :5:five', ' Only text for $']
+  for (let i = 0; i < count; i++) {
+    if (i % 100 === 50) {
+      lines.push(i % 200 === 50 ? '10.1.2.3/8' : '1.2.3.4-1.2.3')
+      badLines.push(lines.length)
+      continue
+    }
+    const kind = int(10)
+    const a = int(2 ** 32)
+    const width = kind < 6 ? 2 ** 24 + int(2 ** 24) : kind < 8 ? int(2 ** 28) : int(2 ** 18)
+    const b = Math.min(0xffffffff, a + width)
+    const range = `${ipToString(a)}-${ipToString(b)}`
+    lines.push(int(5) === 0 ? `!${range}` : range + (values[int(values.length)] as string))
+    ranges.push([a, b])
+    // The edges of the /16 and /8 blocks the range is cut into.
+    for (const edge of [a & 0xffff0000, (a | 0xffff) >>> 0, a & 0xff000000, (a | 0xffffff) >>> 0]) {
+      for (const n of [edge - 1, edge, edge + 1]) if (n >= 0 && n <= 0xffffffff) extra.push(n >>> 0)
+    }
+    for (const edge of [b & 0xffff0000, (b | 0xffff) >>> 0, b & 0xff000000, (b | 0xffffff) >>> 0]) {
+      for (const n of [edge - 1, edge, edge + 1]) if (n >= 0 && n <= 0xffffffff) extra.push(n >>> 0)
+    }
+  }
+  lines.push('')
+  return { text: lines.join('\n'), ranges, badLines, longLines: [], extra }
+}
+
 /** Addresses to ask about: every boundary ±1, some points inside, random ones nearby and anywhere. */
 function sampleIps(gen: Generated, seed: number, extra: number): string[] {
   const rnd = prng(seed)
@@ -208,6 +248,7 @@ function sampleIps(gen: Generated, seed: number, extra: number): string[] {
     add((((AREAS[int(AREAS.length)] as number) + int(1 << 20)) >>> 0) & 0xffffffff)
     add(int(2 ** 32))
   }
+  for (const n of gen.extra ?? []) add(n)
   return [...set].map(ipToString)
 }
 
@@ -418,6 +459,14 @@ describe(
       assert.ok(r.checked > 3000, `only ${r.checked} addresses sampled`)
       assert.ok(r.listed > 1000 && r.checked - r.listed > 1000, 'sample covers both listed and unlisted')
       assert.ok(r.multi > 0, 'sample includes addresses with several values')
+    })
+
+    test('ip4set: wide overlapping ranges (a /8 and wider), exclusions and values', async (t) => {
+      const gen = generateWide(4242, 300)
+      const r = await compare('ip4set', gen, 'wide.zone', Buffer.from(gen.text, 'latin1'), 13)
+      t.diagnostic(`${r.checked} addresses compared, ${r.listed} listed, ${r.multi} with several values`)
+      assert.ok(r.listed > 1000 && r.checked - r.listed > 500, 'sample covers both listed and unlisted')
+      assert.ok(r.multi > 100, 'sample includes addresses with several values')
     })
 
     test('ip4tset, gzip-compressed: the same file read by both', async (t) => {

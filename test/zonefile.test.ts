@@ -1,9 +1,5 @@
-import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import zlib from 'node:zlib'
 
 import {
   DEFAULT_TTL_SECONDS,
@@ -14,7 +10,6 @@ import {
   parseZoneAsync,
   type ZoneData,
 } from '../lib/zonefile'
-import { ZoneFileSource } from '../lib/zonesource'
 
 function zone(...lines: string[]): ZoneData {
   const r = parseZone(lines.join('\n') + '\n')
@@ -305,161 +300,46 @@ describe('ip4set syntax', () => {
   })
 })
 
-describe('ZoneFileSource', () => {
-  const dirs: string[] = []
-  after(() => {
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
-  })
-  function tmpdir(): string {
-    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'zonefile-test-'))
-    dirs.push(d)
-    return d
-  }
-  function collect(): {
-    info: string[]
-    warn: string[]
-    log: { info(m: string): void; warn(m: string): void }
-  } {
-    const info: string[] = []
-    const warn: string[] = []
-    return { info, warn, log: { info: (m) => info.push(m), warn: (m) => warn.push(m) } }
-  }
-  async function until(cond: () => boolean, ms = 5000): Promise<void> {
-    const deadline = Date.now() + ms
-    while (!cond()) {
-      if (Date.now() > deadline) throw new Error('timed out')
-      await new Promise((r) => setTimeout(r, 10))
+describe('wide ranges and the limits of a file', () => {
+  test('a range as wide as 1.0.0.1-254.255.255.254 resolves by its blocks; finer entries decide inside it', () => {
+    const d = zone('1.0.0.1-254.255.255.254 :2:wide', '10.0.0.0/8 :3:ten', '!10.1.0.0/16', '10.1.2.3 :4:one')
+    const codes = (ip: string): unknown => {
+      const r = d.lookup(ip)
+      return r.status === 'listed' ? r.codes : r.status
     }
-  }
-  /** Replace the file the way rsync does: write a temporary file, then rename it over. */
-  function replace(file: string, text: string | Buffer): void {
-    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`)
-    fs.writeFileSync(tmp, text)
-    fs.renameSync(tmp, file)
-  }
-
-  test('loads a gzip file (by its magic bytes) and logs one line', async () => {
-    const dir = tmpdir()
-    const file = path.join(dir, 'ips.backscatterer.org') // no .gz suffix: detected by content
-    fs.writeFileSync(file, zlib.gzipSync(':127.0.0.2:Listed $\n192.0.2.1\nbad line\n'))
-    const c = collect()
-    const src = new ZoneFileSource(file, 'ips.backscatterer.org', c.log, { pollMs: 0 })
-    assert.equal(src.lookup('192.0.2.1'), undefined)
-    assert.equal(await src.load(), true)
-    src.close()
-    assert.deepEqual(src.lookup('192.0.2.1'), {
-      status: 'listed',
-      codes: ['127.0.0.2'],
-      reason: 'Listed 192.0.2.1',
-      ttlSeconds: DEFAULT_TTL_SECONDS,
-    })
-    assert.equal(c.info.length, 1)
-    assert.match(
-      c.info[0] ?? '',
-      /^zone ips\.backscatterer\.org: loaded .*ips\.backscatterer\.org \(0\.0 MB uncompressed from gzip\): 1 entries, 1 ranges, 1 malformed lines, TTL 2100 s, in \d+ ms$/,
-    )
-    assert.deepEqual(c.warn, [
-      `zone ips.backscatterer.org: ${file}: 1 malformed lines ignored: line 3: invalid address: "bad line"`,
-    ])
+    assert.equal(codes('1.0.0.0'), 'not-listed')
+    assert.deepEqual(codes('1.0.0.1'), ['127.0.0.2'])
+    assert.deepEqual(codes('1.0.1.0'), ['127.0.0.2'])
+    assert.deepEqual(codes('254.255.255.254'), ['127.0.0.2'])
+    assert.equal(codes('254.255.255.255'), 'not-listed')
+    // 10/8 is a whole /8 block of the wide range too: both values answer there.
+    assert.deepEqual(codes('10.0.0.1'), ['127.0.0.2', '127.0.0.3'])
+    assert.equal(codes('10.1.5.5'), 'not-listed', 'the /16 exclusion is more specific than both /8 blocks')
+    assert.deepEqual(codes('10.1.2.3'), ['127.0.0.4'])
+    assert.equal(d.size, 5)
   })
 
-  test('a missing file: load resolves false, lookups stay undefined, the file is picked up later', async () => {
-    const dir = tmpdir()
-    const file = path.join(dir, 'zone')
-    const c = collect()
-    const src = new ZoneFileSource(file, 'z.test', c.log, { pollMs: 50, debounceMs: 20 })
-    assert.equal(await src.load(), false)
-    assert.equal(src.lookup('192.0.2.1'), undefined)
-    assert.match(
-      c.warn[0] ?? '',
-      /^zone z\.test: cannot load .*: ENOENT.*; no data loaded, the zone is not answered from the file$/,
-    )
-    replace(file, '192.0.2.1\n')
-    await until(() => src.lookup('192.0.2.1')?.status === 'listed')
-    src.close()
+  test('more entries than the limit, or more values on one address, refuse the whole file', () => {
+    const many = parseZone('192.0.2.1\n192.0.2.2\n192.0.2.3\n', { limits: { maxEntries: 2 } })
+    assert.equal(many.fatal, 'more than 2 entries (the limit)')
+    assert.equal(many.data.lookup('192.0.2.1').status, 'not-listed')
+    assert.equal(parseZone('192.0.2.1\n192.0.2.2\n', { limits: { maxEntries: 2 } }).fatal, undefined)
+
+    // Three runs of /32 blocks cover 192.0.2.5 (values count per granularity).
+    const text = '192.0.2.1-192.0.2.9 :2:a\n192.0.2.0-192.0.2.127 :3:b\n192.0.2.5 :4:c\n'
+    const crowded = parseZone(text, { limits: { maxValuesPerAddress: 2 } })
+    assert.equal(crowded.fatal, 'more than 2 different values for 192.0.2.5 (the limit)')
+    assert.equal(crowded.data.lookup('192.0.2.100').status, 'not-listed')
+    const fits = parseZone(text, { limits: { maxValuesPerAddress: 3 } })
+    assert.deepEqual(fits.data.answers('192.0.2.5')?.a, ['127.0.0.2', '127.0.0.3', '127.0.0.4'])
   })
 
-  test('reloads when the file is replaced by rename; a failed reload keeps the old data', async () => {
-    const dir = tmpdir()
-    const file = path.join(dir, 'zone')
-    fs.writeFileSync(file, '192.0.2.1\n')
-    const c = collect()
-    // No polling: only the directory watcher can notice the change.
-    const src = new ZoneFileSource(file, 'z.test', c.log, { pollMs: 0, debounceMs: 20 })
-    await src.load()
-    assert.equal(src.lookup('192.0.2.2')?.status, 'not-listed')
-
-    replace(file, '192.0.2.2\n')
-    await until(() => src.lookup('192.0.2.2')?.status === 'listed')
-    assert.equal(src.lookup('192.0.2.1')?.status, 'not-listed')
-    assert.match(c.info[1] ?? '', /^zone z\.test: reloaded .*: 1 entries/)
-
-    // A broken download: gzip magic, then garbage. The old data stays.
-    replace(file, Buffer.from([0x1f, 0x8b, 1, 2, 3, 4]))
-    await until(() => c.warn.length > 0)
-    assert.match(
-      c.warn[0] ?? '',
-      /^zone z\.test: cannot load .*; keeping the data loaded at \S+ \(1 entries\)$/,
-    )
-    assert.equal(src.lookup('192.0.2.2')?.status, 'listed')
-
-    // A file of nothing but garbage (an HTML error page) is refused too.
-    replace(file, '<html>\n<body>Not found</body>\n</html>\n')
-    await until(() => c.warn.length > 1)
-    assert.match(c.warn[1] ?? '', /no valid entry, 3 malformed lines/)
-    assert.equal(src.lookup('192.0.2.2')?.status, 'listed')
-
-    // A future $TIMESTAMP is refused as rbldnsd refuses it.
-    replace(file, '$TIMESTAMP 2037:01:01\n192.0.2.3\n')
-    await until(() => c.warn.length > 2)
-    assert.match(c.warn[2] ?? '', /in the future, aborting loading/)
-    assert.equal(src.lookup('192.0.2.3')?.status, 'not-listed')
-    src.close()
-  })
-
-  test('polling notices a change the watcher cannot see (same name, new inode)', async () => {
-    const dir = tmpdir()
-    const file = path.join(dir, 'zone')
-    fs.writeFileSync(file, '192.0.2.1\n')
-    const src = new ZoneFileSource(file, 'z.test', collect().log, { pollMs: 30, debounceMs: 10_000 })
-    await src.load()
-    replace(file, '192.0.2.9\n')
-    // The debounce is 10 s, so only the 30 ms poll can pick this up in time.
-    await until(() => src.lookup('192.0.2.9')?.status === 'listed', 3000)
-    src.close()
-  })
-
-  test('close() stops watching and polling: later changes are ignored', async () => {
-    const dir = tmpdir()
-    const file = path.join(dir, 'zone')
-    fs.writeFileSync(file, '192.0.2.1\n')
-    const c = collect()
-    const src = new ZoneFileSource(file, 'z.test', c.log, { pollMs: 20, debounceMs: 10 })
-    await src.load()
-    src.close()
-    replace(file, '192.0.2.2\n')
-    await new Promise((r) => setTimeout(r, 300))
-    assert.equal(src.lookup('192.0.2.2')?.status, 'not-listed')
-    assert.equal(src.lookup('192.0.2.1')?.status, 'listed')
-    assert.equal(c.info.length, 1)
-  })
-
-  test('neither the watcher nor the timer keeps the process alive', async () => {
-    const dir = tmpdir()
-    const file = path.join(dir, 'zone')
-    fs.writeFileSync(file, '192.0.2.1\n')
-    const script = `
-      const { ZoneFileSource } = require(${JSON.stringify(path.resolve(__dirname, '..', 'lib', 'zonesource.ts'))})
-      const src = new ZoneFileSource(${JSON.stringify(file)}, 'z.test', { info() {}, warn() {} }, { pollMs: 1000 })
-      src.load().then((ok) => console.log('loaded', ok))
-    `
-    const { spawnSync } = await import('node:child_process')
-    const run = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
-      encoding: 'utf8',
-      timeout: 20_000,
-    })
-    assert.equal(run.signal, null, 'the process had to be killed: something kept it alive')
-    assert.equal(run.status, 0, run.stderr)
-    assert.match(run.stdout, /loaded true/)
+  test('$n variables and the $= base are kept only as far as they can show in a TXT', () => {
+    const long = 'v'.repeat(5000)
+    const d = zone(`$1 ${long}`, `$= <$=> ${long}`, '192.0.2.1 =$1', '192.0.2.2 :2:$1 tail', '192.0.2.3 x')
+    assert.equal(d.answers('192.0.2.1')?.txt[0], 'v'.repeat(254))
+    // Inside the base template, the entry's own text is taken as it is.
+    assert.equal(d.answers('192.0.2.2')?.txt[0], `<$1 tail> ${'v'.repeat(244)}`)
+    assert.equal(d.answers('192.0.2.3')?.txt[0], `<x> ${'v'.repeat(250)}`)
   })
 })

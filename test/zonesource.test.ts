@@ -98,9 +98,17 @@ function watched(file: string, options: ZoneFileOptions = {}) {
 const realTimeout = globalThis.setTimeout.bind(globalThis)
 const clearRealTimeout = globalThis.clearTimeout.bind(globalThis)
 
-/** Drive polling by hand: only setInterval is mocked, so the watcher's debounce stays real. */
-function mockPolling(t: TestContext): void {
+/**
+ * A loaded source over a new file holding `text`, polled every minute by hand:
+ * only setInterval is mocked, and the watcher's (real) debounce is an hour away.
+ */
+async function polledSource(t: TestContext, text: string, options: ZoneFileOptions = {}) {
   t.mock.timers.enable({ apis: ['setInterval'] })
+  const file = path.join(tmpdir(), 'zone')
+  fs.writeFileSync(file, text)
+  const w = watched(file, { pollMs: 60_000, debounceMs: 3_600_000, ...options })
+  await w.source.load()
+  return { ...w, file }
 }
 
 describe('ZoneFileSource: loading and reloading', () => {
@@ -184,13 +192,9 @@ describe('ZoneFileSource: loading and reloading', () => {
   })
 
   test('polling notices a change the watcher cannot see (same name, new inode)', async (t) => {
-    mockPolling(t)
-    const file = path.join(tmpdir(), 'zone')
-    fs.writeFileSync(file, '192.0.2.1\n')
-    // A debounce far away: only the poll can pick the change up.
-    const w = watched(file, { pollMs: 60_000, debounceMs: 3_600_000 })
-    await w.source.load()
-    replace(file, '192.0.2.9\n')
+    // The debounce is an hour away: only the poll can pick the change up.
+    const w = await polledSource(t, '192.0.2.1\n')
+    replace(w.file, '192.0.2.9\n')
     assert.equal(w.source.lookup('192.0.2.9')?.status, 'not-listed')
     t.mock.timers.tick(60_000)
     await w.loaded(2)
@@ -199,15 +203,11 @@ describe('ZoneFileSource: loading and reloading', () => {
   })
 
   test('close() stops watching and polling: later changes are not even looked at', async (t) => {
-    mockPolling(t)
-    const file = path.join(tmpdir(), 'zone')
-    fs.writeFileSync(file, '192.0.2.1\n')
-    const w = watched(file, { pollMs: 60_000, debounceMs: 0 })
-    await w.source.load()
+    const w = await polledSource(t, '192.0.2.1\n', { debounceMs: 0 })
     w.source.close()
     const stat = t.mock.method(fs.promises, 'stat')
     const open = t.mock.method(fs.promises, 'open')
-    replace(file, '192.0.2.2\n')
+    replace(w.file, '192.0.2.2\n')
     t.mock.timers.tick(10 * 60_000)
     assert.equal(stat.mock.callCount(), 0)
     assert.equal(open.mock.callCount(), 0)
@@ -357,19 +357,13 @@ describe('ZoneFileSource: loading never rejects, and the next good file is used'
   })
 
   test('a reload started by polling that fails is logged, not swallowed', async (t) => {
-    mockPolling(t)
-    const file = path.join(tmpdir(), 'zone')
-    fs.writeFileSync(file, '192.0.2.1\n')
     let calls = 0
-    const w = watched(file, {
-      pollMs: 60_000,
-      debounceMs: 3_600_000,
+    const w = await polledSource(t, '192.0.2.1\n', {
       onLoad: () => {
         if (++calls === 2) throw new Error('second load failed late')
       },
     })
-    await w.source.load()
-    replace(file, '192.0.2.2\n')
+    replace(w.file, '192.0.2.2\n')
     t.mock.timers.tick(60_000)
     await w.warned(1)
     assert.match(w.warn[0] ?? '', /: second load failed late$/)
@@ -377,12 +371,8 @@ describe('ZoneFileSource: loading never rejects, and the next good file is used'
   })
 
   test('a refused file is not read again at every poll; a change (even a touch) makes it read again', async (t) => {
-    mockPolling(t)
-    const file = path.join(tmpdir(), 'zone')
-    fs.writeFileSync(file, '192.0.2.1\n')
-    const w = watched(file, { pollMs: 60_000, debounceMs: 3_600_000 })
-    await w.source.load()
-    replace(file, '')
+    const w = await polledSource(t, '192.0.2.1\n')
+    replace(w.file, '')
     t.mock.timers.tick(60_000)
     await w.warned(1)
 
@@ -397,7 +387,7 @@ describe('ZoneFileSource: loading never rejects, and the next good file is used'
     t.mock.restoreAll()
 
     const later = new Date(Date.now() + 5000)
-    fs.utimesSync(file, later, later)
+    fs.utimesSync(w.file, later, later)
     t.mock.timers.tick(60_000)
     await w.warned(2)
     assert.match(w.warn[1] ?? '', /: no entries: /)

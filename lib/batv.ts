@@ -199,13 +199,19 @@ const expected = Buffer.alloc(3)
 // Over the lower-cased address first (what is signed here and what Exim's
 // documented check hashes), then over the address as received, case kept.
 function signatureMatches(key: BatvKey, expiry: number, signature: number, address: string): boolean {
-  received.writeUIntBE(signature, 0, 3)
+  putBytes(received, signature)
   const lowered = asciiLower(address)
   if (sameBytes(key.signatureOf(signedText(key.id, expiry, lowered)))) return true
   return lowered !== address && sameBytes(key.signatureOf(signedText(key.id, expiry, address)))
 }
 
+function putBytes(into: Buffer, signature: number): void {
+  into[0] = signature >>> 16
+  into[1] = (signature >>> 8) & 255
+  into[2] = signature & 255
+}
+
 function sameBytes(signature: number): boolean {
-  expected.writeUIntBE(signature, 0, 3)
+  putBytes(expected, signature)
   return crypto.timingSafeEqual(received, expected)
 }

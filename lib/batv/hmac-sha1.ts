@@ -17,7 +17,7 @@ const state = new Int32Array(5)
 /** One SHA-1 compression of `words` (16 big-endian words) into `h` (5 words). */
 function compress(h: Int32Array, words: Int32Array): void {
   const w = schedule
-  w.set(words)
+  for (let i = 0; i < 16; i++) w[i] = words[i] as number
   for (let i = 16; i < 80; i++) {
     const x = (w[i - 3] as number) ^ (w[i - 8] as number) ^ (w[i - 14] as number) ^ (w[i - 16] as number)
     w[i] = (x << 1) | (x >>> 31)
@@ -68,6 +68,15 @@ function compress(h: Int32Array, words: Int32Array): void {
   h[4] = ((h[4] as number) + e) | 0
 }
 
+// Plain loops: for arrays this small they beat the set() and fill() built-ins.
+function copy5(from: Int32Array, to: Int32Array): void {
+  for (let i = 0; i < 5; i++) to[i] = from[i] as number
+}
+
+function clear(words: Int32Array): void {
+  for (let i = 0; i < 16; i++) words[i] = 0
+}
+
 /** The SHA-1 state after one block of `key` (zero-padded to 64 bytes) XOR `pad`. */
 function padState(key: Uint8Array, pad: number): Int32Array {
   const h = Int32Array.from(IV)
@@ -100,14 +109,14 @@ function finish(h: Int32Array, prefixBytes: number, message: Uint8Array, length:
     compress(h, block)
   }
   // The tail, the 0x80 marker and the length in bits, in one block or two.
-  block.fill(0)
+  clear(block)
   const tail = length - offset
   for (let i = 0; i < tail; i++)
     block[i >> 2] = (block[i >> 2] as number) | ((message[offset + i] as number) << (24 - 8 * (i & 3)))
   block[tail >> 2] = (block[tail >> 2] as number) | (0x80 << (24 - 8 * (tail & 3)))
   if (tail >= BLOCK_BYTES - 8) {
     compress(h, block)
-    block.fill(0)
+    clear(block)
   }
   const bits = total * 8
   block[14] = Math.floor(bits / 0x100000000)
@@ -148,14 +157,14 @@ export class HmacSha1Key {
   }
 
   #digestInto(message: Uint8Array, length: number): void {
-    state.set(this.#inner)
+    copy5(this.#inner, state)
     finish(state, BLOCK_BYTES, message, length)
     // The outer hash covers the 20-byte inner one: one block, its words as they are.
-    block.fill(0)
-    block.set(state)
+    clear(block)
+    copy5(state, block)
     block[5] = 0x80000000 | 0
     block[15] = (BLOCK_BYTES + 20) * 8
-    state.set(this.#outer)
+    copy5(this.#outer, state)
     compress(state, block)
   }
 }

@@ -30,6 +30,7 @@ import {
   parseTag,
   splitAddress,
   tagLocalPart,
+  type ParsedTag,
 } from './batv/tag'
 
 export { dayNumber, parseTag, type ParsedTag } from './batv/tag'
@@ -169,7 +170,7 @@ export function verifyAddress(
   const { keyId, original } = tag
   const key = keys.get(keyId)
   if (!key) return { status: 'invalid', reason: 'unknown key', keyId, original }
-  if (!signatureMatches(key, tag.expiryStamp, tag.signature, tag.mailbox)) {
+  if (!signatureMatches(key, tag)) {
     return { status: 'invalid', reason: 'bad signature', keyId, original }
   }
   if (!(daysToExpiry(tag.expiryStamp, nowMs) <= lifetimeDays)) {
@@ -198,11 +199,12 @@ const expected = Buffer.alloc(3)
 
 // Over the lower-cased address first (what is signed here and what Exim's
 // documented check hashes), then over the address as received, case kept.
-function signatureMatches(key: BatvKey, expiry: number, signature: number, address: string): boolean {
+function signatureMatches(key: BatvKey, tag: ParsedTag): boolean {
+  const { keyId, expiryStamp: expiry, signature, mailbox: address } = tag
   putBytes(received, signature)
   const lowered = asciiLower(address)
-  if (sameBytes(key.signatureOf(signedText(key.id, expiry, lowered)))) return true
-  return lowered !== address && sameBytes(key.signatureOf(signedText(key.id, expiry, address)))
+  if (sameBytes(key.signatureOf(signedText(keyId, expiry, lowered)))) return true
+  return lowered !== address && sameBytes(key.signatureOf(signedText(keyId, expiry, address)))
 }
 
 function putBytes(into: Buffer, signature: number): void {

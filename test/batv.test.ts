@@ -376,6 +376,15 @@ describe('BATV verify', () => {
     assert.equal(verifyAddress(old, onlyNew, 7, now).status, 'invalid')
   })
 
+  it('a long tag (over 341 characters, hashed outside the reused buffer) verifies', () => {
+    const long = `${'a'.repeat(300)}@${'b'.repeat(60)}.example.com`
+    assert.deepEqual(verifyAddress(referenceTag(long, 1, 's3cret', DAY + 7), keys, 7, now), {
+      status: 'valid',
+      keyId: 1,
+      original: long,
+    })
+  })
+
   it('the same key number with another secret does not verify', () => {
     const tagged = sign('bob@example.com', key(1, 'other'), 7, now)
     assert.equal(verifyAddress(tagged, keys, 7, now).status, 'invalid')

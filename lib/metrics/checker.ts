@@ -21,11 +21,14 @@ export class MeteredChecker extends BackscatterChecker {
 
   protected override async checkZone(zone: ZoneSettings, ip: string): Promise<ZoneOutcome> {
     const source = this.sourceFor(zone.name, ip)
-    const startedMs = performance.now()
+    // A cached answer took no lookup: not timed.
+    const startedMs = source === 'cache' ? undefined : performance.now()
     const outcome = await super.checkZone(zone, ip)
-    // A skipped zone was not asked; a cached answer took no lookup.
-    const waited = source !== 'cache' && outcome.status !== 'skipped'
-    const seconds = waited ? (performance.now() - startedMs) / 1000 : undefined
+    // A skipped zone was not asked.
+    const seconds =
+      startedMs === undefined || outcome.status === 'skipped'
+        ? undefined
+        : (performance.now() - startedMs) / 1000
     this.metrics.lookup(zone.name, outcome.status, source, seconds)
     return outcome
   }

@@ -249,7 +249,7 @@ describe('This side makes, Exim checks', { skip: NO_EXIM }, () => {
   })
 
   it("the RCPT ACL of Exim's spec ($local_part@$domain) accepts tags made here, quoted local parts included", () => {
-    const addresses = [...ADDRESSES, '"a b"@example.com', '"John Q. Public"@Example.org']
+    const addresses = [...ADDRESSES, '"a b"@example.com', '"John Q. Public"@Example.org', 'JÖRAN@Exämple.com']
     onOneDay((nowMs) => {
       const tags = addresses.map((a, i) => signHere(a, i % 10, 7, nowMs))
       const bad = signHere('bob@example.com', 1, 7, nowMs).replace(

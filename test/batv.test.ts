@@ -408,6 +408,12 @@ describe('BATV letter case of the address', () => {
     assert.equal(sign('Bob@Example.COM', k1, 7, now), 'prvs=1792f288fc=bob@example.com')
   })
 
+  it('only ASCII letters are lower-cased, as Exim does: Ö stays Ö', () => {
+    const tagged = sign('JÖRAN@Exämple.COM', k1, 7, now)
+    assert.equal(tagged, referenceTag('jÖran@exämple.com', 1, 's3cret', DAY + 7))
+    assert.equal(verifyAddress(tagged, keys, 7, now).status, 'valid')
+  })
+
   it('a tag that arrives in capitals still verifies; the original keeps the capitals', () => {
     assert.deepEqual(verifyAddress('PRVS=1792F288FC=BOB@EXAMPLE.COM', keys, 7, now), {
       status: 'valid',

@@ -56,7 +56,9 @@ export function daysToExpiry(expiry: number, nowMs: number): number {
 
 /** Lower-case ASCII letters only, as Exim does (other bytes, UTF-8 among them, are left alone). */
 export function asciiLower(text: string): string {
-  return /[A-Z]/.test(text) ? text.replace(/[A-Z]+/g, (s) => s.toLowerCase()) : text
+  if (!/[A-Z]/.test(text)) return text
+  // toLowerCase() would also change some non-ASCII letters; it is only safe (and fast) on ASCII.
+  return /[^\0-\x7f]/.test(text) ? text.replace(/[A-Z]+/g, (s) => s.toLowerCase()) : text.toLowerCase()
 }
 
 /** Does the address start like a prvs tag (`prvs=`, any case, quoted or not)? Cheap: no full parse. */

@@ -66,3 +66,13 @@ export function valueOf(
   if (found.length > 1) throw new Error(`${found.length} samples of ${name} match ${JSON.stringify(labels)}`)
   return found[0]?.value
 }
+
+/** haraka_backscatter_recipients_total by decision (undefined where a decision has no sample). */
+export function recipientCounts(samples: readonly Sample[]): Record<string, number | undefined> {
+  return Object.fromEntries(
+    ['accepted', 'refused', 'deferred', 'exempt'].map((decision) => [
+      decision,
+      valueOf(samples, 'haraka_backscatter_recipients_total', { decision }),
+    ]),
+  )
+}

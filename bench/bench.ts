@@ -15,6 +15,7 @@ import { HARAKA_VERSION } from '../test/support/haraka'
 import { cleanupAll, machine } from './common'
 import { benchDeadResolver, deadOptionsFromEnv, renderDeadResolver } from './dead-resolver'
 import { benchInProcess, inProcessOptionsFromEnv, renderInProcess } from './inprocess'
+import { benchMetrics, metricsOptionsFromEnv, renderMetrics } from './metrics'
 import { benchSystem, renderSystem, systemOptionsFromEnv } from './system'
 
 async function main(): Promise<void> {
@@ -30,6 +31,9 @@ async function main(): Promise<void> {
     const r = await benchInProcess({ ...inProcessOptionsFromEnv(), log })
     sections.push(`## 1. In process\n\n${renderInProcess(r)}`)
     log(renderInProcess(r))
+    const m = await benchMetrics(metricsOptionsFromEnv())
+    sections.push(`### Metrics\n\n${renderMetrics(m)}`)
+    log(renderMetrics(m))
   }
   if (parts.has('2')) {
     const r = await benchSystem(systemOptionsFromEnv(log))

@@ -9,6 +9,8 @@ import vm from 'node:vm'
 import { after, before, describe, it } from 'node:test'
 
 import { BackscatterChecker } from '../lib/checker'
+import { DnsblResolver } from '../lib/resolver'
+import type { ZoneOutcome } from '../lib/verdict'
 import { parseSettings } from '../lib/settings'
 import {
   dnsblZone,
@@ -19,6 +21,7 @@ import {
   type Handler,
   type ScriptedDns,
 } from './support/dns-server'
+import { advance, onMockClock, turn, until } from './support/mock-clock'
 
 const ZONE = 'bl.test'
 
@@ -36,7 +39,8 @@ function makeChecker(
   const lines: string[] = []
   const { settings, problems } = parseSettings({
     main: { zones: ZONE, ...main },
-    dns: { servers: server, timeout_ms: 200, tries: 2, health_interval: 0, ...dns },
+    // Generous: a retry under load would add a query to the counts the tests check.
+    dns: { servers: server, timeout_ms: 2000, tries: 2, health_interval: 0, ...dns },
     [ZONE]: { ipv6: 'true', ...zone },
   })
   assert.deepEqual(problems, [])
@@ -47,15 +51,6 @@ function makeChecker(
     { clock },
   )
   return { checker, lines, clock }
-}
-
-/** Wait until `done()` holds, checking after each turn of the event loop; fails after `ms`. */
-async function until(done: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!done()) {
-    if (Date.now() > deadline) assert.fail(`still waiting: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 /** A promise and the function that settles it. */
@@ -227,13 +222,22 @@ describe('BackscatterChecker', () => {
     ] as const) {
       it(`a zone that ${what} is suspended`, async () => {
         handler = bad as Handler
-        const { checker } = makeChecker(dns.server, { health_interval: 300 }, {}, zoneExtra)
-        checker.start()
-        const t0 = Date.now()
-        const [o] = await checker.check('45.1.1.2')
-        assert.ok(Date.now() - t0 < 200 * 2 + 150, 'within the DNS budget')
+        // On the mock clock, with c-ares' own (real) timer beyond the test's length.
+        const { checker } = makeChecker(
+          dns.server,
+          { health_interval: 300, timeout_ms: 10_000 },
+          {},
+          zoneExtra,
+        )
+        const budgetMs = 10_000 * 2
+        const { result, ms } = await onMockClock(async () => {
+          checker.start()
+          return checker.check('45.1.1.2')
+        }, budgetMs)
+        assert.ok(ms <= budgetMs, `within the DNS budget: ${ms} ms`)
+        const [o] = result
         assert.ok(o!.status === 'skipped' || o!.status === 'error', JSON.stringify(o))
-        await checker.checkHealth()
+        await until(() => checker.healthStates()[0]!.state !== 'unchecked', 'the first check')
         assert.equal(checker.healthStates()[0]!.state, 'suspended')
         assert.equal((await checker.check('45.1.1.2'))[0]!.status, 'skipped')
         checker.close()
@@ -354,7 +358,7 @@ describe('BackscatterChecker', () => {
 
   it('soak: 100 000 distinct IPs keep the cache bounded and the heap stable', async () => {
     handler = () => undefined // NXDOMAIN for all: the fastest real answer
-    const { checker } = makeChecker(dns.server, { cache_size: 1000, timeout_ms: 2000 })
+    const { checker } = makeChecker(dns.server, { cache_size: 1000, timeout_ms: 10_000 })
     const cache = (checker as unknown as { cache: { size: number } }).cache
     const inflight = (checker as unknown as { inflight: Map<string, unknown> }).inflight
     const total = 100_000
@@ -448,10 +452,7 @@ describe('BackscatterChecker with a zone file', () => {
     checker.start()
     const [early] = await checker.check('46.0.0.7')
     assert.equal(early!.status, 'error', 'too early: no verdict yet')
-    const t0 = Date.now()
-    while (checker.healthStates()[0]!.state !== 'usable' && Date.now() - t0 < 10_000) {
-      await new Promise((r) => setTimeout(r, 20))
-    }
+    await checker.checkHealth() // joins the first check, which waits for the load
     assert.equal(checker.healthStates()[0]!.state, 'usable', log.join('\n'))
     assert.equal((await checker.check('46.0.0.7'))[0]!.status, 'listed')
     assert.ok(!log.some((l) => l.includes('suspended')), log.join('\n'))
@@ -466,21 +467,20 @@ describe('BackscatterChecker with a zone file', () => {
     assert.match((before as { reason: string }).reason, /zone file not loaded/)
     fs.writeFileSync(`${file}.tmp`, '127.0.0.2\n45.1.1.0/24\n')
     fs.renameSync(`${file}.tmp`, file)
-    const t0 = Date.now()
-    while (checker.healthStates()[0]!.state !== 'usable' && Date.now() - t0 < 5000) {
-      await new Promise((r) => setTimeout(r, 20))
-    }
+    await until(() => checker.healthStates()[0]!.state === 'usable', 'the file loaded and checked')
     assert.equal((await checker.check('45.1.1.7'))[0]!.status, 'listed')
     checker.close()
   })
 
   it('a missing file: an error result within the budget, and the mail goes on', async () => {
     const { checker } = fileChecker(undefined, { health_interval: 0 })
-    checker.start()
-    const t0 = Date.now()
-    const [o] = await checker.check('45.1.1.7')
-    assert.deepEqual(o, { zone: ZONE, status: 'error', reason: 'zone file not loaded' })
-    assert.ok(Date.now() - t0 < 400)
+    const budgetMs = 200
+    const { result, ms } = await onMockClock(async () => {
+      checker.start()
+      return checker.check('45.1.1.7')
+    }, budgetMs)
+    assert.deepEqual(result, [{ zone: ZONE, status: 'error', reason: 'zone file not loaded' }])
+    assert.ok(ms <= budgetMs, `within the budget: ${ms} ms`)
     checker.close()
   })
 })
@@ -491,22 +491,21 @@ describe('BackscatterChecker and a resolver that dies', () => {
     const healthy = dnsblZone(ZONE, { '45.1.1.2': {} })
     const dns = await startDns((q) => (dead ? { drop: true } : healthy(q)))
     try {
-      const { checker, lines } = makeChecker(dns.server, { health_interval: 300 })
+      const { checker, lines } = makeChecker(dns.server, { health_interval: 300, timeout_ms: 1000 })
       checker.start()
       assert.equal((await checker.check('45.1.1.2'))[0]!.status, 'listed')
       dead = true
-      const t0 = Date.now()
       const [first] = await checker.check('45.3.3.3')
       assert.deepEqual(first, { zone: ZONE, status: 'error', reason: 'timeout' })
       // The re-check started by that failure times out in its turn and suspends the zone.
-      while (checker.healthStates()[0]!.state === 'usable' && Date.now() - t0 < 2000) {
-        await new Promise((r) => setTimeout(r, 20))
-      }
+      await until(() => checker.healthStates()[0]!.state !== 'usable', 'the re-check', 5000)
       assert.equal(checker.healthStates()[0]!.state, 'suspended', 'well before the 300 s interval')
       const before = dns.queries.length
-      const t1 = Date.now()
-      assert.equal((await checker.check('45.4.4.4'))[0]!.status, 'skipped')
-      assert.ok(Date.now() - t1 < 20, 'a suspended zone costs nothing')
+      const answer = checker.check('45.4.4.4')
+      // Settled before the event loop turns once: no timer, no I/O.
+      const settled = await Promise.race([answer, turn().then(() => 'waited')])
+      assert.notEqual(settled, 'waited', 'a suspended zone costs nothing')
+      assert.equal((await answer)[0]!.status, 'skipped')
       assert.equal(dns.queries.length, before, 'and sends nothing')
       assert.equal(lines.filter((l) => l.startsWith('warn')).length, 1)
       checker.close()
@@ -540,26 +539,43 @@ describe('BackscatterChecker edge cases', () => {
   })
 
   it('a lookup that joins a query started late in another caller’s budget still gets its own', async () => {
-    // The health check answers after 100 ms; the client's answers take 150 ms.
+    // On the mock clock (budget 10 s): the health check answers at 6 s, the client's answer is held.
+    const testPoints = gate()
+    const client = gate()
     const dns = await startDns((q) => {
       if (q.name.startsWith('2.0.0.127.') || q.name.startsWith(IPV6_TEST_POINT)) {
-        return { a: ['127.0.0.2'], delayMs: 100 }
+        return { a: ['127.0.0.2'], until: testPoints.opened }
       }
-      if (q.name.startsWith('5.5.5.45.')) return { a: ['127.0.0.2'], delayMs: 150 }
+      if (q.name.startsWith('5.5.5.45.')) return { a: ['127.0.0.2'], until: client.opened }
       return undefined
     })
     try {
-      const { checker } = makeChecker(dns.server, { health_interval: 300, timeout_ms: 200, tries: 1 })
-      checker.start()
-      const first = checker.check('45.5.5.5') // waits ~100 ms for the health check: ~100 ms left, too little
-      await new Promise((r) => setTimeout(r, 150))
-      assert.equal(checker.healthStates()[0]!.state, 'usable')
-      const second = checker.check('45.5.5.5') // joins the same query, with a budget of its own
-      assert.deepEqual((await first)[0], { zone: ZONE, status: 'error', reason: 'timeout' })
-      assert.equal((await second)[0]!.status, 'listed')
+      const { checker } = makeChecker(dns.server, { health_interval: 300, timeout_ms: 10_000, tries: 1 })
+      let second: Promise<ZoneOutcome[]> | undefined
+      const { result: first, ms } = await onMockClock(
+        async () => {
+          checker.start()
+          return checker.check('45.5.5.5') // waits 6 s for the health check: 4 s left, too little
+        },
+        10_000,
+        async (settled) => {
+          await advance(settled, 0, 6000)
+          testPoints.open()
+          await until(() => dns.count(`5.5.5.45.${ZONE}`, TYPE.A) === 1, 'the client query')
+          assert.equal(checker.healthStates()[0]!.state, 'usable')
+          second = checker.check('45.5.5.5') // joins the same query, with a budget of its own
+          return advance(settled, 6000, 10_000)
+        },
+      )
+      assert.equal(ms, 10_000)
+      assert.deepEqual(first[0], { zone: ZONE, status: 'error', reason: 'timeout' })
+      client.open()
+      assert.equal((await second!)[0]!.status, 'listed')
       assert.equal(dns.count(`5.5.5.45.${ZONE}`, TYPE.A), 1, 'one query shared')
       checker.close()
     } finally {
+      testPoints.open()
+      client.open()
       await dns.close()
     }
   })
@@ -573,12 +589,14 @@ describe('BackscatterChecker edge cases', () => {
       checker.start()
       await checker.checkHealth()
       const pending = checker.check('45.6.6.6')
-      await new Promise((r) => setTimeout(r, 20))
+      await until(() => dns.count(`6.6.6.45.${ZONE}`) === 1, 'the client query')
       checker.close()
       const sent = dns.queries.length
       assert.equal((await pending)[0]!.status, 'error')
-      await new Promise((r) => setTimeout(r, 300))
-      assert.equal(dns.queries.length, sent, 'no query after close()')
+      // A marker query through another resolver: once it is answered, anything sent before it has arrived.
+      const marker = new DnsblResolver({ servers: [dns.server], timeoutMs: 2000, tries: 1 })
+      assert.equal((await marker.lookup('45.0.0.1', ZONE)).status, 'not-listed')
+      assert.equal(dns.queries.length, sent + 1, 'no query after close() but the marker')
       assert.ok(!lines.some((l) => l.includes('suspended')), lines.join('\n'))
     } finally {
       await dns.close()
@@ -594,6 +612,7 @@ describe('BackscatterChecker with a silent first resolver', () => {
       try {
         const { checker, lines } = makeChecker(`${silent.server}, ${working.server}`, {
           health_interval: 300,
+          timeout_ms: 1000,
           tries,
         })
         checker.start()

@@ -5,10 +5,17 @@ import { after, before, describe, it } from 'node:test'
 
 import { DnsblResolver, queryName, type LookupResult } from '../lib/resolver'
 import { reverseIpv4, startDns, TYPE, type Script, type ScriptedDns } from './support/dns-server'
+import { advance, onMockClock, STEP_MS, until } from './support/mock-clock'
 
 const ZONE = 'bl.test'
 const IP = '45.1.2.3'
 const NAME = `${reverseIpv4(IP)}.${ZONE}`
+
+// Budget tests run on a mock clock: a try's deadline passes only when the test
+// moves the clock, however slow the machine. c-ares keeps its own real timer,
+// so those resolvers get a timeout far beyond what a test takes in real time.
+const MOCK_TIMEOUT_MS = 10_000
+const MOCK_BUDGET_MS = MOCK_TIMEOUT_MS * 2
 
 describe('queryName', () => {
   it('reverses IPv4 octets (RFC 5782 §2.1)', () => {
@@ -33,18 +40,16 @@ describe('DnsblResolver', () => {
 
   before(async () => {
     dns = await startDns((q) => (q.name === NAME ? script : undefined))
-    resolver = new DnsblResolver({ servers: [dns.server], timeoutMs: 200, tries: 2 })
+    // Generous: a retry under load would add a query to the counts the tests check.
+    resolver = new DnsblResolver({ servers: [dns.server], timeoutMs: 2000, tries: 2 })
   })
   after(() => dns.close())
 
-  const lookup = async (
-    s: Script | undefined,
-  ): Promise<{ result: LookupResult; ms: number; queries: number }> => {
+  const lookup = async (s: Script | undefined): Promise<{ result: LookupResult; queries: number }> => {
     script = s
     const before = dns.queries.length
-    const t0 = Date.now()
     const result = await resolver.lookup(IP, ZONE)
-    return { result, ms: Date.now() - t0, queries: dns.queries.length - before }
+    return { result, queries: dns.queries.length - before }
   }
 
   it('NXDOMAIN: not listed', async () => {
@@ -91,35 +96,62 @@ describe('DnsblResolver', () => {
     assert.deepEqual(result, { status: 'error', reason: 'REFUSED' })
   })
 
-  it('a silent server: error after timeout × tries, each try sent', async () => {
-    const { result, ms, queries } = await lookup({ drop: true })
+  /** A lookup on the mock clock, through a resolver with MOCK_TIMEOUT_MS × 2. */
+  const lookupOnMockClock = async (s: Script | undefined, servers = [dns.server]) => {
+    script = s
+    const r = new DnsblResolver({ servers, timeoutMs: MOCK_TIMEOUT_MS, tries: 2 })
+    const before = dns.count(NAME)
+    try {
+      const { result, ms } = await onMockClock(() => r.lookup(IP, ZONE), MOCK_BUDGET_MS + 10 * STEP_MS)
+      return { result, ms, queries: dns.count(NAME) - before }
+    } finally {
+      r.cancel()
+    }
+  }
+
+  it('a silent server: error after exactly timeout × tries, each try sent', async () => {
+    const { result, ms, queries } = await lookupOnMockClock({ drop: true })
     assert.deepEqual(result, { status: 'error', reason: 'timeout' })
-    assert.ok(ms >= 150 && ms < 200 * 2 + 150, `took ${ms} ms`)
+    assert.equal(ms, MOCK_BUDGET_MS)
     assert.equal(queries, 2)
   })
 
   it('answers slower than the timeout count as silence', async () => {
-    const { result, ms } = await lookup({ a: ['127.0.0.2'], delayMs: 450 })
-    assert.equal(result.status, 'error')
-    assert.ok(ms < 200 * 2 + 150, `took ${ms} ms`)
+    const never = new Promise<void>(() => undefined)
+    const { result, ms } = await lookupOnMockClock({ a: ['127.0.0.2'], until: never })
+    assert.deepEqual(result, { status: 'error', reason: 'timeout' })
+    assert.equal(ms, MOCK_BUDGET_MS)
   })
 
   it('a slow TXT answer cannot stretch the lookup past its budget', async () => {
+    let answerA: () => void = () => {}
+    const heldA = new Promise<void>((resolve) => (answerA = resolve))
+    const never = new Promise<void>(() => undefined)
     dns.setHandler((q) =>
       q.name === NAME
         ? q.type === TYPE.TXT
-          ? { txt: ['late'], delayMs: 1000 }
-          : { a: ['127.0.0.2'], delayMs: 150 }
+          ? { txt: ['late'], until: never }
+          : { a: ['127.0.0.2'], until: heldA }
         : undefined,
     )
+    const r = new DnsblResolver({ servers: [dns.server], timeoutMs: MOCK_TIMEOUT_MS, tries: 2 })
+    const txtBefore = dns.count(NAME, TYPE.TXT)
     try {
-      const t0 = Date.now()
-      const result = await resolver.lookup(IP, ZONE)
-      const ms = Date.now() - t0
-      assert.equal(result.status, 'listed')
-      assert.equal((result as { reason: string }).reason, '')
-      assert.ok(ms < 200 * 2 + 100, `took ${ms} ms`)
+      const { result, ms } = await onMockClock(
+        () => r.lookup(IP, ZONE),
+        MOCK_BUDGET_MS + 10 * STEP_MS,
+        async (settled) => {
+          // The A answer comes 1.5 s into the budget; the TXT query gets only what is left.
+          await advance(() => false, 0, 1500)
+          answerA()
+          await until(() => dns.count(NAME, TYPE.TXT) > txtBefore, 'the TXT query')
+          return advance(settled, 1500, MOCK_BUDGET_MS + 10 * STEP_MS)
+        },
+      )
+      assert.deepEqual(result, { status: 'listed', codes: ['127.0.0.2'], reason: '', ttlSeconds: 300 })
+      assert.equal(ms, MOCK_BUDGET_MS)
     } finally {
+      r.cancel()
       dns.setHandler((q) => (q.name === NAME ? script : undefined))
     }
   })
@@ -178,14 +210,15 @@ describe('DnsblResolver', () => {
   })
 
   it('garbage instead of a DNS message: an error within the budget', async () => {
-    const { result, ms } = await lookup({ garbage: Buffer.from('not dns at all, not even close') })
+    const { result, ms } = await lookupOnMockClock({ garbage: Buffer.from('not dns at all, not even close') })
     assert.equal(result.status, 'error')
-    assert.ok(ms < 200 * 2 + 150, `took ${ms} ms`)
+    assert.ok(ms <= MOCK_BUDGET_MS, `settled at ${ms} ms`)
   })
 
   it('a short packet with a wrong ID is ignored like silence', async () => {
-    const { result } = await lookup({ garbage: Buffer.from([0, 1]) })
+    const { result, ms } = await lookupOnMockClock({ garbage: Buffer.from([0, 1]) })
     assert.equal(result.status, 'error')
+    assert.ok(ms <= MOCK_BUDGET_MS, `settled at ${ms} ms`)
   })
 
   it('a wildcard zone (everything listed) is seen as listed here; the health check catches it', async () => {
@@ -202,11 +235,9 @@ describe('DnsblResolver', () => {
     const closed = await startDns(() => undefined)
     const server = closed.server
     await closed.close()
-    const r = new DnsblResolver({ servers: [server], timeoutMs: 200, tries: 2 })
-    const t0 = Date.now()
-    const result = await r.lookup(IP, ZONE)
+    const { result, ms } = await lookupOnMockClock(undefined, [server])
     assert.equal(result.status, 'error')
-    assert.ok(Date.now() - t0 < 200 * 2 + 150)
+    assert.ok(ms <= MOCK_BUDGET_MS, `settled at ${ms} ms`)
   })
 })
 
@@ -241,7 +272,7 @@ describe('DnsblResolver with two servers, the first silent', () => {
   })
 
   it('the second try goes to the second server; later queries start at the one that answered', async () => {
-    const r = new DnsblResolver({ servers: [silent.server, working.server], timeoutMs: 200, tries: 2 })
+    const r = new DnsblResolver({ servers: [silent.server, working.server], timeoutMs: 1000, tries: 2 })
     assert.deepEqual(await r.lookup(IP, ZONE), {
       status: 'listed',
       codes: ['127.0.0.2'],
@@ -255,7 +286,7 @@ describe('DnsblResolver with two servers, the first silent', () => {
   })
 
   it('tries = 1: a lookup gets one try, a health-check probe tries every server', async () => {
-    const r = new DnsblResolver({ servers: [silent.server, working.server], timeoutMs: 200, tries: 1 })
+    const r = new DnsblResolver({ servers: [silent.server, working.server], timeoutMs: 1000, tries: 1 })
     assert.deepEqual(await r.lookup('45.8.8.8', ZONE), { status: 'error', reason: 'timeout' })
     assert.equal(working.count(`8.8.8.45.${ZONE}`), 0)
     const before = silent.count(`2.0.0.127.${ZONE}`)
@@ -269,7 +300,7 @@ describe('DnsblResolver with two servers, the first silent', () => {
   it('SERVFAIL from one server: the other is asked (as c-ares does with several servers)', async () => {
     const failing = await startDns(() => ({ rcode: 'SERVFAIL' }))
     try {
-      const r = new DnsblResolver({ servers: [failing.server, working.server], timeoutMs: 200, tries: 2 })
+      const r = new DnsblResolver({ servers: [failing.server, working.server], timeoutMs: 1000, tries: 2 })
       assert.equal((await r.lookup(IP, ZONE)).status, 'listed')
       assert.equal(failing.count(NAME), 1)
     } finally {

@@ -11,9 +11,10 @@
  * any entry for an address decides, an exclusion at that granularity wins, and
  * several values there are all returned.
  *
- * The pieces, in the order the data flows: chars and ipv4 (reading
+ * The pieces, in the order the data flows: chars and ipv4 (reading lines and
  * addresses), directives (`$` lines, TXT templates), parser (lines), blocks
- * (the granularities), sweep and merge (overlaps into ranges), data (lookups).
+ * (the granularities), sweep with min-heap, and merge (overlaps into ranges),
+ * data (lookups); limits bound what a file may hold.
  */
 import { performance } from 'node:perf_hooks'
 

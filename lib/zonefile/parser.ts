@@ -33,7 +33,7 @@ const BYTES_PER_ENTRY_GUESS = 14
 
 /** Builds a ZoneData from a file's bytes; all state of one parse. */
 export class ZoneParser {
-  private levels: BlockList[]
+  private readonly levels: BlockList[]
   // Value table: id 0 is "excluded"; ids from 1 are (A, TXT template) pairs.
   private readonly valueA: number[] = [0]
   private readonly valueTxt: string[] = ['']

@@ -178,7 +178,7 @@ export function* sweepLevel(
   let steps = 0
   let i = 0
   while (i < n || byLast.size > 0) {
-    if (++steps === STEPS_PER_YIELD) {
+    if (++steps >= STEPS_PER_YIELD) {
       steps = 0
       yield
     }
@@ -188,7 +188,14 @@ export function* sweepLevel(
       if (end < next) {
         out.push(pos, end, currentGroup())
         pos = end + 1
-        while (byLast.size > 0 && lasts[byLast.peek()] === end) deactivate(byLast.pop())
+        // Many runs may end here (the same line a million times): count them as steps too.
+        while (byLast.size > 0 && lasts[byLast.peek()] === end) {
+          deactivate(byLast.pop())
+          if (++steps >= STEPS_PER_YIELD) {
+            steps = 0
+            yield
+          }
+        }
         continue
       }
       if (pos < next) out.push(pos, next - 1, currentGroup())
@@ -204,7 +211,13 @@ export function* sweepLevel(
       }
     }
     pos = next
-    while (i < n && firsts[i] === next) activate(seqs[i++] as number)
+    while (i < n && firsts[i] === next) {
+      activate(seqs[i++] as number)
+      if (++steps >= STEPS_PER_YIELD) {
+        steps = 0
+        yield
+      }
+    }
     if (active.length > maxValues) return { tooManyValuesAt: next }
   }
   return out.done()

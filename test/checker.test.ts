@@ -638,20 +638,35 @@ describe('BackscatterChecker: lookups in flight when a zone fails its check', ()
   const CLIENT = '46.1.2.3'
   const NAME = `${reverseIpv4(CLIENT)}.${ZONE}`
 
-  it('an answer sent before a suspension is neither served nor cached after the zone recovers', async () => {
+  interface Scene {
+    checker: BackscatterChecker
+    dns: ScriptedDns
+    /** The transaction whose lookup was out when the zone failed. */
+    inFlight: Promise<ZoneOutcome[]>
+    /** Let the held answer (a false listing) go. */
+    release(): void
+    /** End the hijack and check the zone again. */
+    recover(): Promise<void>
+  }
+
+  /**
+   * A zone in use; a client lookup whose answer, a false listing, the server
+   * holds; meanwhile the zone is hijacked (lists everything) and fails its check.
+   */
+  async function suspendedWhileInFlight(test: (scene: Scene) => Promise<void>): Promise<void> {
     const held = gate()
     let hijacked = false
     const healthy = dnsblZone(ZONE, {})
     let clientQueries = 0
     const dns = await startDns((q) => {
-      if (hijacked && q.name.endsWith(ZONE)) return { a: ['127.0.0.2'] }
-      // The first query for the client gets a false listing, held until the test releases it.
-      if (q.name === NAME && q.type === TYPE.A && ++clientQueries === 1)
+      if (q.name === NAME && q.type === TYPE.A && ++clientQueries === 1) {
         return { a: ['127.0.0.2'], until: held.opened }
+      }
+      if (hijacked && q.name.endsWith(ZONE)) return { a: ['127.0.0.2'] }
       return healthy(q)
     })
+    const { checker } = makeChecker(dns.server, { health_interval: 300, timeout_ms: 5000, tries: 1 })
     try {
-      const { checker } = makeChecker(dns.server, { health_interval: 300, timeout_ms: 5000, tries: 1 })
       checker.start()
       await checker.checkHealth()
       const inFlight = checker.check(CLIENT)
@@ -659,51 +674,41 @@ describe('BackscatterChecker: lookups in flight when a zone fails its check', ()
       hijacked = true
       await checker.checkHealth()
       assert.equal(checker.healthStates()[0]!.state, 'suspended')
-      hijacked = false
-      await checker.checkHealth()
-      assert.equal(checker.healthStates()[0]!.state, 'usable')
+      const recover = async (): Promise<void> => {
+        hijacked = false
+        await checker.checkHealth()
+        assert.equal(checker.healthStates()[0]!.state, 'usable')
+      }
+      await test({ checker, dns, inFlight, release: held.open, recover })
+    } finally {
+      checker.close()
+      held.open()
+      await dns.close()
+    }
+  }
 
+  it('an answer sent before a suspension is neither served nor cached after the zone recovers', async () => {
+    await suspendedWhileInFlight(async ({ checker, dns, inFlight, release, recover }) => {
+      await recover()
       // After the recovery, a new transaction does not join the query sent before the suspension.
       const after = checker.check(CLIENT)
       await until(() => dns.count(NAME, TYPE.A) === 2, 'a new client query')
-      held.open()
-      const [old] = await inFlight
-      assert.deepEqual(old, {
-        zone: ZONE,
-        status: 'skipped',
-        reason: 'zone suspended during the lookup, then passed again',
-      })
+      release()
+      assert.deepEqual(await inFlight, [
+        { zone: ZONE, status: 'skipped', reason: 'zone suspended during the lookup, then passed again' },
+      ])
       assert.deepEqual(await after, [{ zone: ZONE, status: 'not-listed' }])
       assert.deepEqual(
         await checker.check(CLIENT),
         [{ zone: ZONE, status: 'not-listed' }],
         'nothing stale cached',
       )
-      checker.close()
-    } finally {
-      held.open()
-      await dns.close()
-    }
+    })
   })
 
   it('a transaction whose lookup was in flight when the zone failed gets no listing from it', async () => {
-    const held = gate()
-    let hijacked = false
-    const healthy = dnsblZone(ZONE, {})
-    const dns = await startDns((q) => {
-      if (q.name === NAME && q.type === TYPE.A) return { a: ['127.0.0.2'], until: held.opened }
-      if (hijacked && q.name.endsWith(ZONE)) return { a: ['127.0.0.2'] }
-      return healthy(q)
-    })
-    try {
-      const { checker } = makeChecker(dns.server, { health_interval: 300, timeout_ms: 5000, tries: 1 })
-      checker.start()
-      await checker.checkHealth()
-      const inFlight = checker.check(CLIENT)
-      await until(() => dns.count(NAME, TYPE.A) === 1, 'the client query')
-      hijacked = true
-      await checker.checkHealth()
-      held.open()
+    await suspendedWhileInFlight(async ({ checker, dns, inFlight, release, recover }) => {
+      release()
       assert.deepEqual(await inFlight, [
         {
           zone: ZONE,
@@ -711,15 +716,10 @@ describe('BackscatterChecker: lookups in flight when a zone fails its check', ()
           reason: 'zone suspended during the lookup: lists test point 127.0.0.1, so it would list everything',
         },
       ])
-      hijacked = false
-      await checker.checkHealth()
+      await recover()
       const before = dns.count(NAME, TYPE.A)
-      await checker.check(CLIENT).catch(() => undefined)
+      assert.deepEqual(await checker.check(CLIENT), [{ zone: ZONE, status: 'not-listed' }])
       assert.equal(dns.count(NAME, TYPE.A) - before, 1, 'the held answer was not cached')
-      checker.close()
-    } finally {
-      held.open()
-      await dns.close()
-    }
+    })
   })
 })

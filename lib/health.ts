@@ -143,12 +143,10 @@ export class ZoneHealth {
   check(): Promise<void> {
     this.running ??= this.probe()
       .catch((err: unknown): Assessment => ({ usable: false, reason: `check failed: ${String(err)}` }))
-      .then((a) => {
-        this.apply(a)
-        this.schedule(this.delayAfterCheckMs())
-      })
+      .then((a) => this.apply(a))
       .finally(() => {
         this.running = undefined
+        this.schedule(this.delayAfterCheckMs())
         this.markReady()
       })
     return this.running

@@ -27,7 +27,7 @@ import {
   type Spread,
   runStandalone,
 } from './common'
-import { benchZoneFile, type ZoneBenchResult } from './zonefile'
+import { benchZoneFile, wideRangeLines, type ZoneBenchResult } from './zonefile'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const fixtures = require('haraka-test-fixtures') as HarakaConnection
@@ -393,7 +393,7 @@ export function renderInProcess(r: InProcessResult): string {
       ),
     )
   }
-  out.push('', 'Zone file (lib/zonefile.ts via bench/zonefile.ts)', '')
+  out.push('', 'Zone file (lib/zonefile/ and lib/zonesource.ts via bench/zonefile.ts)', '')
   out.push(
     table(
       ['entries', 'file MB', 'load ms', 'heap MB', 'typed arrays MB', 'lookups/s', 'target (1M)', 'met'],
@@ -421,6 +421,7 @@ export function renderInProcess(r: InProcessResult): string {
         `event-loop delay max ${fmt(re.maxStallMs, 1)} ms, p99 ${fmt(re.p99StallMs, 1)} ms.`,
     )
   }
+  out.push('', ...wideRangeLines(r.zone.wide))
   return out.join('\n')
 }
 

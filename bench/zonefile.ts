@@ -1,9 +1,11 @@
-// Benchmark of the local zone mirror (lib/zonefile.ts): load time, heap, lookups
-// per second, and the longest event-loop stall while a large file reloads.
+// Benchmark of the local zone mirror (lib/zonefile/, lib/zonesource.ts): load
+// time, heap, lookups per second, the longest event-loop stall while a large
+// file reloads, and the memory a file of wide overlapping ranges takes to load.
 //
 //   node --expose-gc --import tsx bench/zonefile.ts [sizes...]
 //
 // Without --expose-gc the heap figures include garbage and are marked "(no gc)".
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -26,10 +28,26 @@ export interface ZoneBenchRow {
   missesPerSec: number
 }
 
+export interface WideRangeRow {
+  what: string
+  fileMB: number
+  lines: number
+  ranges: number
+  loadMs: number
+  /** Growth of the process's peak RSS while loading, in MB. */
+  rssGrowthMB: number
+  /** Highest JS heap + array buffers seen while loading, above what was in use before, in MB. */
+  heapGrowthMB: number
+}
+
 export interface ZoneBenchResult {
   rows: ZoneBenchRow[]
   reload: { entries: number; ms: number; maxStallMs: number; p99StallMs: number; maxGapMs: number }
+  wide: WideRangeRow[]
 }
+
+/** The memory bound the zone mirror promises for 1 MB of overlapping /8-wide ranges (docs/zone-mirror.md). */
+export const WIDE_TARGET_MB = 100
 
 /** A zone shaped like the list's: mostly single IPs, some CIDRs and ranges, a few exclusions. */
 export function generateZone(entries: number, seed = 1): { text: string; listed: string[] } {
@@ -61,6 +79,104 @@ export function generateZone(entries: number, seed = 1): { text: string; listed:
   }
   parts.push('')
   return { text: parts.join('\n'), listed }
+}
+
+/**
+ * Ranges at random unaligned starts, overlapping one another, with some
+ * exclusions and values, up to `bytes` of text: `width` addresses wide (give
+ * or take half), or from 1.x.x.x to 254.x.x.x when `width` is 0 (the widest).
+ */
+export function generateWideRanges(bytes: number, width: number, seed = 1): string {
+  const rnd = prng(seed)
+  const parts: string[] = []
+  let size = 0
+  while (size < bytes) {
+    const a = width ? Math.floor(rnd() * (2 ** 32 - width * 1.5)) : 0x01000000 + Math.floor(rnd() * 2 ** 24)
+    const b = width ? a + Math.floor(width * (0.5 + rnd())) : 0xfe000000 + Math.floor(rnd() * 2 ** 24)
+    const k = rnd()
+    const line = `${k < 0.1 ? '!' : ''}${ipToString(a)}-${ipToString(b)}${k > 0.9 ? ' :3:wide $' : ''}`
+    parts.push(line)
+    size += line.length + 1
+  }
+  parts.push('')
+  return parts.join('\n')
+}
+
+/** Load `file` with ZoneFileSource in a fresh process and measure what loading costs in memory. */
+async function loadInChild(
+  file: string,
+  libDir: string,
+): Promise<{ ok: boolean; ms: number; ranges: number; rssGrowthMB: number; heapGrowthMB: number }> {
+  const script = `
+    const { ZoneFileSource } = require(${JSON.stringify(path.resolve(libDir, 'zonesource.ts'))})
+    const used = () => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers }
+    global.gc?.()
+    const rssBefore = process.memoryUsage().rss
+    const usedBefore = used()
+    let usedPeak = usedBefore
+    const sampler = setInterval(() => { usedPeak = Math.max(usedPeak, used()) }, 2)
+    const src = new ZoneFileSource(${JSON.stringify(file)}, 'bench.test', { info() {}, warn() {} }, { pollMs: 0 })
+    const started = performance.now()
+    src.load().then((ok) => {
+      const ms = performance.now() - started
+      usedPeak = Math.max(usedPeak, used())
+      clearInterval(sampler)
+      src.close()
+      const rssPeak = process.resourceUsage().maxRSS * 1024
+      console.log(JSON.stringify({
+        ok, ms, ranges: src.data ? src.data.size : 0,
+        rssGrowthMB: (rssPeak - rssBefore) / 1048576,
+        heapGrowthMB: (usedPeak - usedBefore) / 1048576,
+      }))
+    })
+  `
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '-e', script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  if (code !== 0) throw new Error(`loading ${file} in a child process failed (${code}): ${err.slice(0, 500)}`)
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Awaited<ReturnType<typeof loadInChild>>
+}
+
+/**
+ * What loading wide ranges costs: 1 MB of overlapping /8-wide ranges, and
+ * 120 KB of ranges from 1/8 to 254/8 (1.0.0.1-254.255.255.254 and the like),
+ * each loaded in a fresh process. `libDir` lets another tree be measured.
+ */
+export async function benchWideRanges(
+  libDir = path.resolve(__dirname, '..', 'lib'),
+): Promise<WideRangeRow[]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zonefile-wide-'))
+  const cases = [
+    { what: '1 MB of overlapping /8-wide ranges', bytes: 1024 * 1024, width: 2 ** 24 },
+    { what: '120 KB of ranges as wide as 1.0.0.1-254.255.255.254', bytes: 120 * 1024, width: 0 },
+  ]
+  const rows: WideRangeRow[] = []
+  try {
+    for (const c of cases) {
+      const text = generateWideRanges(c.bytes, c.width)
+      const file = path.join(dir, 'wide.zone')
+      fs.writeFileSync(file, text)
+      const r = await loadInChild(file, libDir)
+      if (!r.ok) throw new Error(`${c.what}: the file did not load`)
+      rows.push({
+        what: c.what,
+        fileMB: text.length / 1048576,
+        lines: text.split('\n').length - 1,
+        ranges: r.ranges,
+        loadMs: r.ms,
+        rssGrowthMB: r.rssGrowthMB,
+        heapGrowthMB: r.heapGrowthMB,
+      })
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+  return rows
 }
 
 function gc(): boolean {
@@ -95,6 +211,7 @@ export async function benchZoneFile(
   const rows: ZoneBenchRow[] = []
   const quiet = { info: () => undefined, warn: () => undefined }
   let reload: ZoneBenchResult['reload'] = { entries: 0, ms: 0, maxStallMs: 0, p99StallMs: 0, maxGapMs: 0 }
+  const wide = await benchWideRanges()
   try {
     for (const n of sizes) {
       const { text, listed } = generateZone(n, n)
@@ -185,7 +302,21 @@ export async function benchZoneFile(
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
-  return { rows, reload }
+  return { rows, reload, wide }
+}
+
+/** The wide-range rows as the report prints them. */
+export function wideRangeLines(rows: readonly WideRangeRow[]): string[] {
+  const fmt = (n: number, d = 0): string =>
+    n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
+  return rows.map(
+    (w, i) =>
+      `${w.what} (${fmt(w.lines)} lines, ${fmt(w.ranges)} ranges once merged): loaded in ${fmt(w.loadMs)} ms, ` +
+      `peak RSS +${fmt(w.rssGrowthMB, 1)} MB, heap and buffers +${fmt(w.heapGrowthMB, 1)} MB` +
+      (i === 0
+        ? ` (target < ${WIDE_TARGET_MB} MB: ${w.rssGrowthMB < WIDE_TARGET_MB ? 'met' : 'NOT met'})`
+        : ''),
+  )
 }
 
 function printTable(result: ZoneBenchResult): void {
@@ -225,6 +356,7 @@ function printTable(result: ZoneBenchResult): void {
       `event-loop delay max ${fmt(r.maxStallMs, 1)} ms, p99 ${fmt(r.p99StallMs, 1)} ms; ` +
       `longest gap between 1 ms timer ticks ${fmt(r.maxGapMs, 1)} ms`,
   )
+  for (const line of wideRangeLines(result.wide)) console.log(line)
   console.log(`node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'})`)
 }
 

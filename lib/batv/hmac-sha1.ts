@@ -163,8 +163,16 @@ export class HmacSha1Key {
 
   /** The first 24 bits of HMAC-SHA1(key, UTF-8 of text). */
   first24BitsOfText(text: string): number {
-    if (text.length * 3 > textBytes.length) return this.first24Bits(Buffer.from(text, 'utf8'))
-    this.#digestInto(textBytes, writeUtf8(text))
+    if (packShortAscii(text)) {
+      // The usual address: the whole inner message is this one block.
+      copy5(this.#inner, state)
+      compress(state, block)
+      this.#outerHash()
+    } else if (text.length * 3 > textBytes.length) {
+      return this.first24Bits(Buffer.from(text, 'utf8'))
+    } else {
+      this.#digestInto(textBytes, writeUtf8(text))
+    }
     return (state[0] as number) >>> 8
   }
 
@@ -179,7 +187,11 @@ export class HmacSha1Key {
   #digestInto(message: Uint8Array, length: number): void {
     copy5(this.#inner, state)
     finish(state, BLOCK_BYTES, message, length)
-    // The outer hash covers the 20-byte inner one: one block, its words as they are.
+    this.#outerHash()
+  }
+
+  // The outer hash covers the 20-byte inner one in `state`: one block, its words as they are.
+  #outerHash(): void {
     clear(block)
     copy5(state, block)
     block[5] = 0x80000000 | 0
@@ -187,6 +199,24 @@ export class HmacSha1Key {
     copy5(this.#outer, state)
     compress(state, block)
   }
+}
+
+/**
+ * Put ASCII text of at most 55 characters, with SHA-1's padding after one
+ * 64-byte pad block, into `block`; false (block unusable) for other text.
+ */
+function packShortAscii(text: string): boolean {
+  const n = text.length
+  if (n > BLOCK_BYTES - 9) return false
+  clear(block)
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i)
+    if (c > 0x7f) return false
+    block[i >> 2] = (block[i >> 2] as number) | (c << (24 - 8 * (i & 3)))
+  }
+  block[n >> 2] = (block[n >> 2] as number) | (0x80 << (24 - 8 * (n & 3)))
+  block[15] = (BLOCK_BYTES + n) * 8
+  return true
 }
 
 // UTF-8 of short text into one reused buffer, ASCII by a plain loop (the usual

@@ -117,8 +117,9 @@ describe(`a real Haraka ${HARAKA_VERSION} with the plugin installed from its npm
     assert.equal(r.rcpt[0]?.code, 550)
     assert.equal(
       r.rcpt[0]?.raw,
+      // The reason already holds the lookup URL, so it is not repeated.
       `550 5.7.1 Backscatter refused: ${LISTED} is listed on ${ZONE} (Test listing of ${LISTED}, see ` +
-        `${URL(LISTED)}); bounces from it are not accepted, see ${URL(LISTED)}`,
+        `${URL(LISTED)}); bounces from it are not accepted, see ${ZONE}`,
     )
     assert.equal(r.data, undefined)
     assert.equal((await c.command('NOOP')).code, 250, 'not disconnected')

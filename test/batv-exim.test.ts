@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test'
 
 import { BatvKey, dayNumber, prepareKeys, signAddress, verifyAddress } from '../lib/batv'
 import { DAY_MS } from '../lib/batv/tag'
-import { findProgram } from './support/spamd'
+import { findProgram } from './support/programs'
 
 const EXIM = findProgram('exim4')
 const FAKETIME = findProgram('faketime')

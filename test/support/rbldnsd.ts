@@ -9,6 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 
 import { dnsblZone, reverseIpv4, startDns, TYPE } from './dns-server'
+import { findProgram } from './programs'
 
 export interface ZoneServer {
   /** 'rbldnsd' or 'scripted' (the Node loopback server), for reports. */
@@ -43,24 +44,11 @@ export interface ZoneOptions {
   queryLog?: boolean
 }
 
+/** rbldnsd's path, or undefined when it is not installed (it lives in /usr/sbin). */
+export const findRbldnsd = (): string | undefined => findProgram('rbldnsd')
+
 export const ZONE = 'ips.backscatterer.org'
 export const DEFAULT_TXT = 'Test listing of $, see https://www.backscatterer.org/?target=test&ip=$'
-
-/** rbldnsd's path, or undefined when it is not installed (it lives in /usr/sbin). */
-export function findRbldnsd(): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin']
-  for (const dir of dirs) {
-    if (!dir) continue
-    const p = path.join(dir, 'rbldnsd')
-    try {
-      fs.accessSync(p, fs.constants.X_OK)
-      return p
-    } catch {
-      // next
-    }
-  }
-  return undefined
-}
 
 /** An ip4set zone file in rbldnsd's format, as the list's mirrors serve it. */
 export function ip4setZoneFile(listed: readonly string[], txt: string): string {

@@ -7,27 +7,15 @@ import os from 'node:os'
 import path from 'node:path'
 
 import { freeTcpPort } from './haraka'
+import { findProgram } from './programs'
 import { stopChild } from './rbldnsd'
+
+/** redis-server's path, or undefined when it is not installed. */
+export const findRedisServer = (): string | undefined => findProgram('redis-server')
 
 export interface RedisServer {
   readonly port: number
   close(): Promise<void>
-}
-
-/** redis-server's path, or undefined when it is not installed. */
-export function findRedisServer(): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin']
-  for (const dir of dirs) {
-    if (!dir) continue
-    const p = path.join(dir, 'redis-server')
-    try {
-      fs.accessSync(p, fs.constants.X_OK)
-      return p
-    } catch {
-      // next
-    }
-  }
-  return undefined
 }
 
 /** One PING over RESP; true on +PONG. */

@@ -9,35 +9,13 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 
 import { freeTcpPort } from './haraka'
+import { findProgram } from './programs'
 import { stopChild } from './rbldnsd'
 
 const run = promisify(execFile)
 
 /** Where Debian keeps SpamAssassin's site config: the .pre files that load its plugins. */
 const DEBIAN_SITE_CONFIG = '/etc/spamassassin'
-
-/** The path of program `name` (PATH, then the sbin folders), or undefined when it is not installed. */
-export function findProgram(name: string): string | undefined {
-  const dirs = [
-    ...(process.env.PATH ?? '').split(path.delimiter),
-    '/usr/sbin',
-    '/usr/bin',
-    '/usr/local/sbin',
-    '/usr/local/bin',
-    '/sbin',
-  ]
-  for (const dir of dirs) {
-    if (!dir) continue
-    const p = path.join(dir, name)
-    try {
-      fs.accessSync(p, fs.constants.X_OK)
-      return p
-    } catch {
-      // next
-    }
-  }
-  return undefined
-}
 
 export interface SpamAssassinPrograms {
   readonly spamd: string

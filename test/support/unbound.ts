@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 
 import { freeUdpPort, stopChild } from './rbldnsd'
-import { findProgram } from './spamd'
+import { findProgram } from './programs'
 
 /** unbound's path, or undefined when it is not installed (Debian package unbound). */
 export function findUnbound(): string | undefined {

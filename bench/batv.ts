@@ -7,23 +7,16 @@
 //   BENCH_TIME_MS=1000 (per task), BENCH_QUICK=1
 import crypto from 'node:crypto'
 
-import { Bench, type Task } from 'tinybench'
+import { Bench } from 'tinybench'
 
 import { BatvKey, prepareKeys, signAddress, verifyAddress } from '../lib/batv'
 import { DAY_MS } from '../lib/batv/tag'
 import { envInt, fmt, machine, QUICK, runStandalone, table } from './common'
+import { fmtNs, perCallRow, targetCells, type PerCallRow } from './per-call'
 
-export interface BatvRow {
-  name: string
-  /** Nanoseconds per call: mean, median and p99 of the samples, and the samples' relative margin of error (%). */
-  meanNs: number
-  p50Ns: number
-  p99Ns: number
-  rme: number
-  calls: number
+export interface BatvRow extends PerCallRow {
   /** CPU nanoseconds per call (user + system, process.cpuUsage), best of a few runs: less swayed by other load. */
   cpuNs: number
-  targetNs?: number
 }
 
 export interface BatvResult {
@@ -51,22 +44,6 @@ function cpuNsPerCall(batch: () => void, timeMs: number): number {
     best = Math.min(best, ((used.user + used.system) * 1000) / (batches * BATCH))
   }
   return best
-}
-
-function row(task: Task, cpuNs: number, targetNs?: number): BatvRow {
-  const r = task.result
-  if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state}`)
-  const ns = (ms: number): number => (ms * 1e6) / BATCH
-  return {
-    name: task.name,
-    meanNs: ns(r.latency.mean),
-    p50Ns: ns(r.latency.p50),
-    p99Ns: ns(r.latency.p99),
-    rme: r.latency.rme,
-    calls: r.latency.samplesCount * BATCH,
-    cpuNs,
-    ...(targetNs === undefined ? {} : { targetNs }),
-  }
 }
 
 function signed(address: string, key: BatvKey): string {
@@ -148,13 +125,12 @@ export async function benchBatv(opts: { timeMs?: number } = {}): Promise<BatvRes
     'verify at RCPT, valid tag in capitals': 2000,
     'sign at MAIL': 5000,
   }
-  const rows = bench.tasks.map((t) =>
-    row(t, cpuNsPerCall(batches.get(t.name) as () => void, timeMs), targets[t.name]),
-  )
+  const rows = bench.tasks.map((t) => ({
+    ...perCallRow(t, BATCH, targets[t.name]),
+    cpuNs: cpuNsPerCall(batches.get(t.name) as () => void, timeMs),
+  }))
   return { rows, timeMs, machine: machine() }
 }
-
-const ns = (n: number): string => (n >= 10_000 ? `${fmt(n / 1000, 1)} µs` : `${fmt(n, 0)} ns`)
 
 export function renderBatv(r: BatvResult): string {
   return [
@@ -166,14 +142,13 @@ export function renderBatv(r: BatvResult): string {
       ['what', 'mean', 'median', 'p99', '±', 'calls', 'CPU per call', 'target', 'met'],
       r.rows.map((x) => [
         x.name,
-        ns(x.meanNs),
-        ns(x.p50Ns),
-        ns(x.p99Ns),
+        fmtNs(x.meanNs),
+        fmtNs(x.p50Ns),
+        fmtNs(x.p99Ns),
         `${fmt(x.rme, 1)} %`,
         fmt(x.calls),
-        ns(x.cpuNs),
-        x.targetNs === undefined ? '' : `≤ ${ns(x.targetNs)}`,
-        x.targetNs === undefined ? '' : x.meanNs <= x.targetNs ? 'yes' : 'NO',
+        fmtNs(x.cpuNs),
+        ...targetCells(x),
       ]),
     ),
     '',

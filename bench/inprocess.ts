@@ -5,9 +5,16 @@
 //
 //   node --expose-gc --import tsx bench/inprocess.ts
 //   BENCH_TIME_MS=1000 BENCH_ZONE_SIZES=10000,100000,1000000
-import { Bench, type Task } from 'tinybench'
+import { Bench } from 'tinybench'
 
-import { addr, constants, makeTestPlugin, testIni, type HarakaConnection } from '../test/support/harness'
+import {
+  addr,
+  constants,
+  makeTestPlugin,
+  testIni,
+  type HarakaConnection,
+  type TestPlugin,
+} from '../test/support/harness'
 import { dnsblZone, startDns, type ScriptedDns } from '../test/support/dns-server'
 import { startZone } from '../test/support/rbldnsd'
 import { Resolver } from 'node:dns/promises'
@@ -27,6 +34,7 @@ import {
   type Spread,
   runStandalone,
 } from './common'
+import { fmtNs, perCallRow, targetCells, type PerCallRow } from './per-call'
 import { benchZoneFile, wideRangeLines, type ZoneBenchResult } from './zonefile'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -36,17 +44,7 @@ const ZONE = 'ips.backscatterer.org'
 const LISTED_IP = '45.33.12.7'
 const UNLISTED_IP = '45.33.12.8'
 
-export interface InProcessRow {
-  name: string
-  /** Nanoseconds per call: mean, median and p99 of the samples, and the samples' relative margin of error. */
-  meanNs: number
-  p50Ns: number
-  p99Ns: number
-  rme: number
-  samples: number
-  calls: number
-  targetNs?: number
-}
+export type InProcessRow = PerCallRow
 
 /** CPU time per operation with a DNS query, measured with process.cpuUsage over many concurrent operations. */
 export interface MissRow {
@@ -69,10 +67,17 @@ type Next = (code?: number, msg?: unknown) => void
 const LEVELS = ['logdebug', 'loginfo', 'lognotice', 'logwarn', 'logerror', 'logcrit', 'logprotocol']
 
 /** A fixtures connection from `ip` whose log methods do nothing (as at Haraka's default level, cheaply). */
-function quietConnection(ip: string): HarakaConnection {
-  const conn = fixtures.makeConnection({ ip, withTxn: true, relaying: false })
+export function quietConnection(ip: string, relaying = false): HarakaConnection {
+  const conn = fixtures.makeConnection({ ip, withTxn: true, relaying })
   for (const level of LEVELS) conn[level] = () => undefined
   return conn
+}
+
+/** The plugin registered with `ini` as its backscatter.ini, its log methods doing nothing. */
+export function quietTestPlugin(ini: string): TestPlugin {
+  const tp = makeTestPlugin(ini)
+  for (const level of LEVELS) tp.plugin[level] = () => undefined
+  return tp
 }
 
 function newTransaction(conn: HarakaConnection): unknown {
@@ -81,38 +86,19 @@ function newTransaction(conn: HarakaConnection): unknown {
   return txn
 }
 
-function row(task: Task, batch: number, targetNs?: number): InProcessRow {
-  const r = task.result
-  if (r.state !== 'completed') {
-    throw new Error(`${task.name}: ${r.state}${'error' in r ? `: ${String(r.error)}` : ''}`)
-  }
-  const ns = (ms: number): number => (ms * 1e6) / batch
-  return {
-    name: task.name,
-    meanNs: ns(r.latency.mean),
-    p50Ns: ns(r.latency.p50),
-    p99Ns: ns(r.latency.p99),
-    rme: r.latency.rme,
-    samples: r.latency.samplesCount,
-    calls: r.latency.samplesCount * batch,
-    ...(targetNs === undefined ? {} : { targetNs }),
-  }
-}
-
 export async function benchInProcess(
   opts: { timeMs?: number; zoneSizes?: number[]; missRepeats?: number; log?: (s: string) => void } = {},
 ): Promise<InProcessResult> {
   const timeMs = opts.timeMs ?? 1000
   const log = opts.log ?? (() => undefined)
   let dns: ScriptedDns | undefined
-  let tp: ReturnType<typeof makeTestPlugin> | undefined
+  let tp: TestPlugin | undefined
   try {
     dns = await startDns(
       dnsblZone(ZONE, { [LISTED_IP]: { txt: `Listed, backscatter seen from ${LISTED_IP}` } }),
     )
-    tp = makeTestPlugin(testIni(dns.server))
+    tp = quietTestPlugin(testIni(dns.server))
     const plugin = tp.plugin
-    for (const level of LEVELS) plugin[level] = () => undefined
 
     const ordinary = addr('someone@sender.example')
     const nullSender = addr('<>')
@@ -234,7 +220,7 @@ export async function benchInProcess(
       'MAIL+RCPT, cached bounce, not listed': 10_000,
     }
     const rows = bench.tasks.map((t) =>
-      row(
+      perCallRow(
         t,
         t.name.startsWith('MAIL+RCPT') || t.name.startsWith('hook_mail alone') ? ASYNC_BATCH : SYNC_BATCH,
         targets[t.name],
@@ -265,10 +251,9 @@ async function benchMisses(
   log: (s: string) => void,
 ): Promise<{ misses: MissRow[]; missServer: string }> {
   const zone = await startZone({ listed: listedRanges(), queryLog: false })
-  const tp = makeTestPlugin(`[dns]\nservers = ${zone.server}\n`)
+  const tp = quietTestPlugin(`[dns]\nservers = ${zone.server}\n`)
   try {
     const plugin = tp.plugin
-    for (const level of LEVELS) plugin[level] = () => undefined
     const ResultStore = fixtures.results as { prototype: object }
     const nullSender = addr('<>')
     const rcpt = addr('user@example.net')
@@ -354,8 +339,6 @@ async function benchMisses(
   }
 }
 
-const ns = (n: number): string => (n >= 10_000 ? `${fmt(n / 1000, 1)} µs` : `${fmt(n, 0)} ns`)
-
 export function renderInProcess(r: InProcessResult): string {
   const out: string[] = []
   out.push(
@@ -368,13 +351,12 @@ export function renderInProcess(r: InProcessResult): string {
       ['what', 'mean', 'median', 'p99', '±', 'calls', 'target', 'met'],
       r.rows.map((x) => [
         x.name,
-        ns(x.meanNs),
-        ns(x.p50Ns),
-        ns(x.p99Ns),
+        fmtNs(x.meanNs),
+        fmtNs(x.p50Ns),
+        fmtNs(x.p99Ns),
         `${fmt(x.rme, 1)} %`,
         fmt(x.calls),
-        x.targetNs === undefined ? '' : `≤ ${ns(x.targetNs)}`,
-        x.targetNs === undefined ? '' : x.meanNs <= x.targetNs ? 'yes' : 'NO',
+        ...targetCells(x),
       ]),
     ),
   )

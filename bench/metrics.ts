@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks'
 
 import { Counter, Histogram, Registry } from 'prom-client'
-import { Bench, type Task } from 'tinybench'
+import { Bench } from 'tinybench'
 
 import { BackscatterChecker } from '../lib/checker'
 import { BackscatterMetrics, LOOKUP_SECONDS_BUCKETS } from '../lib/metrics'
@@ -17,20 +17,15 @@ import { MeteredChecker } from '../lib/metrics/checker'
 import { parseSettings } from '../lib/settings'
 import { dnsblZone, startDns } from '../test/support/dns-server'
 import { envInt, fmt, fmtSpread, QUICK, runStandalone, spread, table, type Spread } from './common'
+import { fmtNs, perCallRow, targetCells, type PerCallRow } from './per-call'
 
 const ZONE = 'ips.backscatterer.org'
 /** Transactions per tinybench sample: one call is far below the timer's resolution. */
 const BATCH = 1000
 const LISTED_IP = '45.33.12.7'
 
-export interface MetricsRow {
-  name: string
-  /** Nanoseconds per transaction (or per scrape): mean and p99 of the samples, and the relative margin of error. */
-  meanNs: number
-  p99Ns: number
-  rme: number
-  targetNs?: number
-}
+/** Per transaction, or per scrape. */
+export type MetricsRow = PerCallRow
 
 /** CPU ns per check of a cached answer: median (min–max) over the rounds. */
 export interface CheckerCost {
@@ -47,21 +42,6 @@ export interface MetricsBenchResult {
   /** What metrics add to a checked bounce: the metered checker's extra and the recorder calls. */
   perTransactionNs: number
   timeMs: number
-}
-
-function row(task: Task, perSample: number, targetNs?: number): MetricsRow {
-  const r = task.result
-  if (r.state !== 'completed') {
-    throw new Error(`${task.name}: ${r.state}${'error' in r ? `: ${String(r.error)}` : ''}`)
-  }
-  const ns = (ms: number): number => (ms * 1e6) / perSample
-  return {
-    name: task.name,
-    meanNs: ns(r.latency.mean),
-    p99Ns: ns(r.latency.p99),
-    rme: r.latency.rme,
-    ...(targetNs === undefined ? {} : { targetNs }),
-  }
 }
 
 export async function benchMetrics(
@@ -133,8 +113,8 @@ export async function benchMetrics(
   if (bytes === 0) throw new Error('the scrape rendered nothing')
   const rows = bench.tasks.map((t) =>
     t.name.startsWith('one scrape')
-      ? row(t, 1)
-      : row(t, BATCH, t.name.startsWith('bounce') ? 1000 : undefined),
+      ? perCallRow(t, 1)
+      : perCallRow(t, BATCH, t.name.startsWith('bounce') ? 1000 : undefined),
   )
   const checker = await checkerCost(opts.rounds ?? 7, opts.checks ?? 50_000)
   const recipientNs = rows.find((r) => r.name.startsWith('bounce, cached'))?.meanNs ?? NaN
@@ -187,8 +167,6 @@ async function checkerCost(rounds: number, checks: number): Promise<CheckerCost>
   }
 }
 
-const ns = (n: number): string => (n >= 10_000 ? `${fmt(n / 1000, 1)} µs` : `${fmt(n, 0)} ns`)
-
 export function renderMetrics(r: MetricsBenchResult): string {
   return [
     `Metrics in process (tinybench, ${r.timeMs} ms per task; per transaction, or per scrape: ` +
@@ -196,14 +174,7 @@ export function renderMetrics(r: MetricsBenchResult): string {
     '',
     table(
       ['what', 'mean', 'p99', '±', 'target', 'met'],
-      r.rows.map((x) => [
-        x.name,
-        ns(x.meanNs),
-        ns(x.p99Ns),
-        `${fmt(x.rme, 1)} %`,
-        x.targetNs === undefined ? '' : `≤ ${ns(x.targetNs)}`,
-        x.targetNs === undefined ? '' : x.meanNs <= x.targetNs ? 'yes' : 'NO',
-      ]),
+      r.rows.map((x) => [x.name, fmtNs(x.meanNs), fmtNs(x.p99Ns), `${fmt(x.rme, 1)} %`, ...targetCells(x)]),
     ),
     '',
     `CPU per check of a cached answer (process.cpuUsage, ${r.checker.checks} checks a round, ` +
@@ -218,7 +189,7 @@ export function renderMetrics(r: MetricsBenchResult): string {
       ],
     ),
     '',
-    `Metrics per checked bounce: ${ns(r.perTransactionNs)} (the metered checker's extra, median, plus ` +
+    `Metrics per checked bounce: ${fmtNs(r.perTransactionNs)} (the metered checker's extra, median, plus ` +
       `the recorder calls of a cached bounce with 2 recipients); target ≤ 1,000 ns: ` +
       `${r.perTransactionNs <= 1000 ? 'met' : 'NOT met'}. Ordinary mail: nothing counted, no cost.`,
   ].join('\n')

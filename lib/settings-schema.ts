@@ -5,6 +5,7 @@
 // as [batv] or [batv.keys] (with `patternKeys` for keys chosen by the operator).
 import net from 'node:net'
 
+import { EXIM_LIFETIME_DAYS, MAX_LIFETIME_DAYS } from './batv'
 import { parseListen } from './metrics/listen'
 import {
   boolean,
@@ -34,12 +35,21 @@ export interface PatternKeys<T> {
   readonly doc: string
   /** What happens to a key whose value cannot be used, e.g. "ignored, …". */
   readonly onInvalid: string
+  /** Used for a key whose value cannot be used, where ignoring it would refuse more (e.g. an action). */
+  readonly fallback?: unknown
+  /** An invalid value changes what is refused: report it at error level. */
+  readonly severity?: 'error'
 }
 
 export interface SectionSpec<K extends Record<string, Setting<unknown>> = Record<string, Setting<unknown>>> {
   readonly doc: string
   readonly keys: K
   readonly patternKeys?: PatternKeys<unknown>
+  /**
+   * Read from the file's text, not from haraka-config's values (which turn
+   * `0123` into 123): the section's values are kept exactly as written.
+   */
+  readonly rawText?: true
 }
 
 /** The values of a section, typed by its declaration. */
@@ -49,6 +59,10 @@ export type SectionValues<K> = { -readonly [P in keyof K]: K[P] extends Setting<
 const ZONE_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
 // A local part as it can appear in a config list (no quoting, no @).
 const LOCAL_PART = /^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+$/
+// A mail domain: a host name (RFC 1035 labels), lower case.
+const DOMAIN_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/
+// A date as YYYY-MM-DD.
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/
 // A header field name: printable ASCII except the colon (RFC 5322 §3.6.8).
 const HEADER_NAME = /^[\x21-\x39\x3b-\x7e]+$/
 
@@ -95,6 +109,39 @@ function localPart(raw: string): Item {
   return LOCAL_PART.test(part) ? { value: part } : { drop: `"${raw}" is not a local part; ignored` }
 }
 
+/** Is `name` a mail domain such as example.com (lower case)? */
+export function isDomainName(name: string): boolean {
+  return DOMAIN_NAME.test(name)
+}
+
+function domain(raw: string): Item {
+  const name = raw.toLowerCase().replace(/\.$/, '')
+  return isDomainName(name) ? { value: name } : { drop: `"${raw}" is not a domain name; ignored` }
+}
+
+/** `local@domain` or `@domain`, lower case; `local` alone too when `localParts` is set. */
+function recipientPattern(raw: string, localParts: boolean): Item {
+  const text = raw.toLowerCase()
+  const at = text.lastIndexOf('@')
+  if (at < 0) return localParts ? localPart(raw) : { drop: `"${raw}" is not an address or @domain; ignored` }
+  const local = text.slice(0, at)
+  const host = text.slice(at + 1)
+  if ((local === '' || LOCAL_PART.test(local)) && isDomainName(host)) return { value: text }
+  const what = localParts ? 'a local part, an address or @domain' : 'an address or @domain'
+  return { drop: `"${raw}" is not ${what}; ignored` }
+}
+
+/** Milliseconds at the start (00:00 UTC) of a YYYY-MM-DD day, or undefined when it is no real date. */
+export function dayStartMs(text: string): number | undefined {
+  const m = ISO_DATE.exec(text)
+  if (!m) return undefined
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])]
+  const ms = Date.UTC(year, month - 1, day)
+  const back = new Date(ms)
+  const real = back.getUTCFullYear() === year && back.getUTCMonth() === month - 1 && back.getUTCDate() === day
+  return real ? ms : undefined
+}
+
 function skipIp(raw: string): Item {
   if (!isIpOrCidr(raw)) return { drop: `"${raw}" is not an IP address or CIDR; ignored` }
   // haraka-net-utils reads a /0 mask as /32; to check nobody, use action = score instead.
@@ -136,9 +183,9 @@ const MAIN = {
     { freeText: true },
   ),
   exempt_recipients: setting(
-    list(localPart),
+    list((raw) => recipientPattern(raw, true)),
     ['postmaster', 'abuse'],
-    'Local parts that always get their mail; postmaster is always among them (RFC 5321 §4.5.1).',
+    'Recipients that always get their mail: local parts, addresses and @domains; postmaster is always among them (RFC 5321 §4.5.1).',
   ),
   header: setting(
     textOf((v) => (v === '' || HEADER_NAME.test(v) ? undefined : `"${v}" is not a header field name`)),
@@ -196,6 +243,50 @@ const METRICS = {
   ),
 }
 
+const BATV = {
+  domains: setting(
+    list(domain),
+    [],
+    'Domains whose outgoing senders are signed and whose incoming bounces must carry a tag. Empty: BATV is off.',
+  ),
+  sign_key: setting(integer(0, 9), 1, 'The number of the key in [batv.keys] that signs.'),
+  lifetime_days: setting(
+    integer(1, MAX_LIFETIME_DAYS),
+    EXIM_LIFETIME_DAYS,
+    'Days a tag stays valid after the day it was signed; Exim always uses 7.',
+  ),
+  sign: setting(
+    boolean(),
+    true,
+    'Sign the MAIL FROM of relaying clients whose sender domain is in domains. false: check only.',
+  ),
+  missing: setting(SCORE, 5, 'Score of a bounce to a signing domain without a tag.'),
+  invalid: setting(
+    SCORE,
+    5,
+    'Score of a bounce with a bad signature, an unknown key, an expired or malformed tag.',
+  ),
+  valid: setting(SCORE, -10, 'Score of a bounce with a valid tag: a bounce of our own mail.'),
+  missing_from: setting(
+    textOf((v) => (v === '' || dayStartMs(v) !== undefined ? undefined : `"${v}" is not a date YYYY-MM-DD`)),
+    '',
+    'Day (YYYY-MM-DD, UTC) from which missing is scored: the day signing started plus lifetime_days. Empty: recorded, never scored.',
+  ),
+  unsigned_recipients: setting(
+    list((raw) => recipientPattern(raw, false)),
+    [],
+    'Addresses and @domains whose mail leaves unsigned, e.g. mailing lists that know members by the envelope sender.',
+  ),
+  keys_file: setting(
+    textOf(),
+    '',
+    "A file in Haraka's config folder that holds the [batv.keys] section, besides backscatter.ini. Empty: none.",
+  ),
+}
+
+/** A per-recipient-domain action: the [main] actions, and off (never refused). */
+export const RECIPIENT_ACTIONS = ['reject', 'defer', 'score', 'off'] as const
+
 const ZONE = {
   score: setting(SCORE, 5, 'Score when the zone lists the client.'),
   ipv4: setting(boolean(), true, 'Query the zone for IPv4 clients.'),
@@ -216,6 +307,33 @@ export const SECTIONS = {
   skip: { doc: 'Clients never looked up.', keys: SKIP },
   dns: { doc: 'How the zones are queried and answers cached.', keys: DNS },
   metrics: { doc: 'Prometheus metrics on /metrics; off unless listen is set.', keys: METRICS },
+  batv: { doc: 'Signed bounces (BATV): sign our senders, accept only bounces of our own mail.', keys: BATV },
+  'batv.keys': {
+    doc: 'The BATV secrets, read as written (text, never a number).',
+    keys: {},
+    patternKeys: {
+      label: 'N',
+      matches: (key: string) => /^\d$/.test(key),
+      kind: textOf() as Kind<unknown>,
+      doc: 'Key number 0-9 = secret, everything after the = (no comment after it).',
+      onInvalid: 'ignored',
+    },
+    rawText: true,
+  },
+  recipient_domains: {
+    doc: 'The action for recipients in one domain, instead of [main] action.',
+    keys: {},
+    patternKeys: {
+      label: 'DOMAIN',
+      matches: (key: string) => isDomainName(key.toLowerCase()),
+      kind: oneOf(RECIPIENT_ACTIONS) as Kind<unknown>,
+      doc: 'reject, defer, score, or off (never refused, as an exempt recipient).',
+      onInvalid: 'using score',
+      // A typo must not refuse mail the operator meant to accept.
+      fallback: 'score',
+      severity: 'error',
+    },
+  },
 } as const satisfies Record<string, SectionSpec>
 
 /** One section per zone named in [main] zones, named for the zone. */

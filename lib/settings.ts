@@ -1,3 +1,4 @@
+import { readBatv, type BatvSettings, type ReadConfigLines } from './batv-settings'
 import { listenAddress, type ListenAddress } from './metrics/listen'
 import { withoutComment, type Setting } from './settings-kinds'
 import {
@@ -7,15 +8,20 @@ import {
   defaultsOf,
   zoneDefaults,
   zoneKey,
+  type RECIPIENT_ACTIONS,
   type SectionSpec,
   type SectionValues,
 } from './settings-schema'
 import { parseTemplate, type Template } from './template'
 
 export { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer } from './settings-schema'
+export type { BatvSettings, ReadConfigLines } from './batv-settings'
 
 /** What the plugin does with a bounce whose score reaches the threshold. */
 export type Action = SectionValues<typeof SECTIONS.main.keys>['action']
+
+/** The action for one recipient domain: an Action, or off (never refused, like an exempt recipient). */
+export type RecipientAction = (typeof RECIPIENT_ACTIONS)[number]
 
 export interface ZoneSettings {
   /** DNS zone queried, e.g. `ips.backscatterer.org`. */
@@ -65,8 +71,13 @@ export interface Settings {
   readonly message: string
   /** `message`, split at its placeholders. */
   readonly messageTemplate: Template
-  /** Lower-case local parts that are always accepted; postmaster always among them (RFC 5321 §4.5.1). */
+  /**
+   * Recipients always accepted, lower case: local parts, `local@domain` and
+   * `@domain`; postmaster always among them (RFC 5321 §4.5.1).
+   */
   readonly exemptRecipients: ReadonlySet<string>
+  /** Per lower-case recipient domain, the action used instead of `action`. */
+  readonly recipientActions: ReadonlyMap<string, RecipientAction>
   /** Header added to accepted, checked messages. Empty: none. */
   readonly header: string
   readonly senders: {
@@ -88,6 +99,8 @@ export interface Settings {
     /** Where /metrics is served; undefined: not served. */
     readonly listen: ListenAddress | undefined
   }
+  /** Signed bounces (BATV); off while `batv.domains` is empty. */
+  readonly batv: BatvSettings
 }
 
 /** The result of reading the ini: settings to use and one line per problem found. */
@@ -97,6 +110,16 @@ export interface ParsedSettings {
   readonly problems: readonly string[]
   /** Problems to log as errors: a value that changes what is refused (e.g. `action`). */
   readonly errors: readonly string[]
+  /** Information to log once at load: no problem, but something the operator may want to set. */
+  readonly notes: readonly string[]
+}
+
+/** Where parseSettings finds what haraka-config's values cannot give exactly. */
+export interface SettingsSources {
+  /** Reads a config file's lines as text; the BATV secrets come from there. */
+  readonly readLines?: ReadConfigLines
+  /** The clock, for the rollout hint of [batv] missing_from. */
+  readonly nowMs?: number
 }
 
 type RawSection = Readonly<Record<string, unknown>>
@@ -143,7 +166,8 @@ function readSection<K extends Keys>(
       continue
     }
     const fallback = (setting.onInvalid ?? defaults[key]) as SectionValues<K>[typeof key]
-    report.add(name, key, `${reading.why}; using ${setting.kind.format(fallback)}`, setting.severity)
+    const shown = setting.kind.format(fallback) || '(empty)'
+    report.add(name, key, `${reading.why}; using ${shown}`, setting.severity)
     values[key] = fallback
   }
   const patterned = new Map<string, unknown>()
@@ -156,7 +180,8 @@ function readSection<K extends Keys>(
     }
     const reading = pattern.kind.read(withoutComment(raw[key]))
     if (reading.ok) patterned.set(key, reading.value)
-    else report.add(name, key, `${reading.why}; ${pattern.onInvalid}`)
+    else report.add(name, key, `${reading.why}; ${pattern.onInvalid}`, pattern.severity)
+    if (!reading.ok && pattern.fallback !== undefined) patterned.set(key, pattern.fallback)
   }
   return { values, patterned }
 }
@@ -224,7 +249,7 @@ function readDns(report: Report, raw: RawSection): DnsSettings {
  * Never throws: every problem becomes one line in `problems` (or `errors`) and
  * a safe value is used.
  */
-export function parseSettings(raw: unknown): ParsedSettings {
+export function parseSettings(raw: unknown, sources: SettingsSources = {}): ParsedSettings {
   const report = new Report()
   const sections = sectionsOf(raw)
   const section = (name: string): RawSection => sections.get(name) ?? {}
@@ -236,6 +261,13 @@ export function parseSettings(raw: unknown): ParsedSettings {
   const skip = read('skip', SECTIONS.skip)
   const dns = readDns(report, section('dns'))
   const metrics = read('metrics', SECTIONS.metrics)
+  const batv = readBatv(read('batv', SECTIONS.batv), sources.readLines, sources.nowMs ?? Date.now())
+  report.problems.push(...batv.problems)
+  report.errors.push(...batv.errors)
+  const domains = section('recipient_domains')
+  const recipientActions = new Map<string, RecipientAction>()
+  const actions = readSection(report, 'recipient_domains', domains, SECTIONS.recipient_domains, {}).patterned
+  for (const [key, action] of actions) recipientActions.set(key.toLowerCase(), action as RecipientAction)
 
   const zoneSections = zoneSectionsOf(sections)
   const zones = main.zones.map((name) => readZone(report, name, zoneSections.get(name) ?? {}))
@@ -261,6 +293,7 @@ export function parseSettings(raw: unknown): ParsedSettings {
     message,
     messageTemplate: parseTemplate(message),
     exemptRecipients: exempt,
+    recipientActions,
     header: main.header,
     senders: Object.freeze({
       null: senders.null,
@@ -273,10 +306,12 @@ export function parseSettings(raw: unknown): ParsedSettings {
     }),
     dns,
     metrics: Object.freeze({ listen: listenAddress(metrics.listen) }),
+    batv: batv.batv,
   })
   return Object.freeze({
     settings,
     problems: Object.freeze(report.problems),
     errors: Object.freeze(report.errors),
+    notes: Object.freeze([...batv.notes]),
   })
 }

@@ -6,8 +6,22 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
-import { parseSettings, type Settings, type ZoneSettings } from '../lib/settings'
-import { SECTIONS, ZONE_PRESETS, ZONE_SECTION, ZONE_SECTION_NAME } from '../lib/settings-schema'
+import { prepareKeys, signAddress, type BatvKey } from '../lib/batv'
+import { secretsFromLines } from '../lib/batv-settings'
+import {
+  parseSettings,
+  type BatvSettings,
+  type ReadConfigLines,
+  type Settings,
+  type ZoneSettings,
+} from '../lib/settings'
+import {
+  SECTIONS,
+  ZONE_PRESETS,
+  ZONE_SECTION,
+  ZONE_SECTION_NAME,
+  type SectionSpec,
+} from '../lib/settings-schema'
 import type { Setting } from '../lib/settings-kinds'
 import { REPO } from './support/harness'
 import { loadDeploymentIni, loadPackageIni } from './support/load-ini'
@@ -60,8 +74,29 @@ function zone(name: string, values: Partial<ZoneSettings>): ZoneSettings {
   }
 }
 
-/** What each example means, found by a line it holds; every example needs one. */
-const EXAMPLES: { document: string; holds: string; means: Settings }[] = [
+/** The keys a [batv.keys] example holds, prepared as the plugin prepares them. */
+function keysOf(entries: [number, string][]): ReadonlyMap<number, BatvKey> {
+  const { keys, problems } = prepareKeys(new Map(entries))
+  assert.deepEqual(problems, [])
+  return keys
+}
+
+/** [batv] of an example: the defaults with `values`; the sign key is key 1 of `keys`. */
+function batv(values: Partial<BatvSettings>): BatvSettings {
+  const keys = values.keys ?? new Map()
+  return { ...defaults.batv, signKey: keys.get(1), ...values }
+}
+
+const SECRET = '6f1c3a9e0b7d4e52a8c1f09d3b6e7a214c5d8e9f0a1b2c3d'
+const KEY = keysOf([[1, SECRET]])
+const dayStart = (date: string): number => Date.parse(`${date}T00:00:00Z`)
+
+/**
+ * What each example means, found by a line it holds; every example needs one.
+ * `secrets`: the secret text each key of the example must sign with (BatvKey
+ * instances compare equal whatever their secret, so the test signs with them).
+ */
+const EXAMPLES: { document: string; holds: string; means: Settings; secrets?: [number, string][] }[] = [
   {
     document: 'README.md',
     holds: 'action = defer          ; try it out first: 450 instead of 550',
@@ -94,7 +129,78 @@ const EXAMPLES: { document: string; holds: string; means: Settings }[] = [
     holds: 'file = /var/lib/rbldnsd/ips.backscatterer.org',
     means: { ...defaults, zones: [{ ...backscatterer, file: '/var/lib/rbldnsd/ips.backscatterer.org' }] },
   },
+  {
+    document: 'docs/signed-bounces.md',
+    holds: 'domains = example.com, example.org',
+    means: {
+      ...defaults,
+      batv: batv({
+        domains: new Set(['example.com', 'example.org']),
+        keys: KEY,
+        missingFrom: '2026-12-08',
+        missingFromMs: dayStart('2026-12-08'),
+      }),
+    },
+    secrets: [[1, SECRET]],
+  },
+  {
+    document: 'docs/signed-bounces.md',
+    holds: '; The secrets: [batv.keys] in a file of its own.',
+    means: {
+      ...defaults,
+      batv: batv({
+        domains: new Set(['example.com']),
+        keys: keysOf([
+          [1, SECRET],
+          [2, '0123'],
+        ]),
+        missingFrom: '2026-12-08',
+        missingFromMs: dayStart('2026-12-08'),
+        keysFile: 'backscatter_keys.ini',
+      }),
+    },
+    secrets: [
+      [1, SECRET],
+      [2, '0123'],
+    ],
+  },
+  {
+    document: 'docs/signed-bounces.md',
+    holds: 'unsigned_recipients = announce@lists.example.org, @groups.example.net',
+    means: {
+      ...defaults,
+      batv: batv({
+        domains: new Set(['example.com']),
+        keys: keysOf([
+          [1, SECRET],
+          [2, '0123'],
+        ]),
+        missingFrom: '2026-12-08',
+        missingFromMs: dayStart('2026-12-08'),
+        keysFile: 'backscatter_keys.ini',
+        unsignedRecipients: new Set(['announce@lists.example.org', '@groups.example.net']),
+      }),
+    },
+  },
 ]
+
+/** Reads a file name as the lines of the example in `document` that names it (`backscatter.ini`: `own`). */
+function exampleFiles(document: string, own: string): ReadConfigLines {
+  return (name) => {
+    if (name === 'backscatter.ini') return own.split('\n')
+    const block = iniBlocks(document).find((b) => b.names !== undefined && path.basename(b.names) === name)
+    return block ? block.text.split('\n') : { error: `no example of ${name} in ${document}` }
+  }
+}
+
+/** Does `key` sign as a key made from `secret`? */
+function signsWith(key: BatvKey | undefined, id: number, secret: string): boolean {
+  const reference = keysOf([[id, secret]]).get(id)!
+  const now = dayStart('2026-12-01')
+  const a = key && signAddress('bob@example.com', key, 7, now)
+  const b = signAddress('bob@example.com', reference, 7, now)
+  return a !== undefined && JSON.stringify(a) === JSON.stringify(b)
+}
 
 describe('ini examples in README.md and docs/', () => {
   const blocks = DOCUMENTS.flatMap(iniBlocks)
@@ -117,11 +223,30 @@ describe('ini examples in README.md and docs/', () => {
       const document = example.where.replace(/:\d+$/, '')
       const meanings = EXAMPLES.filter((e) => e.document === document && example.text.includes(e.holds))
       assert.equal(meanings.length, 1, `no single expectation for this example:\n${example.text}`)
-      const { settings, problems, errors } = parseSettings(loadDeploymentIni(example.text))
+      const meaning = meanings[0]!
+      const readLines = exampleFiles(document, example.text)
+      const parsed = parseSettings(loadDeploymentIni(example.text), { readLines })
+      const { settings, problems, errors } = parsed
       assert.deepEqual([...errors, ...problems], [])
-      assert.deepEqual(settings, meanings[0]!.means)
+      assert.deepEqual(settings, meaning.means)
+      for (const [id, secret] of meaning.secrets ?? []) {
+        assert.ok(
+          signsWith(settings.batv.keys.get(id), id, secret),
+          `key ${id} signs with its secret as printed`,
+        )
+      }
     })
   }
+
+  it('ini examples of other files that hold [batv.keys] read with no problem', () => {
+    const keyFiles = blocks.filter((b) => b.names !== undefined && /_keys\.ini$/.test(b.names))
+    assert.ok(keyFiles.length >= 1)
+    for (const block of keyFiles) {
+      const { secrets, problems } = secretsFromLines(block.text.split('\n'), block.names!)
+      assert.deepEqual(problems, [], block.where)
+      assert.ok(secrets.size > 0, block.where)
+    }
+  })
 
   it('every expectation has its example', () => {
     for (const e of EXAMPLES) {
@@ -186,7 +311,7 @@ describe("the README's settings tables follow the table in lib/settings-schema.t
     )
   })
 
-  for (const [name, spec] of sections) {
+  for (const [name, spec] of sections as [string, SectionSpec][]) {
     it(`[${name}]: every key with its default`, () => {
       const part = readme.get(name) ?? ''
       const expected = Object.entries(spec.keys).map(([key, setting]) => {
@@ -202,7 +327,10 @@ describe("the README's settings tables follow the table in lib/settings-schema.t
         }
         return [`\`${key}\``, cell]
       })
-      if (name === ZONE_SECTION_NAME) expected.splice(1, 0, [`\`${ZONE_SECTION.patternKeys.label}\``, '—'])
+      // Keys recognised by their form have one row, after `score` for a zone, else last.
+      const pattern = spec.patternKeys
+      if (pattern)
+        expected.splice(name === ZONE_SECTION_NAME ? 1 : expected.length, 0, [`\`${pattern.label}\``, '—'])
       assert.deepEqual(
         tableRows(part).map((row) => row.slice(0, 2)),
         expected,

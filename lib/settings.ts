@@ -166,8 +166,7 @@ function readSection<K extends Keys>(
       continue
     }
     const fallback = (setting.onInvalid ?? defaults[key]) as SectionValues<K>[typeof key]
-    const shown = setting.kind.format(fallback) || '(empty)'
-    report.add(name, key, `${reading.why}; using ${shown}`, setting.severity)
+    report.add(name, key, `${reading.why}; using ${setting.kind.format(fallback)}`, setting.severity)
     values[key] = fallback
   }
   const patterned = new Map<string, unknown>()

@@ -2,32 +2,39 @@
 import constants from 'haraka-constants'
 import DSN from 'haraka-dsn'
 
+import { keepUnsignedFor, signSender, stripTag, type SignedSender } from './batv-hooks'
+import { configLinesReader } from './batv-settings'
 import { clientToCheck } from './client'
+import { rewriteInPlace } from './envelope-rewrite'
 import { BackscatterMetrics } from './metrics'
 import { MeteredChecker } from './metrics/checker'
 import { answerClusterScrapes, clusterExposition, processExposition } from './metrics/cluster'
 import { MetricsEndpoint } from './metrics/server'
 import { recipientPluginsBefore } from './placement'
-import { isBounceSender, localPart, type EnvelopeAddress } from './sender'
-import { parseSettings, type Settings } from './settings'
 import {
-  decideRecipient,
-  decideVerdict,
-  exemptRecipient,
-  formatReply,
-  headerValue,
-  refusal,
-  type Verdict,
-} from './verdict'
+  checkRecipientTag,
+  decideBounceRecipient,
+  isExempt,
+  notChecked,
+  recipientAction,
+  recipientName,
+  tagResultText,
+  type BatvResult,
+} from './recipient'
+import { isBounceSender, wireAddress, type EnvelopeAddress } from './sender'
+import { parseSettings, type Settings } from './settings'
+import { decideVerdict, formatBatvReply, formatReply, headerValue, refusal, type Verdict } from './verdict'
 
 type Next = (code?: number, msg?: unknown) => void
 
 interface Results {
   add(plugin: unknown, obj: Record<string, unknown>): unknown
+  push(plugin: unknown, obj: Record<string, unknown>): unknown
 }
 
 interface Transaction {
   results: Results
+  mail_from: EnvelopeAddress | null | undefined
   add_header(name: string, value: string): void
   remove_header(name: string): void
 }
@@ -44,12 +51,15 @@ interface Connection {
 interface HarakaConfig {
   get(name: string, cb: () => void): unknown
   get(name: string, type: 'list'): unknown
+  get(name: string, type: 'data', cb: () => void): unknown
 }
 
 /** One transaction's check: started in hook_mail, awaited in hook_rcpt and data_post. */
 interface Pending {
   readonly settings: Settings
   readonly verdict: Promise<Verdict | undefined>
+  /** The BATV results of the recipients accepted so far, for the header. */
+  readonly accepted: BatvResult[]
 }
 
 interface State {
@@ -61,6 +71,10 @@ interface State {
   metrics: BackscatterMetrics
   /** Serves /metrics: in single-process Haraka and in a cluster's master, from the init hooks on. */
   endpoint?: MetricsEndpoint
+  /** Transactions whose sender was signed at MAIL, with the sender as the client gave it. */
+  signed: WeakMap<Transaction, SignedSender>
+  /** The clock for signing and checking tags (tests set it). */
+  now: () => number
 }
 
 /** `this` in every hook: the Haraka Plugin instance these exports are copied onto. */
@@ -87,12 +101,17 @@ export function register(this: BackscatterPlugin): void {
 
 /** Read config/backscatter.ini (again on every edit) and start a checker for it. */
 export function load_backscatter_ini(this: BackscatterPlugin): void {
-  const raw = this.config.get('backscatter.ini', () => this.load_backscatter_ini())
-  const { settings, problems, errors } = parseSettings(raw)
+  const reload = (): void => this.load_backscatter_ini()
+  const raw = this.config.get('backscatter.ini', reload)
+  // The BATV secrets as written: haraka-config's ini values would turn 0123 into 123.
+  const readLines = configLinesReader((name) => this.config.get(name, 'data', reload))
+  const previous = this.backscatter
+  const now = previous?.now ?? Date.now
+  const { settings, problems, errors, notes } = parseSettings(raw, { readLines, nowMs: now() })
   for (const error of errors) this.logerror(`config/backscatter.ini ${error}`)
   for (const problem of problems) this.logwarn(`config/backscatter.ini ${problem}`)
+  for (const note of notes) this.loginfo(`config/backscatter.ini ${note}`)
 
-  const previous = this.backscatter
   const metrics = previous?.metrics ?? new BackscatterMetrics()
   // Zones whose DNS and file settings did not change keep their health, cached answers and zone data.
   const checker = new MeteredChecker(
@@ -103,7 +122,9 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   )
   metrics.observeState(() => checker.metricsState())
   const endpoint = previous?.endpoint
-  this.backscatter = { settings, checker, pending: previous?.pending ?? new WeakMap(), metrics, endpoint }
+  const pending = previous?.pending ?? new WeakMap()
+  const signed = previous?.signed ?? new WeakMap()
+  this.backscatter = { settings, checker, pending, metrics, endpoint, signed, now }
   void endpoint?.listen(settings.metrics.listen)
   previous?.checker.retire()
   // Zone checks start with the process that handles mail (init hooks below),
@@ -111,6 +132,12 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   if (previous?.checker.isStarted) checker.start()
   const zones = settings.zones.map((z) => z.name).join(', ')
   this.loginfo(`checking bounces against ${zones}; action ${settings.action} at score ${settings.threshold}`)
+  const { batv } = settings
+  if (batv.domains.size) {
+    const signs = batv.signKey ? `key ${batv.signKey.id} signs` : 'nothing is signed'
+    const keys = [...batv.keys.keys()].join(', ')
+    this.loginfo(`signed bounces (BATV) for ${[...batv.domains].join(', ')}: ${signs}, key ${keys} check`)
+  }
 }
 
 /** Single-process Haraka (or a cluster's master, which handles no mail and checks no zones). */
@@ -171,8 +198,13 @@ export function hook_mail(
   try {
     const state = this.backscatter
     const txn = connection.transaction
-    if (state && txn && isBounceSender(params?.[0], state.settings.senders)) {
+    const from = params?.[0]
+    if (state && txn && isBounceSender(from, state.settings.senders)) {
       startCheck(this, state, connection, txn)
+    }
+    if (state && txn && from && connection.relaying) {
+      const signed = signSender(state.settings.batv, txn, from, state.now())
+      if (signed) state.signed.set(txn, signed)
     }
   } catch (err) {
     connection.logerror(this, `check not started, mail goes on: ${String(err)}`)
@@ -198,7 +230,7 @@ function startCheck(plugin: BackscatterPlugin, state: State, connection: Connect
       return undefined
     },
   )
-  state.pending.set(txn, { settings, verdict })
+  state.pending.set(txn, { settings, verdict, accepted: [] })
 }
 
 /**
@@ -231,7 +263,10 @@ function recordResults(
   }
 }
 
-/** RCPT TO: refuse this recipient when the bounce's score reached the threshold. */
+/**
+ * RCPT TO: remove a BATV tag, then, for a checked bounce, refuse this
+ * recipient when the zones' score plus the tag's reaches the threshold.
+ */
 export function hook_rcpt(
   this: BackscatterPlugin,
   next: Next,
@@ -242,33 +277,71 @@ export function hook_rcpt(
   try {
     const txn = connection.transaction
     const state = this.backscatter
-    const pending = txn ? state?.pending.get(txn) : undefined
-    if (!state || !pending) return done()
-    const rcpt = localPart(params?.[0])
-    if (exemptRecipient(rcpt, pending.settings)) {
-      state.metrics.recipient('exempt')
+    const addr = params?.[0]
+    if (!state || !txn || !addr) return done()
+    const pending = state.pending.get(txn)
+    const settings = pending?.settings ?? state.settings
+    const signed = state.signed.get(txn)
+    if (signed && keepUnsignedFor(settings.batv, txn, signed, addr)) {
+      connection.loginfo(
+        this,
+        `sender left unsigned: mail to ${wireAddress(addr)} ([batv] unsigned_recipients)`,
+      )
+    }
+    if (!pending) {
+      stripTag(settings.batv, addr)
       return done()
     }
-    const answer = counted(done, state.metrics)
-    pending.verdict
-      .then((verdict) => {
-        if (!verdict) return answer()
-        const decision = decideRecipient(verdict, rcpt, pending.settings)
-        if (decision.action === 'accept') return answer()
-        const text = formatReply(verdict, pending.settings)
-        connection.loginfo(this, `${decision.action} recipient: ${text}`)
-        const reply = refusal(decision.action, text)
-        const dsn = DSN.create(reply.code, reply.text, reply.subject, reply.detail)
-        return answer(decision.action === 'reject' ? constants.DENY : constants.DENYSOFT, dsn)
-      })
-      .catch((err: unknown) => {
-        connection.logerror(this, `recipient check failed, recipient accepted: ${String(err)}`)
-        answer()
-      })
+    checkRecipient(this, state, connection, txn, pending, addr, done)
   } catch (err) {
     connection.logerror(this, `recipient check failed, recipient accepted: ${String(err)}`)
     done()
   }
+}
+
+function checkRecipient(
+  plugin: BackscatterPlugin,
+  state: State,
+  connection: Connection,
+  txn: Transaction,
+  pending: Pending,
+  addr: EnvelopeAddress,
+  done: Next,
+): void {
+  const { settings } = pending
+  const batvOn = settings.batv.domains.size > 0
+  const wire = wireAddress(addr)
+  let tag = batvOn ? checkRecipientTag(wire, settings.batv, state.now()) : notChecked(wire)
+  if (tag.original !== wire) rewriteInPlace(addr, tag.original)
+  const rcpt = recipientName(tag.original)
+  if (isExempt(rcpt, settings) || recipientAction(rcpt, settings) === 'off') {
+    tag = notChecked(tag.original)
+    if (batvOn) txn.results.push(plugin, { batv: tagResultText(tag) })
+    pending.accepted.push(tag.result)
+    state.metrics.recipient('exempt')
+    return done()
+  }
+  if (tag.result !== 'not checked') state.metrics.batv(tag.result)
+  if (batvOn) txn.results.push(plugin, { batv: tagResultText(tag) })
+  const answer = counted(done, state.metrics)
+  pending.verdict
+    .then((verdict) => {
+      const decision = decideBounceRecipient(verdict, rcpt, tag, settings)
+      if (decision.action === 'accept') {
+        pending.accepted.push(tag.result)
+        return answer()
+      }
+      const byListing = decision.cause === 'listing' && verdict
+      const text = byListing ? formatReply(verdict, settings) : formatBatvReply(wire, tag)
+      connection.loginfo(plugin, `${decision.action} recipient: ${text}`)
+      const reply = refusal(decision.action, text)
+      const dsn = DSN.create(reply.code, reply.text, reply.subject, reply.detail)
+      return answer(decision.action === 'reject' ? constants.DENY : constants.DENYSOFT, dsn)
+    })
+    .catch((err: unknown) => {
+      connection.logerror(plugin, `recipient check failed, recipient accepted: ${String(err)}`)
+      answer()
+    })
 }
 
 /**
@@ -280,6 +353,8 @@ export function hook_data_post(this: BackscatterPlugin, next: Next, connection: 
   try {
     const txn = connection.transaction
     const state = this.backscatter
+    const signed = txn ? state?.signed.get(txn) : undefined
+    if (signed && !signed.restored) state?.metrics.batv('signed')
     const pending = txn ? state?.pending.get(txn) : undefined
     const name = pending ? pending.settings.header : state?.settings.header
     if (!txn || !name) return done()
@@ -287,7 +362,8 @@ export function hook_data_post(this: BackscatterPlugin, next: Next, connection: 
     if (!pending) return done()
     pending.verdict
       .then((verdict) => {
-        if (verdict) txn.add_header(name, headerValue(verdict))
+        const batv = pending.settings.batv.domains.size ? pending.accepted : undefined
+        if (verdict) txn.add_header(name, headerValue(verdict, batv))
         done()
       })
       .catch((err: unknown) => {

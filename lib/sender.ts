@@ -1,7 +1,10 @@
 /** The parts of an envelope address the sender test needs (Haraka's Address has them). */
 export interface EnvelopeAddress {
   readonly user: string | null | undefined
+  /** The domain, lower case. */
   readonly host: string | null | undefined
+  /** The domain as the client wrote it (@haraka/email-address keeps it). */
+  readonly original_host?: string | null
   isNull?: () => boolean
 }
 
@@ -39,4 +42,16 @@ export function localPart(addr: EnvelopeAddress | null | undefined): string {
   if (!user) return ''
   const quoted = user.length >= 2 && user.startsWith('"') && user.endsWith('"')
   return (quoted ? user.slice(1, -1).replace(/\\(.)/g, '$1') : user).toLowerCase()
+}
+
+/**
+ * The address in wire form, no angle brackets: the local part as written
+ * (quoted if it was) and the domain as written; '' for the null sender, the
+ * bare local part when there is no domain (`<postmaster>`).
+ */
+export function wireAddress(addr: EnvelopeAddress | null | undefined): string {
+  const user = addr?.user
+  if (!user || typeof user !== 'string') return ''
+  const host = addr.original_host || addr.host
+  return typeof host === 'string' && host !== '' ? `${user}@${host}` : user
 }

@@ -1,4 +1,12 @@
 import { cleanText } from './answer'
+import {
+  decideBounceRecipient,
+  isExempt,
+  notChecked,
+  recipientName,
+  type BatvResult,
+  type RecipientTag,
+} from './recipient'
 import type { Action, Settings, ZoneSettings } from './settings'
 import { fillTemplate } from './template'
 
@@ -64,22 +72,25 @@ export function decideVerdict(ip: string, outcomes: readonly ZoneOutcome[], sett
   }
 }
 
-/** RFC 5321 §4.5.1: postmaster (and conventionally abuse) must still get mail. */
-export function exemptRecipient(localPart: string, settings: Settings): boolean {
-  return settings.exemptRecipients.has(localPart.toLowerCase())
+/** Always accepted: `recipient` (a local part, or an address) is in [main] exempt_recipients. */
+export function exemptRecipient(recipient: string, settings: Settings): boolean {
+  return isExempt(recipientName(recipient), settings)
 }
 
 export type RecipientDecision =
   | { readonly action: 'accept'; readonly why: 'not-listed' | 'below-threshold' | 'exempt' | 'score-only' }
   | { readonly action: Exclude<Action, 'score'> }
 
-/** What to do with one recipient of a checked transaction. */
-export function decideRecipient(verdict: Verdict, localPart: string, settings: Settings): RecipientDecision {
-  if (verdict.listed.length === 0) return { action: 'accept', why: 'not-listed' }
-  if (!verdict.actionable) return { action: 'accept', why: 'below-threshold' }
-  if (exemptRecipient(localPart, settings)) return { action: 'accept', why: 'exempt' }
-  if (settings.action === 'score') return { action: 'accept', why: 'score-only' }
-  return { action: settings.action }
+/**
+ * What the zones alone make of one recipient of a checked transaction, its tag
+ * not checked. `recipient`: a local part, or an address (then exempt addresses
+ * and @domains, and the domain's action in [recipient_domains], apply too).
+ */
+export function decideRecipient(verdict: Verdict, recipient: string, settings: Settings): RecipientDecision {
+  const d = decideBounceRecipient(verdict, recipientName(recipient), notChecked(recipient), settings)
+  if (d.action !== 'accept') return { action: d.action }
+  // A domain whose action is off is never refused, as an exempt recipient.
+  return { action: 'accept', why: d.why === 'off' ? 'exempt' : d.why }
 }
 
 const HAS_URL = /\bhttps?:\/\/|\bwww\./i
@@ -106,14 +117,31 @@ export function formatReply(verdict: Verdict, settings: Settings): string {
   return cleanText(fillTemplate(settings.messageTemplate, values), MAX_REPLY_LENGTH)
 }
 
-/** Value of the `[main] header` field: score, listing zones and client IP. */
-export function headerValue(verdict: Verdict): string {
+/**
+ * Value of the `[main] header` field: score, listing zones, the BATV results
+ * of the accepted recipients (`batv`: given when BATV is on; `none` when no
+ * recipient was checked) and the client IP.
+ */
+export function headerValue(verdict: Verdict, batv?: readonly BatvResult[]): string {
   const parts = [`score=${verdict.score}`]
   parts.push(`listed=${verdict.listed.length ? verdict.listed.map((o) => o.zone).join(',') : 'none'}`)
   const failed = verdict.outcomes.filter((o) => o.status === 'error').map((o) => o.zone)
   if (failed.length) parts.push(`error=${failed.join(',')}`)
+  if (batv) {
+    const checked = [...new Set(batv.filter((r) => r !== 'not checked'))]
+    parts.push(`batv=${checked.length ? checked.join(',') : 'none'}`)
+  }
   parts.push(`ip=${verdict.ip}`)
   return parts.join('; ')
+}
+
+/** The reply text for a recipient refused because of its tag, not because of a listing. */
+export function formatBatvReply(address: string, tag: Pick<RecipientTag, 'result'>): string {
+  const text =
+    tag.result === 'invalid'
+      ? `Bounce refused: the signature (BATV) of <${address}> is invalid or expired; this bounce is not about mail sent from here`
+      : `Bounce refused: <${address}> takes bounces only at its signed return path (BATV); this bounce is not about mail sent from here`
+  return cleanText(text, MAX_REPLY_LENGTH)
 }
 
 /** How a refused recipient is answered; the plugin and the command both use it. */

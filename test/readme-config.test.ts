@@ -91,6 +91,19 @@ const SECRET = '6f1c3a9e0b7d4e52a8c1f09d3b6e7a214c5d8e9f0a1b2c3d'
 const KEY = keysOf([[1, SECRET]])
 const dayStart = (date: string): number => Date.parse(`${date}T00:00:00Z`)
 
+/** docs/signed-bounces.md's keys file, config/backscatter_keys.ini, and the examples that use it. */
+const KEYS_FILE_SECRETS: [number, string][] = [
+  [1, SECRET],
+  [2, '0123'],
+]
+const WITH_KEYS_FILE = batv({
+  domains: new Set(['example.com']),
+  keys: keysOf(KEYS_FILE_SECRETS),
+  missingFrom: '2026-12-08',
+  missingFromMs: dayStart('2026-12-08'),
+  keysFile: 'backscatter_keys.ini',
+})
+
 /**
  * What each example means, found by a line it holds; every example needs one.
  * `secrets`: the secret text each key of the example must sign with (BatvKey
@@ -148,38 +161,19 @@ const EXAMPLES: { document: string; holds: string; means: Settings; secrets?: [n
     holds: '; The secrets: [batv.keys] in a file of its own.',
     means: {
       ...defaults,
-      batv: batv({
-        domains: new Set(['example.com']),
-        keys: keysOf([
-          [1, SECRET],
-          [2, '0123'],
-        ]),
-        missingFrom: '2026-12-08',
-        missingFromMs: dayStart('2026-12-08'),
-        keysFile: 'backscatter_keys.ini',
-      }),
+      batv: WITH_KEYS_FILE,
     },
-    secrets: [
-      [1, SECRET],
-      [2, '0123'],
-    ],
+    secrets: KEYS_FILE_SECRETS,
   },
   {
     document: 'docs/signed-bounces.md',
     holds: 'unsigned_recipients = announce@lists.example.org, @groups.example.net',
     means: {
       ...defaults,
-      batv: batv({
-        domains: new Set(['example.com']),
-        keys: keysOf([
-          [1, SECRET],
-          [2, '0123'],
-        ]),
-        missingFrom: '2026-12-08',
-        missingFromMs: dayStart('2026-12-08'),
-        keysFile: 'backscatter_keys.ini',
+      batv: {
+        ...WITH_KEYS_FILE,
         unsignedRecipients: new Set(['announce@lists.example.org', '@groups.example.net']),
-      }),
+      },
     },
   },
 ]

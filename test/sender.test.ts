@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
-import { isBounceSender, isNullSender, localPart } from '../lib/sender'
+import { isBounceSender, isNullSender, localPart, wireAddress } from '../lib/sender'
 import { parseSettings } from '../lib/settings'
 import { addr } from './support/harness'
 
@@ -77,5 +77,17 @@ describe('localPart', () => {
     )
     assert.equal(localPart(addr('<"a b"@example.com>')), 'a b')
     assert.equal(localPart(addr('<"a\\"b"@example.com>')), 'a"b')
+  })
+})
+
+describe('wireAddress', () => {
+  it('the address as written, quotes kept; the null sender and odd values are empty', () => {
+    assert.equal(wireAddress(addr('<Bob@Example.COM>')), 'Bob@Example.COM')
+    assert.equal(wireAddress(addr('<"a b"@example.com>')), '"a b"@example.com')
+    assert.equal(wireAddress(addr('<postmaster>')), 'postmaster')
+    assert.equal(wireAddress(addr('<>')), '')
+    assert.equal(wireAddress(undefined), '')
+    assert.equal(wireAddress({ user: 42 as unknown as string, host: 'x' }), '')
+    assert.equal(wireAddress({ user: 'bob', host: 'example.com' }), 'bob@example.com')
   })
 })

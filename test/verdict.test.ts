@@ -7,6 +7,7 @@ import {
   decideRecipient,
   decideVerdict,
   exemptRecipient,
+  formatBatvReply,
   formatReply,
   headerValue,
   listingScore,
@@ -112,6 +113,46 @@ describe('decideRecipient', () => {
   })
 })
 
+describe('decideRecipient: addresses and domains too', () => {
+  const s = parseSettings({
+    main: { exempt_recipients: 'postmaster, noreply@example.com, @lists.example.com' },
+    recipient_domains: { 'example.org': 'defer', 'example.info': 'off' },
+  }).settings
+  const hit = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org')], s)
+
+  it('an exempt address or @domain; a local part alone as before', () => {
+    assert.equal(exemptRecipient('NoReply@Example.com', s), true)
+    assert.equal(exemptRecipient('x@Lists.Example.com', s), true)
+    assert.equal(exemptRecipient('noreply', s), false)
+    assert.deepEqual(decideRecipient(hit, 'x@lists.example.com', s), { action: 'accept', why: 'exempt' })
+  })
+
+  it("the recipient domain's action; off is never refused", () => {
+    assert.deepEqual(decideRecipient(hit, 'a@example.org', s), { action: 'defer' })
+    assert.deepEqual(decideRecipient(hit, 'a@example.info', s), { action: 'accept', why: 'exempt' })
+    assert.deepEqual(decideRecipient(hit, 'a@example.com', s), { action: 'reject' })
+  })
+})
+
+describe('formatBatvReply', () => {
+  it('its own text for a missing and for an invalid tag, not the listing text', () => {
+    assert.equal(
+      formatBatvReply('alice@example.com', { result: 'missing' }),
+      'Bounce refused: <alice@example.com> takes bounces only at its signed return path (BATV); this bounce is not about mail sent from here',
+    )
+    assert.match(
+      formatBatvReply('prvs=1@example.com', { result: 'invalid' }),
+      /^Bounce refused: the signature \(BATV\) of <prvs=1@example\.com> is invalid or expired;/,
+    )
+  })
+
+  it('control characters and overlong addresses cannot break the reply line', () => {
+    const text = formatBatvReply(`a\r\n550 x${'y'.repeat(500)}@example.com`, { result: 'missing' })
+    assert.doesNotMatch(text, /[\r\n]/)
+    assert.ok(text.length <= MAX_REPLY_LENGTH)
+  })
+})
+
 describe('formatReply', () => {
   const defaults = parseSettings({}).settings
 
@@ -173,6 +214,18 @@ describe('headerValue', () => {
       defaults,
     )
     assert.equal(headerValue(err), 'score=0; listed=none; error=ips.backscatterer.org; ip=45.1.2.3')
+  })
+  it('with BATV on: the distinct outcomes of the checked recipients, or none', () => {
+    const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org')], defaults)
+    assert.equal(
+      headerValue(v, ['valid', 'not checked', 'valid', 'missing']),
+      'score=5; listed=ips.backscatterer.org; batv=valid,missing; ip=45.1.2.3',
+    )
+    assert.equal(
+      headerValue(v, ['not checked']),
+      'score=5; listed=ips.backscatterer.org; batv=none; ip=45.1.2.3',
+    )
+    assert.equal(headerValue(v, []), 'score=5; listed=ips.backscatterer.org; batv=none; ip=45.1.2.3')
   })
 })
 

@@ -1,0 +1,68 @@
+// The envelope changes of signed bounces (BATV) at MAIL and RCPT: sign the
+// sender of a relaying client, put the sender back for a destination that must
+// not see it signed, take the tag off a recipient that is not a checked bounce.
+import { signAddress } from './batv'
+import type { BatvSettings } from './batv-settings'
+import { addressLike, rewriteInPlace } from './envelope-rewrite'
+import { isUnsignedDestination, recipientName, untaggedAddress } from './recipient'
+import { isNullSender, wireAddress, type EnvelopeAddress } from './sender'
+
+/** A transaction whose sender was signed. */
+export interface SignedSender {
+  /** The sender as the client gave it. */
+  readonly original: EnvelopeAddress
+  /** Put back for a recipient in [batv] unsigned_recipients: the message leaves unsigned. */
+  restored: boolean
+}
+
+interface Envelope {
+  mail_from: EnvelopeAddress | null | undefined
+}
+
+/**
+ * MAIL FROM of a relaying client: replace the transaction's sender with its
+ * signed form when its domain signs. Never `<>`, never a tagged sender (never
+ * twice); outbound delivery and queue/smtp_forward send the signed form.
+ */
+export function signSender(
+  batv: BatvSettings,
+  txn: Envelope,
+  from: EnvelopeAddress,
+  nowMs: number,
+): SignedSender | undefined {
+  const key = batv.signKey
+  if (!key || !batv.sign || isNullSender(from)) return undefined
+  if (typeof from.host !== 'string' || !batv.domains.has(from.host.toLowerCase())) return undefined
+  const signed = signAddress(wireAddress(from), key, batv.lifetimeDays, nowMs)
+  if (!signed.ok) return undefined
+  const address = addressLike(from, signed.address)
+  if (!address) return undefined
+  const original = txn.mail_from ?? from
+  txn.mail_from = address
+  return { original, restored: false }
+}
+
+/**
+ * A recipient of a signed transaction in [batv] unsigned_recipients: the
+ * sender goes back to the unsigned form for the whole message (one envelope
+ * sender per transaction). True when it was put back now.
+ */
+export function keepUnsignedFor(
+  batv: BatvSettings,
+  txn: Envelope,
+  signed: SignedSender,
+  rcpt: EnvelopeAddress,
+): boolean {
+  if (signed.restored || !isUnsignedDestination(recipientName(wireAddress(rcpt)), batv)) return false
+  txn.mail_from = signed.original
+  signed.restored = true
+  return true
+}
+
+/** A recipient of mail that is not a checked bounce: remove a tag to a signing domain, in place. */
+export function stripTag(batv: BatvSettings, rcpt: EnvelopeAddress): void {
+  if (batv.domains.size === 0) return
+  const wire = wireAddress(rcpt)
+  const original = untaggedAddress(wire, batv)
+  if (original !== wire) rewriteInPlace(rcpt, original)
+}

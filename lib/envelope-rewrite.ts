@@ -1,0 +1,30 @@
+// Rewriting Haraka's envelope addresses: the signed sender at MAIL, the tag
+// removed from a recipient at RCPT. A new address is made with the class of the
+// one Haraka handed over (its own @haraka/email-address), so it serializes,
+// formats and queues exactly as Haraka's own.
+import type { EnvelopeAddress } from './sender'
+
+type AddressClass = new (text: string) => EnvelopeAddress
+
+/** A new address of `like`'s class for `wire` (no brackets), or undefined when it does not parse. */
+export function addressLike(like: EnvelopeAddress, wire: string): EnvelopeAddress | undefined {
+  const make = (like as { constructor?: unknown }).constructor
+  if (typeof make !== 'function' || make === Object) return undefined
+  try {
+    return new (make as AddressClass)(`<${wire}>`)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Make `addr` the address `wire`, in place: Haraka handed this same object to
+ * the plugins after this one and holds it in transaction.rcpt_to, so they and
+ * the queue see the new address. False when `wire` does not parse.
+ */
+export function rewriteInPlace(addr: EnvelopeAddress, wire: string): boolean {
+  const fresh = addressLike(addr, wire)
+  if (!fresh) return false
+  Object.assign(addr, fresh)
+  return true
+}

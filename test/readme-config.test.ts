@@ -94,7 +94,7 @@ const dayStart = (date: string): number => Date.parse(`${date}T00:00:00Z`)
 /** docs/signed-bounces.md's keys file, config/backscatter_keys.ini, and the examples that use it. */
 const KEYS_FILE_SECRETS: [number, string][] = [
   [1, SECRET],
-  [2, '0123'],
+  [2, '0a93e1c4b8d27f56e3910c4d8b2a7f6e05c9d1e3b4a82f71'],
 ]
 const WITH_KEYS_FILE = batv({
   domains: new Set(['example.com']),

@@ -11,19 +11,10 @@ import { MeteredChecker } from './metrics/checker'
 import { answerClusterScrapes, clusterExposition, processExposition } from './metrics/cluster'
 import { MetricsEndpoint } from './metrics/server'
 import { recipientPluginsBefore } from './placement'
-import {
-  checkRecipientTag,
-  decideBounceRecipient,
-  isExempt,
-  notChecked,
-  recipientAction,
-  recipientName,
-  tagResultText,
-  type BatvResult,
-} from './recipient'
+import { checkBounceRecipient, decideBounceRecipient, tagResultText, type BatvResult } from './recipient'
 import { isBounceSender, wireAddress, type EnvelopeAddress } from './sender'
 import { parseSettings, type Settings } from './settings'
-import { decideVerdict, formatBatvReply, formatReply, headerValue, refusal, type Verdict } from './verdict'
+import { decideVerdict, headerValue, refusal, refusalText, type Verdict } from './verdict'
 
 type Next = (code?: number, msg?: unknown) => void
 
@@ -311,11 +302,9 @@ function checkRecipient(
   const { settings } = pending
   const batvOn = settings.batv.domains.size > 0
   const wire = wireAddress(addr)
-  let tag = batvOn ? checkRecipientTag(wire, settings.batv, state.now()) : notChecked(wire)
+  const { rcpt, tag, exempt } = checkBounceRecipient(wire, settings, state.now())
   if (tag.original !== wire) rewriteInPlace(addr, tag.original)
-  const rcpt = recipientName(tag.original)
-  if (isExempt(rcpt, settings) || recipientAction(rcpt, settings) === 'off') {
-    tag = notChecked(tag.original)
+  if (exempt) {
     if (batvOn) txn.results.push(plugin, { batv: tagResultText(tag) })
     pending.accepted.push(tag.result)
     state.metrics.recipient('exempt')
@@ -331,8 +320,7 @@ function checkRecipient(
         pending.accepted.push(tag.result)
         return answer()
       }
-      const byListing = decision.cause === 'listing' && verdict
-      const text = byListing ? formatReply(verdict, settings) : formatBatvReply(wire, tag)
+      const text = refusalText(decision, verdict, wire, tag, settings)
       connection.loginfo(plugin, `${decision.action} recipient: ${text}`)
       const reply = refusal(decision.action, text)
       const dsn = DSN.create(reply.code, reply.text, reply.subject, reply.detail)

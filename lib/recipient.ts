@@ -91,6 +91,31 @@ export function checkRecipientTag(address: string, batv: BatvSettings, nowMs: nu
   return { result: 'missing', original: address, score: scored ? scores.missing : 0, scored }
 }
 
+/** A recipient of a checked bounce as RCPT sees it, before the zones have answered. */
+export interface BounceRecipient {
+  /** The mailbox, its tag removed. */
+  readonly rcpt: RecipientName
+  /** What its tag says; `not checked` when BATV is off or the recipient is exempt. */
+  readonly tag: RecipientTag
+  /** In exempt_recipients, or its domain's action is off: always accepted, its tag not checked. */
+  readonly exempt: boolean
+}
+
+/**
+ * The recipient `address` (wire form) of a checked bounce at `nowMs`: its tag
+ * checked when BATV is on, and whether it is exempt. The plugin's RCPT and the
+ * command's explain both start from this.
+ */
+export function checkBounceRecipient(address: string, settings: Settings, nowMs: number): BounceRecipient {
+  const batvOn = settings.batv.domains.size > 0
+  const tag = batvOn ? checkRecipientTag(address, settings.batv, nowMs) : notChecked(address)
+  const rcpt = recipientName(tag.original)
+  if (isExempt(rcpt, settings) || recipientAction(rcpt, settings) === 'off') {
+    return { rcpt, tag: notChecked(tag.original), exempt: true }
+  }
+  return { rcpt, tag, exempt: false }
+}
+
 /**
  * The address without its tag, for mail that is not a checked bounce (a reply
  * to a return path): any well-formed tag to a signing domain is removed.

@@ -5,6 +5,7 @@ import {
   notChecked,
   recipientName,
   type BatvResult,
+  type BounceDecision,
   type RecipientTag,
 } from './recipient'
 import type { Action, Settings, ZoneSettings } from './settings'
@@ -142,6 +143,19 @@ export function formatBatvReply(address: string, tag: Pick<RecipientTag, 'result
       ? `Bounce refused: the signature (BATV) of <${address}> is invalid or expired; this bounce is not about mail sent from here`
       : `Bounce refused: <${address}> takes bounces only at its signed return path (BATV); this bounce is not about mail sent from here`
   return cleanText(text, MAX_REPLY_LENGTH)
+}
+
+/** The reply text of a refused recipient: the listing's when the zones alone refuse, else its tag's. */
+export function refusalText(
+  decision: Extract<BounceDecision, { cause: unknown }>,
+  verdict: Verdict | undefined,
+  address: string,
+  tag: Pick<RecipientTag, 'result'>,
+  settings: Settings,
+): string {
+  return decision.cause === 'listing' && verdict
+    ? formatReply(verdict, settings)
+    : formatBatvReply(address, tag)
 }
 
 /** How a refused recipient is answered; the plugin and the command both use it. */

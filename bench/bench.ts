@@ -12,6 +12,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 
 import { HARAKA_VERSION } from '../test/support/haraka'
+import { batvOptionsFromEnv, benchBatv, renderBatv } from './batv'
 import { cleanupAll, machine } from './common'
 import { benchDeadResolver, deadOptionsFromEnv, renderDeadResolver } from './dead-resolver'
 import { benchInProcess, inProcessOptionsFromEnv, renderInProcess } from './inprocess'
@@ -34,6 +35,10 @@ async function main(): Promise<void> {
     const m = await benchMetrics(metricsOptionsFromEnv())
     sections.push(`### Metrics\n\n${renderMetrics(m)}`)
     log(renderMetrics(m))
+    log('in process: signed bounces (lib/batv.ts), and ordinary mail with [batv] off and on')
+    const b = await benchBatv(batvOptionsFromEnv())
+    sections.push(`### Signed bounces\n\n${renderBatv(b)}`)
+    log(renderBatv(b))
   }
   if (parts.has('2')) {
     const r = await benchSystem(systemOptionsFromEnv(log))

@@ -8,6 +8,8 @@ import { Address } from '@haraka/email-address'
 import constants from 'haraka-constants'
 import fixtures from 'haraka-test-fixtures'
 
+import * as pluginSource from '../../lib/plugin'
+
 export const REPO = path.resolve(__dirname, '..', '..')
 
 export interface LogLine {
@@ -39,6 +41,9 @@ export function makeTestPlugin(ini: string): TestPlugin {
   const iniPath = path.join(dir, 'config', 'backscatter.ini')
   fs.writeFileSync(iniPath, ini)
   const plugin = fixtures.makePlugin('backscatter', { register: false })
+  // The hooks from the TypeScript source, not from a dist/ that may be older than lib/:
+  // the package's own entry (index.js → dist/) is tested by package.test.ts and the e2e suite.
+  Object.assign(plugin, pluginSource)
   plugin.config = plugin.config.module_config(REPO, dir)
   const logs: LogLine[] = []
   for (const level of LEVELS) {

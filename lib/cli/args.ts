@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util'
 import { Address } from '@haraka/email-address'
 import { normalize_ip } from 'haraka-net-utils'
 
+import { dayStartMs } from '../settings-schema'
 import { UsageError } from './io'
 import { quote } from './table'
 
@@ -20,15 +21,23 @@ const EXPLAIN_OPTIONS = {
   from: { type: 'string' },
   rcpt: { type: 'string', multiple: true },
   relaying: { type: 'boolean' },
+  date: { type: 'string' },
+} as const
+
+const SIGN_OPTIONS = {
+  ...COMMON_OPTIONS,
+  key: { type: 'string' },
+  date: { type: 'string' },
 } as const
 
 /** Every option any command takes: enough to tell an option's value from the command word. */
-const ALL_OPTIONS = EXPLAIN_OPTIONS
+const ALL_OPTIONS = { ...EXPLAIN_OPTIONS, ...SIGN_OPTIONS } as const
 
 const COMMAND_OPTIONS = {
   check: COMMON_OPTIONS,
   health: COMMON_OPTIONS,
   explain: EXPLAIN_OPTIONS,
+  sign: SIGN_OPTIONS,
   // `help` ignores options, so any command line with `help` put in front works.
   help: ALL_OPTIONS,
 } as const
@@ -92,14 +101,26 @@ export function ipArgument(text: string, command: string): string {
   return ip
 }
 
-/** An envelope address from the command line: `<>`, `''`, `user@host`, `<user@host>`, `postmaster`. */
-export function addressArgument(text: string, option: string, command: string): Address {
+/**
+ * An envelope address from the command line: `<>`, `''`, `user@host`,
+ * `<user@host>`, `postmaster`. `what` names it in the message (`--from`).
+ */
+export function addressArgument(text: string, what: string, command: string): Address {
   const trimmed = text.trim()
   const bracketed = trimmed.startsWith('<') ? trimmed : `<${trimmed}>`
   try {
     return new Address(bracketed)
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err)
-    throw new UsageError(`--${option} ${quote(text)} is not an envelope address: ${why}`, command)
+    throw new UsageError(`${what} ${quote(text)} is not an envelope address: ${why}`, command)
   }
+}
+
+/** `--date YYYY-MM-DD`: 00:00 UTC of that day, the clock that signs and checks tags; undefined: now. */
+export function dateOption(values: Values, command: string): number | undefined {
+  const text = stringOption(values, 'date')
+  if (text === undefined) return undefined
+  const ms = dayStartMs(text)
+  if (ms === undefined) throw new UsageError(`--date ${quote(text)} is not a date YYYY-MM-DD`, command)
+  return ms
 }

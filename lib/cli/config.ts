@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 
-import { parseSettings, type Settings } from '../settings'
+import { parseSettings, type ReadConfigLines, type Settings } from '../settings'
 import { PROG, UsageError, type Io } from './io'
 
 export const INI = 'backscatter.ini'
@@ -16,7 +16,7 @@ export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..')
 interface HarakaConfig {
   root_path: string
   overrides_path?: string
-  get(name: string): unknown
+  get(name: string, type?: 'data'): unknown
   module_config(defaultsPath: string, overridesPath?: string): HarakaConfig
 }
 
@@ -79,7 +79,16 @@ export function loadConfig(option: string | undefined, io: Io): LoadedConfig {
   const cfg = harakaConfig.module_config(PACKAGE_ROOT)
   cfg.root_path = path.join(PACKAGE_ROOT, 'config')
   if (dir !== undefined) cfg.overrides_path = dir
-  const { settings, problems, errors } = parseSettings(cfg.get(INI))
+  // The BATV secrets as written, as the plugin reads them: haraka-config's ini values would turn 0123 into 123.
+  const readLines: ReadConfigLines = (name) => {
+    try {
+      const lines = cfg.get(name, 'data')
+      return Array.isArray(lines) ? lines.map(String) : { error: 'not readable as text' }
+    } catch (err) {
+      return { error: err instanceof Error ? err.message : String(err) }
+    }
+  }
+  const { settings, problems, errors } = parseSettings(cfg.get(INI), { readLines })
   for (const error of errors) io.err(`${PROG}: error: ${INI} ${error}\n`)
   for (const problem of problems) io.err(`${PROG}: warning: ${INI} ${problem}\n`)
   return { settings, problems, source }

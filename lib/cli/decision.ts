@@ -1,14 +1,16 @@
 // What the plugin does with a bounce, in words: accept and why, or the reply it refuses with.
+import type { BounceDecision } from '../recipient'
 import type { Settings } from '../settings'
-import { decideRecipient, formatReply, refusal, type RecipientDecision, type Verdict } from '../verdict'
+import { decideRecipient, formatReply, refusal, type Verdict } from '../verdict'
 import type { IpReport } from './lookups'
 
-type AcceptWhy = Extract<RecipientDecision, { action: 'accept' }>['why']
+type AcceptWhy = Extract<BounceDecision, { action: 'accept' }>['why']
 
 const ACCEPT_WHY: Record<AcceptWhy, string> = {
   'not-listed': 'not listed',
   'below-threshold': 'score below the threshold',
   exempt: 'exempt recipient ([main] exempt_recipients)',
+  off: "the recipient domain's action is off ([recipient_domains])",
   'score-only': 'action is score: the score is recorded, nothing is refused',
 }
 

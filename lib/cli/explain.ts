@@ -1,21 +1,18 @@
 // `haraka-backscatter explain`: the plugin's whole decision for one transaction, step by step.
 import type { Address } from '@haraka/email-address'
 
+import { dayText } from '../batv-settings'
 import { clientToCheck } from '../client'
 import { isBounceSender, isNullSender, localPart } from '../sender'
 import type { Settings } from '../settings'
-import { decideRecipient, headerValue } from '../verdict'
-import { addressArgument, ipArgument, noArguments, stringOption, type Values } from './args'
+import { headerValue } from '../verdict'
+import { addressArgument, dateOption, ipArgument, noArguments, stringOption, type Values } from './args'
 import { loadConfig } from './config'
-import { acceptWhy, replyLine } from './decision'
+import { acceptWhy } from './decision'
 import { EXIT, UsageError, type Io } from './io'
 import { hasProblem, lookupAll, ROW_HEADINGS, rowCells, withChecker, type IpReport } from './lookups'
+import { acceptedResults, addressText, explainRecipient, type RecipientLine } from './recipients'
 import { quote, table } from './table'
-
-function addressText(a: Address): string {
-  if (isNullSender(a)) return '<>'
-  return a.host ? `<${a.user ?? ''}@${a.host}>` : `<${a.user ?? ''}>`
-}
 
 function senderWhy(from: Address, settings: Settings): { bounce: boolean; why: string } {
   const bounce = isBounceSender(from, settings.senders)
@@ -46,6 +43,8 @@ interface Transaction {
   readonly from: Address
   readonly rcpts: readonly Address[]
   readonly relaying: boolean
+  /** The clock that checks tags: --date, else now. */
+  readonly nowMs: number
 }
 
 function transactionArguments(values: Values, positionals: readonly string[]): Transaction {
@@ -59,32 +58,19 @@ function transactionArguments(values: Values, positionals: readonly string[]): T
   if (rcptTexts.length === 0) throw new UsageError('at least one --rcpt ADDR is required', 'explain')
   return {
     ip: ipArgument(ipText, 'explain'),
-    from: addressArgument(fromText, 'from', 'explain'),
-    rcpts: rcptTexts.map((r) => addressArgument(r, 'rcpt', 'explain')),
+    from: addressArgument(fromText, '--from', 'explain'),
+    rcpts: rcptTexts.map((r) => addressArgument(r, '--rcpt', 'explain')),
     relaying: values.relaying === true,
+    nowMs: dateOption(values, 'explain') ?? Date.now(),
   }
-}
-
-interface RecipientLine {
-  readonly rcpt: string
-  readonly action: string
-  readonly why: string
-  readonly reply: string
-}
-
-function recipientLine(rcpt: Address, report: IpReport | undefined, settings: Settings): RecipientLine {
-  const addr = addressText(rcpt)
-  if (!report) return { rcpt: addr, action: 'accept', why: 'transaction not checked', reply: '' }
-  const d = decideRecipient(report.verdict, localPart(rcpt), settings)
-  if (d.action === 'accept') {
-    return { rcpt: addr, action: 'accept', why: acceptWhy(report, d.why, settings), reply: '' }
-  }
-  const reply = replyLine(d.action, report.verdict, settings)
-  return { rcpt: addr, action: d.action, why: 'score reached the threshold', reply }
 }
 
 function scoreLine(report: IpReport, settings: Settings): string {
   const { verdict } = report
+  if (settings.batv.domains.size > 0) {
+    // The tags change the score recipient by recipient: the zones' alone decides nothing yet.
+    return `${verdict.actionable ? 'reached' : 'not reached'} by the zones alone; each recipient's tag adds to it`
+  }
   if (verdict.actionable) return `reached: action ${settings.action}`
   if (verdict.listed.length) return 'below it: every recipient accepted'
   const answered = report.failed.length === 0 && report.rows.some((r) => r.counted)
@@ -92,7 +78,7 @@ function scoreLine(report: IpReport, settings: Settings): string {
 }
 
 export async function runExplain(values: Values, positionals: readonly string[], io: Io): Promise<number> {
-  const { ip, from, rcpts, relaying } = transactionArguments(values, positionals)
+  const { ip, from, rcpts, relaying, nowMs } = transactionArguments(values, positionals)
   const { settings, source } = loadConfig(stringOption(values, 'config'), io)
 
   const sender = senderWhy(from, settings)
@@ -105,10 +91,12 @@ export async function runExplain(values: Values, positionals: readonly string[],
       : await withChecker(settings, (c) => lookupAll(c, settings, [checkIp], relaying))
   const report = result?.reports[0]
   const verdict = report?.verdict
-  const recipients = rcpts.map((rcpt) => recipientLine(rcpt, report, settings))
+  const recipients = rcpts.map((rcpt) => explainRecipient(rcpt, report, settings, nowMs))
   const reply = recipients.find((r) => r.reply)?.reply ?? ''
   const status = result && hasProblem(result.reports, result.health) ? EXIT.PROBLEM : EXIT.OK
-  const header = verdict && settings.header ? `${settings.header}: ${headerValue(verdict)}` : ''
+  const batvOn = settings.batv.domains.size > 0
+  const batvResults = batvOn ? acceptedResults(recipients) : undefined
+  const header = verdict && settings.header ? `${settings.header}: ${headerValue(verdict, batvResults)}` : ''
 
   if (values.json) {
     const out = {
@@ -122,6 +110,7 @@ export async function runExplain(values: Values, positionals: readonly string[],
       threshold: settings.threshold,
       actionable: verdict?.actionable ?? false,
       action: settings.action,
+      batv: batvJson(settings, nowMs),
       recipients,
       reply,
       header,
@@ -130,31 +119,84 @@ export async function runExplain(values: Values, positionals: readonly string[],
     return status
   }
 
+  let n = 0
+  const step = (name: string, text: string): string => `${++n}. ${name.padEnd(9)}${text}`.trimEnd()
   const lines: string[] = [`config: ${source}`, '']
-  lines.push(`1. Sender   MAIL FROM:${addressText(from)}: ${sender.why}`)
+  lines.push(step('Sender', `MAIL FROM:${addressText(from)}: ${sender.why}`))
   const who = `${ip}${relaying ? ', relaying' : ''}`
-  if (!sender.bounce) lines.push('2. Client   not looked up: the sender is not a bounce')
-  else if (skip) lines.push(`2. Client   ${who}: skipped (${skip}); never looked up`)
-  else lines.push(`2. Client   ${who}: ${clientPasses(relaying, settings)}: looked up`)
+  if (!sender.bounce) lines.push(step('Client', 'not looked up: the sender is not a bounce'))
+  else if (skip) lines.push(step('Client', `${who}: skipped (${skip}); never looked up`))
+  else lines.push(step('Client', `${who}: ${clientPasses(relaying, settings)}: looked up`))
   if (report) {
-    lines.push("3. Lookups  (HEALTH: the zone's RFC 5782 test-point check; a failed zone does not count)")
-    lines.push(table([ROW_HEADINGS, ...report.rows.map(rowCells)], '     ').trimEnd())
     lines.push(
-      `4. Score    ${report.verdict.score} (threshold ${settings.threshold}): ${scoreLine(report, settings)}`,
+      step('Lookups', "(HEALTH: the zone's RFC 5782 test-point check; a failed zone does not count)"),
     )
+    lines.push(table([ROW_HEADINGS, ...report.rows.map(rowCells)], '     ').trimEnd())
+    const zones = batvOn ? ' from the zones' : ''
+    const line = `${report.verdict.score}${zones} (threshold ${settings.threshold}): ${scoreLine(report, settings)}`
+    lines.push(step('Score', line))
   } else {
-    lines.push('3. Lookups  none')
-    lines.push('4. Score    none: every recipient accepted')
+    lines.push(step('Lookups', 'none'))
+    lines.push(step('Score', 'none: every recipient accepted'))
   }
-  lines.push('5. Recipients')
+  const tagged = recipients.filter((r) => r.tag)
+  if (tagged.length) {
+    lines.push(step('Tags', tagsHeading(settings, nowMs)))
+    lines.push(tagTable(tagged))
+  }
+  const scored = batvOn && report !== undefined
+  const sums = scored
+    ? `  (SCORE: the zones' ${report.verdict.score} plus the recipient's tag, against threshold ${settings.threshold})`
+    : ''
+  lines.push(step('Recipients', sums))
   lines.push(
     table(
-      recipients.map((r) => [r.rcpt, r.action, r.reply || r.why]),
+      recipients.map((r) => [
+        r.rcpt,
+        r.action,
+        ...(scored ? [r.score === null ? '-' : String(r.score)] : []),
+        r.reply || r.why,
+      ]),
       '     ',
     ).trimEnd(),
   )
-  lines.push(`6. Reply    ${reply || 'none: no recipient is refused'}`)
+  lines.push(step('Reply', reply || 'none: no recipient is refused'))
   if (header) lines.push(`   Header   on accepted mail: ${header}`)
   io.out(`${lines.join('\n')}\n`)
   return status
+}
+
+/** BATV as explain applies it: on or off, the signing domains, the keys' numbers (never a secret), the day. */
+function batvJson(settings: Settings, nowMs: number): Record<string, unknown> {
+  const { batv } = settings
+  return {
+    on: batv.domains.size > 0,
+    domains: [...batv.domains],
+    keys: [...batv.keys.keys()],
+    lifetime_days: batv.lifetimeDays,
+    missing_from: batv.missingFrom,
+    date: dayText(nowMs),
+  }
+}
+
+function tagsHeading(settings: Settings, nowMs: number): string {
+  const { batv } = settings
+  if (batv.domains.size === 0) return 'not checked: BATV is off ([batv] domains is empty)'
+  const missing = batv.missingFrom
+    ? `missing counts from ${batv.missingFrom}`
+    : 'missing not scored ([batv] missing_from empty)'
+  return (
+    `BATV for ${[...batv.domains].join(', ')}, checked as on ${dayText(nowMs)}: ` +
+    `keys ${[...batv.keys.keys()].join(', ')}, tags live ${batv.lifetimeDays} days, ${missing}`
+  )
+}
+
+function tagTable(lines: readonly RecipientLine[]): string {
+  const rows = [['RECIPIENT', 'RESULT', 'SCORE', 'DELIVERED TO']]
+  for (const { rcpt, tag } of lines) {
+    if (!tag) continue
+    const result = tag.why ? `${tag.recorded} (${tag.why})` : tag.recorded
+    rows.push([rcpt, result, String(tag.score), `<${tag.original}>`])
+  }
+  return table(rows, '     ').trimEnd()
 }

@@ -23,6 +23,7 @@ Commands:
   health               RFC 5782 test points of every zone, with timings
   explain --ip IP --from ADDR --rcpt ADDR...
                        the whole decision for one transaction, step by step
+  sign ADDRESS         the signed (BATV, prvs=) form of an address
   help [COMMAND]       this text, or the help of a command
 
 Options may come before or after the command.
@@ -64,20 +65,44 @@ ${CONFIG_HELP}
 ${EXIT_HELP}
 `,
   explain: `Usage: ${PROG} explain --ip IP --from ADDR --rcpt ADDR... [--relaying]
+                          [--date YYYY-MM-DD]
 
 Walk through the plugin's decision for one transaction: the sender test, the
 client skips, each zone's lookup, the score against the threshold, the action
-for every recipient and the reply text.
+for every recipient and the reply text. For a recipient in a [batv] domain (or
+one with a prvs= tag), the tag check too: valid, invalid and why, or missing,
+the key, the score it adds, the recipient's total and the address without it.
 
 Options:
   --ip IP       the connecting client's address
   --from ADDR   the envelope sender (MAIL FROM); '<>' or '' for the null sender
   --rcpt ADDR   an envelope recipient (RCPT TO); repeat for more
   --relaying    the client is authenticated or allowed to relay
+  --date DAY    check tags as on DAY (YYYY-MM-DD, UTC) instead of today
 ${CONFIG_HELP}
   --json        the decision as one JSON object
   -h, --help    show this help
 
 ${EXIT_HELP}
+`,
+  sign: `Usage: ${PROG} sign [--key N] [--date YYYY-MM-DD] [--json] ADDRESS
+
+Print the signed (BATV) form of ADDRESS, prvs=KDDDSSSSSS=local@domain, as the
+plugin signs the MAIL FROM of a relaying client: with the key [batv] sign_key
+of [batv.keys] (or of [batv] keys_file) and [batv] lifetime_days. It is Exim's
+\${prvs} format, so tests and other MTAs can use it. The secret is never shown.
+
+Options:
+  --key N       sign with key N (0-9) of [batv.keys] instead of sign_key
+  --date DAY    sign as on DAY (YYYY-MM-DD, UTC) instead of today
+${CONFIG_HELP}
+  --json        one JSON object: address, signed, key, lifetime_days,
+                signed_on, valid_until (the last valid day), signing_domain
+  -h, --help    show this help
+
+Exit status:
+  0  printed (a warning on stderr when the domain is not in [batv] domains)
+  2  bad usage: not an address, <>, an address tagged already, no such key
+     or no key configured, a bad option, an unreadable --config
 `,
 } as const

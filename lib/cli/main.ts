@@ -1,10 +1,12 @@
-// The operator's command: check IPs, test the zones, explain a decision. It
-// reads backscatter.ini the way the plugin does and looks up through the same
-// BackscatterChecker, so its answers are the plugin's.
+// The operator's command: check IPs, test the zones, explain a decision, sign
+// an address. It reads backscatter.ini the way the plugin does, looks up
+// through the same BackscatterChecker and signs and checks tags with the same
+// core, so its answers are the plugin's.
 import { parseCommandLine, type CommandName, type Values } from './args'
 import { runCheck } from './check'
 import { runExplain } from './explain'
 import { runHealth } from './health'
+import { runSign } from './sign'
 import { HELP } from './help'
 import { EXIT, PROG, processIo, UsageError, type Io } from './io'
 import { quote } from './table'
@@ -17,6 +19,7 @@ const RUN: Record<Exclude<CommandName, 'help'>, Run> = {
   check: runCheck,
   health: runHealth,
   explain: runExplain,
+  sign: runSign,
 }
 
 /** `help [COMMAND]`: the main help, or a command's. */

@@ -1,0 +1,125 @@
+// explain's recipients: what the plugin's RCPT makes of each, through the same
+// core (checkBounceRecipient, decideBounceRecipient, refusalText), with the
+// BATV tag check of a recipient that is tagged or in a signing domain.
+import type { Address } from '@haraka/email-address'
+
+import { looksTagged } from '../batv/tag'
+import {
+  checkBounceRecipient,
+  decideBounceRecipient,
+  isExempt,
+  notChecked,
+  recipientName,
+  tagResultText,
+  untaggedAddress,
+  type BatvResult,
+  type RecipientTag,
+} from '../recipient'
+import { isNullSender, wireAddress } from '../sender'
+import type { Settings } from '../settings'
+import { refusal, refusalText } from '../verdict'
+import { acceptWhy } from './decision'
+import type { IpReport } from './lookups'
+
+/** An address as given on the command line: `<>`, `<user@host>`, `<postmaster>`. */
+export function addressText(a: Address): string {
+  if (isNullSender(a)) return '<>'
+  return a.host ? `<${a.user ?? ''}@${a.host}>` : `<${a.user ?? ''}>`
+}
+
+/** A recipient's tag check, as explain shows it. */
+export interface TagLine {
+  readonly result: BatvResult
+  /** As the plugin records it under `backscatter` (`valid key 1`, `invalid key 2: bad signature`…). */
+  readonly recorded: string
+  readonly key?: number
+  readonly reason?: string
+  /** Why the tag was not checked, when it was not. */
+  readonly why?: string
+  /** What the tag adds to the zones' score (0 when it does not count). */
+  readonly score: number
+  readonly scored: boolean
+  /** The address delivered to: the tag removed. */
+  readonly original: string
+}
+
+export interface RecipientLine {
+  readonly rcpt: string
+  readonly action: 'accept' | 'reject' | 'defer'
+  readonly why: string
+  readonly reply: string
+  /** The zones' score plus the tag's, compared with the threshold; null when nothing was scored. */
+  readonly score: number | null
+  /** For a recipient that is tagged or in a [batv] domain. */
+  readonly tag?: TagLine
+}
+
+function tagLine(tag: RecipientTag, notCheckedWhy: string): TagLine {
+  return {
+    result: tag.result,
+    recorded: tagResultText(tag),
+    ...(tag.keyId === undefined ? {} : { key: tag.keyId }),
+    ...(tag.reason === undefined ? {} : { reason: tag.reason }),
+    ...(tag.result === 'not checked' ? { why: notCheckedWhy } : {}),
+    score: tag.score,
+    scored: tag.scored,
+    original: tag.original,
+  }
+}
+
+/** Why a tagged or signing-domain recipient's tag is not checked, when it is not. */
+function notCheckedWhy(wire: string, exempt: boolean, checked: boolean, settings: Settings): string {
+  if (settings.batv.domains.size === 0) return 'BATV is off ([batv] domains is empty)'
+  if (!checked) return 'not a checked bounce'
+  if (exempt) return 'exempt recipient'
+  return `${recipientName(wire).domain || 'no domain'} is not in [batv] domains`
+}
+
+function exemptWhy(wire: string, settings: Settings): string {
+  const name = recipientName(wire)
+  if (isExempt(name, settings)) return 'exempt recipient ([main] exempt_recipients)'
+  return `action off for ${name.domain} ([recipient_domains])`
+}
+
+/**
+ * What the plugin does with recipient `rcpt` at `nowMs`: of a checked bounce
+ * when `report` is given, else of mail it does not check (a tag to a signing
+ * domain is only removed).
+ */
+export function explainRecipient(
+  rcpt: Address,
+  report: IpReport | undefined,
+  settings: Settings,
+  nowMs: number,
+): RecipientLine {
+  const wire = wireAddress(rcpt)
+  const shown = addressText(rcpt)
+  const showTag = looksTagged(wire) || settings.batv.domains.has(recipientName(wire).domain)
+  const withTag = (tag: RecipientTag, exempt: boolean): { tag?: TagLine } =>
+    showTag ? { tag: tagLine(tag, notCheckedWhy(wire, exempt, report !== undefined, settings)) } : {}
+
+  if (!report) {
+    const tag = notChecked(untaggedAddress(wire, settings.batv))
+    const why = 'transaction not checked'
+    return { rcpt: shown, action: 'accept', why, reply: '', score: null, ...withTag(tag, false) }
+  }
+  const { rcpt: name, tag, exempt } = checkBounceRecipient(wire, settings, nowMs)
+  if (exempt) {
+    const why = exemptWhy(tag.original, settings)
+    return { rcpt: shown, action: 'accept', why, reply: '', score: null, ...withTag(tag, true) }
+  }
+  const d = decideBounceRecipient(report.verdict, name, tag, settings)
+  const scored = { score: d.score, ...withTag(tag, false) }
+  if (d.action === 'accept') {
+    return { rcpt: shown, action: 'accept', why: acceptWhy(report, d.why, settings), reply: '', ...scored }
+  }
+  const why =
+    d.cause === 'listing' ? 'score reached the threshold' : "score reached the threshold with the tag's"
+  const reply = refusal(d.action, refusalText(d, report.verdict, wire, tag, settings)).line
+  return { rcpt: shown, action: d.action, why, reply, ...scored }
+}
+
+/** The BATV results of the accepted recipients, for the header (as hook_data_post writes it). */
+export function acceptedResults(lines: readonly RecipientLine[]): BatvResult[] {
+  return lines.filter((l) => l.action === 'accept').map((l) => l.tag?.result ?? 'not checked')
+}

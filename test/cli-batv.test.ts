@@ -483,17 +483,9 @@ describe('explain shows the tag check of a bounce’s recipient', () => {
       original: 'bob@example.com',
     })
     const off = configDir(dnsIni(dns.current))
-    const r = await run([
-      'explain',
-      '--config',
-      off,
-      '--ip',
-      CLEAN,
-      '--from',
-      '<>',
-      '--rcpt',
-      'prvs=1792f288fc=bob@example.com',
-    ])
+    const explainOff = (rcpt: string): Promise<Run> =>
+      run(['explain', '--config', off, '--ip', CLEAN, '--from', '<>', '--rcpt', rcpt])
+    const r = await explainOff('prvs=1792f288fc=bob@example.com')
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, /^5\. Tags +not checked: BATV is off \(\[batv\] domains is empty\)$/m)
     assert.match(
@@ -502,17 +494,7 @@ describe('explain shows the tag check of a bounce’s recipient', () => {
     )
     assert.match(r.stdout, /^6\. Recipients$/m)
     // An untagged recipient with BATV off: the explanation is as before, without a Tags step.
-    const before = await run([
-      'explain',
-      '--config',
-      off,
-      '--ip',
-      CLEAN,
-      '--from',
-      '<>',
-      '--rcpt',
-      'bob@example.com',
-    ])
+    const before = await explainOff('bob@example.com')
     assert.doesNotMatch(before.stdout, /Tags/)
     assert.match(before.stdout, /^5\. Recipients$/m)
   })

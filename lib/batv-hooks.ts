@@ -2,6 +2,7 @@
 // sender of a relaying client, put the sender back for a destination that must
 // not see it signed, take the tag off a recipient that is not a checked bounce.
 import { signAddress } from './batv'
+import { looksTagged } from './batv/tag'
 import type { BatvSettings } from './batv-settings'
 import { addressLike, rewriteInPlace } from './envelope-rewrite'
 import { isUnsignedDestination, recipientName, untaggedAddress } from './recipient'
@@ -61,7 +62,8 @@ export function keepUnsignedFor(
 
 /** A recipient of mail that is not a checked bounce: remove a tag to a signing domain, in place. */
 export function stripTag(batv: BatvSettings, rcpt: EnvelopeAddress): void {
-  if (batv.domains.size === 0) return
+  // Most recipients carry no tag: test the local part before building any string.
+  if (batv.domains.size === 0 || typeof rcpt.user !== 'string' || !looksTagged(rcpt.user)) return
   const wire = wireAddress(rcpt)
   const original = untaggedAddress(wire, batv)
   if (original !== wire) rewriteInPlace(rcpt, original)

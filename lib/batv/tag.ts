@@ -30,6 +30,9 @@ export interface ParsedTag {
 export const TAG_LENGTH = 16
 
 const TAG_PREFIX = /^"?prvs=/i
+const CHAR_P = 0x70 // p
+const CHAR_UPPER_P = 0x50 // P
+const CHAR_QUOTE = 0x22 // "
 // A local part quoted already, as in Exim's `${prvs}` of a quoted address (`prvs=…="a b"@x`).
 const QUOTED_STRING = /^"(?:[^"\\]|\\.)*"$/s
 // RFC 5321 Dot-string, with RFC 6532's UTF-8 allowed in atext.
@@ -63,6 +66,9 @@ export function asciiLower(text: string): string {
 
 /** Does the address start like a prvs tag (`prvs=`, any case, quoted or not)? Cheap: no full parse. */
 export function looksTagged(address: string): boolean {
+  // Most addresses fail on the first character, before any regular expression runs.
+  const first = address.charCodeAt(0)
+  if (first !== CHAR_P && first !== CHAR_UPPER_P && first !== CHAR_QUOTE) return false
   return TAG_PREFIX.test(address)
 }
 

@@ -189,6 +189,33 @@ describe('bad usage exits 2 with a clear message', () => {
   }
 })
 
+describe('an unknown option is reported as such, wherever it stands', () => {
+  it('before or after the command: the same message, never "unknown command" for its value', async () => {
+    const before = await run(['--timeout', '5', 'check', '45.33.12.7'])
+    const after = await run(['check', '--timeout', '5', '45.33.12.7'])
+    for (const r of [before, after]) {
+      assert.equal(r.code, 2, r.stderr)
+      assert.equal(r.stdout, '')
+      assert.match(r.stderr, /^haraka-backscatter check: Unknown option '--timeout'\n/)
+      assert.doesNotMatch(r.stderr, /unknown command/)
+    }
+    assert.equal(before.stderr, after.stderr)
+  })
+
+  it('with its value attached, as a short option, or with no command at all', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--timeout=5', 'health'], /^haraka-backscatter health: Unknown option '--timeout'\n/],
+      [['-x', '5', 'health'], /^haraka-backscatter health: Unknown option '-x'\n/],
+      [['--timeout', '5'], /^haraka-backscatter: Unknown option '--timeout'\n/],
+    ]
+    for (const [args, message] of cases) {
+      const r = await run(args)
+      assert.equal(r.code, 2, args.join(' '))
+      assert.match(r.stderr, message, args.join(' '))
+    }
+  })
+})
+
 describe('--help and help show the usage, the --config option and the exit statuses', () => {
   for (const [args, usage] of [
     [['--help'], 'Usage: haraka-backscatter <command>'],

@@ -68,6 +68,13 @@ export function parseCommandLine(args: readonly string[]): CommandLine {
     strict: false,
     tokens: true,
   })
+  // An option no command takes is named first: its value would pass for the command word.
+  const unknown = tokens.find((t) => t.kind === 'option' && !Object.hasOwn(ALL_OPTIONS, t.name))
+  if (unknown?.kind === 'option') {
+    const command = tokens.find((t) => t.kind === 'positional' && isCommand(t.value))
+    const where = command?.kind === 'positional' && command.value !== 'help' ? command.value : ''
+    throw new UsageError(`Unknown option '${unknown.rawName}'`, where)
+  }
   const word = tokens.find((t) => t.kind === 'positional')
   const name = word?.value
   if (name !== undefined && !isCommand(name)) throw new UsageError(`unknown command ${quote(name)}`)

@@ -381,6 +381,8 @@ export class BackscatterChecker {
   }
 
   private readonly reportHealth = (zone: string, state: HealthState, reason: string): void => {
+    // A check that ends after a reload is the new checker's to repeat and report (it checks at once).
+    if (this.retired) return
     if (state === 'suspended') {
       this.forget(zone)
       this.log.warn(`zone ${zone} suspended: ${reason}; its answers are ignored`)

@@ -135,8 +135,13 @@ export class ZoneHealth {
     this.nextCheckAt = undefined
   }
 
+  /**
+   * The state for the checker that replaces this one. A check still running
+   * ends with the old checker, its outcome unseen, so the successor checks at once.
+   */
   snapshot(): HealthSnapshot {
-    return { state: this.state, reason: this.reason, failures: this.failures, nextCheckAt: this.nextCheckAt }
+    const nextCheckAt = this.running ? Date.now() : this.nextCheckAt
+    return { state: this.state, reason: this.reason, failures: this.failures, nextCheckAt }
   }
 
   /** Run one check (or join the one running); never rejects. The schedule restarts from its end. */
@@ -157,10 +162,12 @@ export class ZoneHealth {
     return Math.min(FIRST_RECHECK_MS * 2 ** Math.min(this.failures - 1, 30), this.intervalMs)
   }
 
+  /** Set when the next check is due; the timer only once started (start() keeps to that time). */
   private schedule(delayMs: number): void {
-    if (!this.started || this.stopped || this.intervalMs <= 0) return
-    clearTimeout(this.timer)
+    if (this.stopped || this.intervalMs <= 0) return
     this.nextCheckAt = Date.now() + delayMs
+    if (!this.started) return
+    clearTimeout(this.timer)
     this.timer = setTimeout(() => void this.check(), delayMs)
     this.timer.unref()
   }

@@ -283,4 +283,53 @@ describe('ZoneHealth schedule (mock timers)', () => {
     assert.deepEqual(probedAt, [INTERVAL_MS])
     h.stop()
   })
+
+  it('a state carried over a reload while a check runs: the successor checks at once', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 })
+    const { h: old } = scripted(() => true)
+    old.start()
+    await settle()
+    await runUntil(100_000)
+    // A check in between (a failed lookup's) is still running when the settings are reloaded.
+    let finish: (a: Assessment) => void = () => {}
+    const running = new ZoneHealth(
+      'z',
+      () => new Promise<Assessment>((resolve) => (finish = resolve)),
+      () => {},
+      INTERVAL_MS,
+      old.snapshot(),
+    )
+    old.stop()
+    running.start()
+    void running.check()
+    const probedAt: number[] = []
+    const h = new ZoneHealth(
+      'z',
+      async () => {
+        probedAt.push(Date.now())
+        return { usable: true }
+      },
+      () => {},
+      INTERVAL_MS,
+      running.snapshot(),
+    )
+    running.stop()
+    h.start()
+    mock.timers.tick(0)
+    await settle()
+    assert.deepEqual(probedAt, [100_000], 'its outcome is lost with the old checker: checked again at once')
+    finish({ usable: false, reason: 'test point 127.0.0.2: timeout' })
+    h.stop()
+  })
+
+  it('a check made before start() counts: start() schedules the next one an interval after it', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 })
+    const { h, probedAt } = scripted(() => true)
+    await h.check()
+    await runUntil(10_000)
+    h.start()
+    await runUntil(INTERVAL_MS)
+    assert.deepEqual(probedAt, [0, INTERVAL_MS])
+    h.stop()
+  })
 })

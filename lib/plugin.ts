@@ -66,6 +66,8 @@ interface State {
   signed: WeakMap<Transaction, SignedSender>
   /** The clock for signing and checking tags (tests set it). */
   now: () => number
+  /** Set by shutdown(): haraka-config still calls back on an edit, and nothing may start again. */
+  shutDown?: boolean
 }
 
 /** `this` in every hook: the Haraka Plugin instance these exports are copied onto. */
@@ -92,6 +94,7 @@ export function register(this: BackscatterPlugin): void {
 
 /** Read config/backscatter.ini (again on every edit) and start a checker for it. */
 export function load_backscatter_ini(this: BackscatterPlugin): void {
+  if (this.backscatter?.shutDown) return
   const reload = (): void => this.load_backscatter_ini()
   const raw = this.config.get('backscatter.ini', reload)
   // The BATV secrets as written: haraka-config's ini values would turn 0123 into 123.
@@ -155,6 +158,7 @@ export function hook_init_child(this: BackscatterPlugin, next: Next): void {
 }
 
 export function shutdown(this: BackscatterPlugin): void {
+  if (this.backscatter) this.backscatter.shutDown = true
   this.backscatter?.checker.close()
   void this.backscatter?.endpoint?.close()
 }

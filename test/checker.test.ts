@@ -6,12 +6,12 @@ import os from 'node:os'
 import path from 'node:path'
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { after, before, describe, it } from 'node:test'
+import { after, before, describe, it, mock } from 'node:test'
 
-import { BackscatterChecker } from '../lib/checker'
+import { BackscatterChecker, type ZoneProbe } from '../lib/checker'
 import { DnsblResolver } from '../lib/resolver'
 import type { ZoneOutcome } from '../lib/verdict'
-import { parseSettings } from '../lib/settings'
+import { parseSettings, type ZoneSettings } from '../lib/settings'
 import {
   dnsblZone,
   IPV6_TEST_POINT,
@@ -721,5 +721,54 @@ describe('BackscatterChecker: lookups in flight when a zone fails its check', ()
       assert.deepEqual(await checker.check(CLIENT), [{ zone: ZONE, status: 'not-listed' }])
       assert.equal(dns.count(NAME, TYPE.A) - before, 1, 'the held answer was not cached')
     })
+  })
+})
+
+describe('BackscatterChecker: lookups that fail one after another', () => {
+  /** Counts the zone checks begun and ended. */
+  class CountingChecker extends BackscatterChecker {
+    begun = 0
+    ended = 0
+    override async probeZone(zone: ZoneSettings): Promise<ZoneProbe> {
+      this.begun++
+      try {
+        return await super.probeZone(zone)
+      } finally {
+        this.ended++
+      }
+    }
+  }
+
+  it('re-check the zone once per budget, however many fail in it', async () => {
+    const zone = dnsblZone(ZONE, {})
+    const dns = await startDns((q) => (q.name.includes('.7.7.45.') ? { rcode: 'SERVFAIL' } : zone(q)))
+    const { settings } = parseSettings({
+      main: { zones: ZONE },
+      dns: { servers: dns.server, timeout_ms: 2000, tries: 2, health_interval: 300 },
+    })
+    const checker = new CountingChecker(settings, { info: () => undefined, warn: () => undefined })
+    // The clock the rate limit reads stands still unless the test moves it.
+    mock.timers.enable({ apis: ['Date'], now: 1_000_000 })
+    try {
+      checker.start()
+      await checker.checkHealth()
+      assert.equal(checker.begun, 1)
+      for (let i = 1; i <= 5; i++) {
+        assert.deepEqual(await checker.check(`45.7.7.${i}`), [
+          { zone: ZONE, status: 'error', reason: 'SERVFAIL' },
+        ])
+        await until(() => checker.ended === checker.begun, 'the re-check, if any')
+      }
+      assert.equal(checker.begun, 2, 'five failures within one budget: one re-check')
+      mock.timers.tick(checker.resolver.budgetMs)
+      assert.equal((await checker.check('45.7.7.9'))[0]?.status, 'error')
+      await until(() => checker.ended === checker.begun, 'the re-check')
+      assert.equal(checker.begun, 3, 'a budget later, a failure re-checks again')
+      assert.equal(checker.healthStates()[0]?.state, 'usable', 'the test points still pass')
+    } finally {
+      mock.timers.reset()
+      checker.close()
+      await dns.close()
+    }
   })
 })

@@ -1,9 +1,10 @@
 import net from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { LRUCache } from 'lru-cache'
 
+import { AnswerCache, outcomeOf } from './answer-cache'
 import { zoneSkipReason } from './client'
 import { settleWithin } from './deadline'
+import { FileZones } from './file-zones'
 import {
   answeredAsRequired,
   assessTestPoints,
@@ -17,9 +18,21 @@ import { DnsblResolver, type LookupResult } from './resolver'
 import type { Log } from './log'
 import type { DnsSettings, Settings, ZoneSettings } from './settings'
 import type { ZoneOutcome } from './verdict'
-import { ZoneFileSource } from './zonesource'
 
-type CachedResult = Exclude<LookupResult, { status: 'error' }>
+/** Where a zone's answer to a check came from. */
+export type AnswerSource = 'dns' | 'file' | 'cache'
+
+/**
+ * Told of each zone's answer to a check, once per zone: its status, where it
+ * came from, and how long the check waited for it in seconds (none for a
+ * cached answer or a skipped zone, which needed no lookup).
+ */
+export type AnswerObserver = (
+  zone: string,
+  status: ZoneOutcome['status'],
+  source: AnswerSource,
+  seconds: number | undefined,
+) => void
 
 const OUT_OF_TIME: LookupResult = Object.freeze({ status: 'error', reason: 'timeout' })
 
@@ -38,20 +51,6 @@ export interface ZoneProbe {
   readonly assessment: Assessment
 }
 
-/** A zone file being answered from, and whom to tell when new data is in use. */
-interface FileZone {
-  readonly source: ZoneFileSource
-  readonly path: string
-  loaded?: Promise<boolean>
-  onLoad: () => void
-}
-
-interface InFlight {
-  readonly result: Promise<LookupResult>
-  /** The zone's health generation when the query was sent. */
-  readonly generation: number
-}
-
 export interface CheckerOptions {
   /**
    * The checker of the settings before a reload. Zones it held with the same
@@ -61,6 +60,8 @@ export interface CheckerOptions {
   readonly previous?: BackscatterChecker
   /** The cache's clock, in ms (default: performance.now); tests pass their own. */
   readonly clock?: { now(): number }
+  /** Told of every zone's answer to every check (the plugin counts them). */
+  readonly observe?: AnswerObserver
 }
 
 /** Same resolvers, timeouts, cache and health settings: answers and health judged under one stay valid under the other. */
@@ -93,12 +94,10 @@ function suspendedDuringLookup(health: ZoneHealth): ZoneOutcome {
  */
 export class BackscatterChecker {
   readonly resolver: DnsblResolver
-  protected cache: LRUCache<string, CachedResult> | undefined
-  private readonly inflight = new Map<string, InFlight>()
+  private readonly cache: AnswerCache
+  private readonly observe: AnswerObserver | undefined
   private readonly health = new Map<string, ZoneHealth>()
-  protected readonly files = new Map<string, FileZone>()
-  /** File zones whose source a newer checker took over: not ours to close. */
-  private readonly handedOver = new Set<FileZone>()
+  private readonly files: FileZones
   private started = false
   private retired = false
   /** When each zone was last re-checked because a lookup failed (ms since the epoch). */
@@ -107,8 +106,9 @@ export class BackscatterChecker {
   constructor(
     readonly settings: Settings,
     private readonly log: Log,
-    { previous, clock }: CheckerOptions = {},
+    { previous, clock, observe }: CheckerOptions = {},
   ) {
+    this.observe = observe
     const kept = new Set<string>()
     for (const zone of settings.zones) {
       const before = previous?.settings.zones.find((z) => z.name === zone.name)
@@ -122,20 +122,20 @@ export class BackscatterChecker {
     }
     const dnsKept = previous !== undefined && sameDns(previous.settings.dns, settings.dns)
     this.resolver = dnsKept ? previous.resolver : new DnsblResolver(settings.dns)
-    this.cache = dnsKept ? previous.takeCache(kept) : undefined
-    if (!this.cache && settings.dns.cacheSize > 0) {
-      // An injected clock is read on every access: no lru-cache timer between it and the test.
-      const timing = clock ? { perf: clock, ttlResolution: 0 } : {}
-      this.cache = new LRUCache({ max: settings.dns.cacheSize, ...timing })
+    const dropped = previous?.settings.zones.filter((z) => !kept.has(z.name)).map((z) => z.name) ?? []
+    const carried = dnsKept ? previous.cache.handOver(dropped) : undefined
+    const epochs = {
+      generation: (zone: string) => this.generation(zone),
+      usable: (zone: string) => (this.health.get(zone)?.state ?? 'usable') === 'usable',
     }
-
-    for (const zone of settings.zones) {
-      if (!zone.file) continue
-      const file = previous?.takeFile(zone) ?? this.openFile(zone)
-      // A new file (the first, or one rsync replaced) is checked at once, not at the next interval.
-      file.onLoad = () => void this.health.get(zone.name)?.check()
-      this.files.set(zone.name, file)
-    }
+    this.cache = new AnswerCache(this.resolver, settings.dns, epochs, { carried, clock })
+    // A new file (the first, or one rsync replaced) is checked at once, not at the next interval.
+    this.files = new FileZones(
+      settings.zones,
+      log,
+      previous?.files,
+      (zone) => void this.health.get(zone)?.check(),
+    )
     const intervalMs = settings.dns.healthIntervalSeconds * 1000
     if (intervalMs > 0) {
       for (const zone of settings.zones) {
@@ -146,46 +146,11 @@ export class BackscatterChecker {
     }
   }
 
-  private openFile(zone: ZoneSettings): FileZone {
-    const file: FileZone = {
-      path: zone.file,
-      onLoad: () => undefined,
-      source: new ZoneFileSource(zone.file, zone.name, this.log, { onLoad: () => file.onLoad() }),
-    }
-    return file
-  }
-
-  /** Hand a zone file with its loaded data to the checker that replaces this one. */
-  private takeFile(zone: ZoneSettings): FileZone | undefined {
-    const file = this.files.get(zone.name)
-    if (!file || file.path !== zone.file || this.handedOver.has(file)) return undefined
-    this.handedOver.add(file)
-    return file
-  }
-
-  /**
-   * Hand the cache to the checker that replaces this one, keeping only the
-   * answers of `kept` zones. This checker caches nothing from then on, so
-   * lookups it still has in flight cannot add answers the new settings would
-   * not give.
-   */
-  private takeCache(kept: ReadonlySet<string>): LRUCache<string, CachedResult> | undefined {
-    const cache = this.cache
-    this.cache = undefined
-    const dropped = this.settings.zones.filter((z) => !kept.has(z.name))
-    if (cache && dropped.length) {
-      for (const key of [...cache.keys()]) {
-        if (dropped.some((z) => key.startsWith(`${z.name}\n`))) cache.delete(key)
-      }
-    }
-    return cache
-  }
-
   /** Check every zone now (or when a check carried over a reload is due), then on schedule. */
   start(): void {
     if (this.started || this.retired) return
     this.started = true
-    for (const zone of this.files.keys()) void this.loadFile(zone)
+    this.files.loadAll()
     for (const health of this.health.values()) health.start()
   }
 
@@ -197,22 +162,14 @@ export class BackscatterChecker {
   retire(): void {
     this.retired = true
     for (const health of this.health.values()) health.stop()
-    for (const file of this.files.values()) if (!this.handedOver.has(file)) file.source.close()
+    this.files.close()
   }
 
   /** retire(), and abandon the queries in flight: at shutdown, or when a command is done. */
   close(): void {
     this.retire()
     this.resolver.cancel()
-    this.cache?.clear()
-  }
-
-  /** Start loading (and watching) a zone file once; resolves true when data is in use. */
-  private loadFile(zone: string): Promise<boolean> {
-    const file = this.files.get(zone)
-    if (!file) return Promise.resolve(false)
-    file.loaded ??= file.source.load()
-    return file.loaded
+    this.cache.clear()
   }
 
   /** Run the test-point checks of every zone; settles when all have. */
@@ -228,6 +185,21 @@ export class BackscatterChecker {
     })
   }
 
+  /** Entries of a zone answered from a file, once its data is loaded. */
+  fileEntries(zone: string): number | undefined {
+    return this.files.entries(zone)
+  }
+
+  /** The DNS queries in flight, one per zone and IP (for a look from outside). */
+  get inflight(): ReadonlyMap<string, unknown> {
+    return this.cache.inflight
+  }
+
+  /** Answers in the cache. */
+  get cacheSize(): number {
+    return this.cache.size
+  }
+
   /** Whether start() has run. */
   get isStarted(): boolean {
     return this.started
@@ -235,16 +207,90 @@ export class BackscatterChecker {
 
   /** What every zone says about `ip`. Never rejects; settles within the DNS budget. */
   check(ip: string): Promise<ZoneOutcome[]> {
-    this.start()
+    const now = this.checkNow(ip)
+    if (now) return Promise.resolve(now)
     return Promise.all(this.settings.zones.map((zone) => this.checkZone(zone, ip)))
   }
 
-  protected async checkZone(zone: ZoneSettings, ip: string): Promise<ZoneOutcome> {
-    const family = net.isIP(ip)
-    if (family === 0) return { zone: zone.name, status: 'error', reason: 'not an IP address' }
+  /**
+   * What every zone says about `ip` when each can say it without waiting (a
+   * cached answer, a loaded zone file, a zone skipped or suspended), as check()
+   * would; undefined when one needs a query or its first health check, and
+   * only check() can tell. Then nothing was looked up or reported.
+   */
+  checkNow(ip: string): ZoneOutcome[] | undefined {
+    this.start()
+    const zones = this.settings.zones
+    const startedMs = this.observe && this.files.size ? performance.now() : undefined
+    const outcomes: ZoneOutcome[] = []
+    for (const zone of zones) {
+      const outcome = this.answerNow(zone, ip)
+      if (!outcome) return undefined
+      outcomes.push(outcome)
+    }
+    if (this.observe) {
+      for (let i = 0; i < zones.length; i++) {
+        const zone = zones[i] as ZoneSettings
+        const outcome = outcomes[i] as ZoneOutcome
+        this.report(zone.name, outcome, this.sourceOf(zone.name, outcome), startedMs)
+      }
+    }
+    return outcomes
+  }
+
+  private async checkZone(zone: ZoneSettings, ip: string): Promise<ZoneOutcome> {
+    const startedMs = performance.now()
+    const now = this.answerNow(zone, ip)
+    const outcome = now ?? (await this.waitForAnswer(zone, ip))
+    this.report(
+      zone.name,
+      outcome,
+      now ? this.sourceOf(zone.name, now) : this.files.has(zone.name) ? 'file' : 'dns',
+      startedMs,
+    )
+    return outcome
+  }
+
+  /** The zone's answer if it can be given without waiting, else undefined. */
+  private answerNow(zone: ZoneSettings, ip: string): ZoneOutcome | undefined {
+    if (net.isIP(ip) === 0) return { zone: zone.name, status: 'error', reason: 'not an IP address' }
     const skip = zoneSkipReason(zone, ip)
     if (skip !== undefined) return { zone: zone.name, status: 'skipped', reason: skip }
+    const health = this.health.get(zone.name)
+    // No verdict before the zone's first check: only waitForAnswer() waits for it.
+    if (health?.state === 'unchecked') return undefined
+    if (health?.state === 'suspended') {
+      return { zone: zone.name, status: 'skipped', reason: `zone suspended: ${health.reason}` }
+    }
+    if (this.files.has(zone.name)) {
+      const result = this.files.lookupNow(zone.name, ip)
+      // Not loaded yet, or an error (which re-checks the zone): waitForAnswer() handles both.
+      return result && result.status !== 'error' ? outcomeOf(zone.name, result) : undefined
+    }
+    return this.cache.outcome(zone.name, ip)
+  }
 
+  /** Where an answer given without waiting came from: no lookup was made for a skip or an error. */
+  private sourceOf(zone: string, outcome: ZoneOutcome): AnswerSource {
+    if (this.files.has(zone)) return 'file'
+    return outcome.status === 'listed' || outcome.status === 'not-listed' ? 'cache' : 'dns'
+  }
+
+  private report(
+    zone: string,
+    outcome: ZoneOutcome,
+    source: AnswerSource,
+    startedMs: number | undefined,
+  ): void {
+    if (!this.observe) return
+    // A cached answer or a skip needed no lookup; an answer known at once with no file zone, hardly any.
+    const untimed = source === 'cache' || outcome.status === 'skipped'
+    const seconds = untimed ? undefined : startedMs === undefined ? 0 : (performance.now() - startedMs) / 1000
+    this.observe(zone, outcome.status, source, seconds)
+  }
+
+  /** The zone's answer after its first health check, its query or its file's first load, within the budget. */
+  private async waitForAnswer(zone: ZoneSettings, ip: string): Promise<ZoneOutcome> {
     const budgetMs = this.resolver.budgetMs
     let leftMs = budgetMs
     const health = this.health.get(zone.name)
@@ -269,11 +315,7 @@ export class BackscatterChecker {
     // The zone failed a check while this lookup was out: its answer may be part of the failure.
     if (health && health.generation !== generation) return suspendedDuringLookup(health)
     if (result.status === 'error') this.recheckSoon(zone.name)
-    if (result.status === 'listed') {
-      return { zone: zone.name, status: 'listed', codes: result.codes, reason: result.reason }
-    }
-    if (result.status === 'error') return { zone: zone.name, status: 'error', reason: result.reason }
-    return { zone: zone.name, status: 'not-listed' }
+    return outcomeOf(zone.name, result)
   }
 
   /** Counts the zone's changes of health state; 0 for a zone without checks. */
@@ -300,54 +342,13 @@ export class BackscatterChecker {
    * the query already in flight for the same IP and zone, or a new query.
    */
   lookup(zone: string, ip: string, budgetMs = this.resolver.budgetMs): Promise<LookupResult> {
-    if (this.files.has(zone)) return this.lookupFile(zone, ip, budgetMs)
-    const key = `${zone}\n${ip}`
-    const cached = this.cache?.get(key)
-    if (cached) return Promise.resolve(cached)
-    return this.query(zone, ip, budgetMs, key)
-  }
-
-  /**
-   * A DNS query, shared with any other caller asking the same while it is in
-   * flight, unless the zone changed state since it was sent.
-   */
-  private query(zone: string, ip: string, budgetMs: number, key: string): Promise<LookupResult> {
-    const generation = this.generation(zone)
-    const joined = this.inflight.get(key)
-    if (joined?.generation === generation) return joined.result
-    const result = this.resolver.lookup(ip, zone, budgetMs).then((r) => {
-      if (this.inflight.get(key)?.result === result) this.inflight.delete(key)
-      if (this.generation(zone) === generation) this.remember(zone, key, r)
-      return r
-    })
-    this.inflight.set(key, { result, generation })
-    return result
-  }
-
-  private async lookupFile(zone: string, ip: string, budgetMs: number): Promise<LookupResult> {
-    const source = this.files.get(zone)?.source
-    const ready = source?.lookup(ip)
-    if (ready) return ready
-    // Not loaded yet: wait for the first load, within the lookup budget.
-    await settleWithin(this.loadFile(zone), budgetMs, false)
-    return source?.lookup(ip) ?? { status: 'error', reason: 'zone file not loaded' }
-  }
-
-  private remember(zone: string, key: string, result: LookupResult): void {
-    // Only answers of a zone in use are kept: one obtained while it was suspended could outlive that.
-    const state = this.health.get(zone)?.state ?? 'usable'
-    if (!this.cache || result.status === 'error' || state !== 'usable') return
-    const ttlSeconds =
-      result.status === 'listed'
-        ? Math.min(result.ttlSeconds, this.settings.dns.maxTtlSeconds)
-        : this.settings.dns.negativeTtlSeconds
-    // lru-cache reads a ttl of 0 as "never expires": 0 means "do not cache" here.
-    if (ttlSeconds > 0) this.cache.set(key, result, { ttl: ttlSeconds * 1000 })
+    if (this.files.has(zone)) return this.files.lookup(zone, ip, budgetMs)
+    return this.cache.lookup(zone, ip, budgetMs)
   }
 
   /** Like lookup(), but past the cache and trying every server: a health check judges what the zone answers now. */
   private freshLookup(zone: string, ip: string): Promise<LookupResult> {
-    if (this.files.has(zone)) return this.lookupFile(zone, ip, this.resolver.budgetMs)
+    if (this.files.has(zone)) return this.files.lookup(zone, ip, this.resolver.budgetMs)
     return this.resolver.probe(ip, zone)
   }
 
@@ -357,7 +358,7 @@ export class BackscatterChecker {
    * judged on its data: this waits for its first load, however long it takes.
    */
   async probeZone(zone: ZoneSettings): Promise<ZoneProbe> {
-    if (this.files.has(zone.name)) await this.loadFile(zone.name)
+    if (this.files.has(zone.name)) await this.files.load(zone.name)
     const points = await Promise.all(
       testPointsFor(zone).map(async (p): Promise<PointProbe> => {
         const started = performance.now()
@@ -373,18 +374,12 @@ export class BackscatterChecker {
     }
   }
 
-  /** Drop a zone's cached answers: those given while it was failing cannot be trusted. */
-  private forget(zone: string): void {
-    if (!this.cache) return
-    const prefix = `${zone}\n`
-    for (const key of [...this.cache.keys()]) if (key.startsWith(prefix)) this.cache.delete(key)
-  }
-
   private readonly reportHealth = (zone: string, state: HealthState, reason: string): void => {
     // A check that ends after a reload is the new checker's to repeat and report (it checks at once).
     if (this.retired) return
     if (state === 'suspended') {
-      this.forget(zone)
+      // Answers cached while it was failing cannot be trusted.
+      this.cache.forget(zone)
       this.log.warn(`zone ${zone} suspended: ${reason}; its answers are ignored`)
     } else if (reason) {
       this.log.warn(

@@ -4,6 +4,7 @@
 // never a client IP, an address or a secret, so the number of series stays bounded.
 import { Counter, Gauge, Registry } from 'prom-client'
 
+import type { AnswerSource } from './checker'
 import { BucketTally, talliedHistogram } from './metrics/histogram'
 import type { ZoneOutcome } from './verdict'
 
@@ -11,7 +12,7 @@ export const METRIC_PREFIX = 'haraka_backscatter_'
 
 export type LookupStatus = ZoneOutcome['status']
 /** Where a zone's answer came from. */
-export type LookupSource = 'dns' | 'file' | 'cache'
+export type LookupSource = AnswerSource
 /** What became of one recipient of a checked bounce. */
 export type RecipientDecision = 'accepted' | 'refused' | 'deferred' | 'exempt'
 export type BatvResult = 'signed' | 'valid' | 'invalid' | 'missing'

@@ -120,8 +120,32 @@ export const CLK_TCK = ((): number => {
   }
 })()
 
-/** User + system CPU seconds a process has used so far (Linux /proc). */
+/**
+ * CPU seconds a process has used so far (Linux /proc): the sum of its threads'
+ * run time from /proc/<pid>/task/<tid>/schedstat, in nanoseconds, or, where
+ * that is missing, utime + stime from /proc/<pid>/stat, in clock ticks (10 ms).
+ */
 export function cpuSeconds(pid: number): number {
+  return schedstatSeconds(pid) ?? statSeconds(pid)
+}
+
+function schedstatSeconds(pid: number): number | undefined {
+  let ns = 0
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
+  } catch {
+    return undefined
+  }
+  return Number.isFinite(ns) && ns > 0 ? ns / 1e9 : undefined
+}
+
+function statSeconds(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
   // Fields after the command name (which may hold spaces) start after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')

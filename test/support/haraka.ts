@@ -149,6 +149,8 @@ export interface HarakaOptions {
   env?: Record<string, string>
   /** Options for node itself, before bin/haraka (e.g. --cpu-prof). */
   nodeArgs?: readonly string[]
+  /** A command that runs node, before it (e.g. valgrind and its options). */
+  wrapper?: readonly string[]
 }
 
 export interface Haraka {
@@ -291,7 +293,8 @@ export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise
   const logFile = path.join(dep.dir, 'haraka.log')
   const logStream = fs.createWriteStream(logFile)
   let text = ''
-  const argv = [process.execPath, ...(opts.nodeArgs ?? []), HARAKA_BIN, '-c', dep.dir]
+  const node = [...(opts.wrapper ?? []), process.execPath, ...(opts.nodeArgs ?? [])]
+  const argv = [...node, HARAKA_BIN, '-c', dep.dir]
   const [command, ...args] = opts.resolvConf
     ? [
         'unshare',

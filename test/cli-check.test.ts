@@ -13,8 +13,11 @@ import {
   dnsIni,
   largeZoneFileConfig,
   lineWith,
+  nameOf,
+  queryCounts,
   run,
   scriptedDns,
+  twoTriesIni,
 } from './cli/harness'
 
 const dns = scriptedDns()
@@ -162,5 +165,22 @@ describe('a failed lookup is reported as failed, and the plugin fails open', () 
       lineWith(r.stdout, CLEAN, 'accept'),
       /accept: not listed on ips\.backscatterer\.org; lookup failed \(silent\.example: timeout\), the plugin fails open$/,
     )
+  })
+})
+
+describe('check asks each question once', () => {
+  it('each test point once, each IP’s A query once; an IP never answered costs one budget', async () => {
+    const dir = configDir(twoTriesIni(dns.current))
+    const since = dns.current.queries.length
+    const r = await run(['check', '--config', dir, LISTED, CLEAN, UNANSWERED])
+    assert.equal(r.code, 1, 'the lookup of the silent IP failed')
+    assert.deepEqual(queryCounts(dns.current, since), {
+      [`2.0.0.127.${ZONE} A`]: 1,
+      [`1.0.0.127.${ZONE} A`]: 1,
+      [`${nameOf(LISTED)} A`]: 1,
+      [`${nameOf(LISTED)} TXT`]: 1,
+      [`${nameOf(CLEAN)} A`]: 1,
+      [`${nameOf(UNANSWERED)} A`]: 2, // tries = 2: one budget
+    })
   })
 })

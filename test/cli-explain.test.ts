@@ -11,8 +11,11 @@ import {
   configDir,
   dnsIni,
   lineWith,
+  nameOf,
+  queryCounts,
   run,
   scriptedDns,
+  twoTriesIni,
 } from './cli/harness'
 
 const dns = scriptedDns()
@@ -109,4 +112,22 @@ describe('explain walks through the plugin’s decision for one transaction', ()
     const json = JSON.parse((await run([...args, '--json'])).stdout)
     assert.equal(json.recipients[0].why, 'lookup failed (timeout), the plugin fails open')
   })
+})
+
+describe('explain asks each question once', () => {
+  for (const [ip, expected] of [
+    [LISTED, { [`${nameOf(LISTED)} A`]: 1, [`${nameOf(LISTED)} TXT`]: 1 }],
+    [UNANSWERED, { [`${nameOf(UNANSWERED)} A`]: 2 }], // tries = 2: one budget
+  ] as const) {
+    it(`${ip}: each test point once, the client’s queries once`, async () => {
+      const dir = configDir(twoTriesIni(dns.current))
+      const since = dns.current.queries.length
+      await run(['explain', '--config', dir, '--ip', ip, '--from', '<>', '--rcpt', 'u@example.org'])
+      assert.deepEqual(queryCounts(dns.current, since), {
+        [`2.0.0.127.${ZONE} A`]: 1,
+        [`1.0.0.127.${ZONE} A`]: 1,
+        ...expected,
+      })
+    })
+  }
 })

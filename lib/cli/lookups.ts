@@ -117,13 +117,32 @@ function failedLookups(
   return failed
 }
 
+/**
+ * The checker as the command runs it: each IP is looked up once per zone, and
+ * check() reuses that lookup, sent while the zone's first check ran, so an IP
+ * that is never answered costs one budget, not two.
+ */
+class CommandChecker extends BackscatterChecker {
+  private readonly answers = new Map<string, Promise<LookupResult>>()
+
+  override lookup(zone: string, ip: string, budgetMs?: number): Promise<LookupResult> {
+    const key = `${zone}\n${ip}`
+    let answer = this.answers.get(key)
+    if (!answer) {
+      answer = super.lookup(zone, ip, budgetMs)
+      this.answers.set(key, answer)
+    }
+    return answer
+  }
+}
+
 /** Run `use` with a checker for `settings`, closed afterwards. */
 export async function withChecker<T>(
   settings: Settings,
   use: (c: BackscatterChecker) => Promise<T>,
 ): Promise<T> {
   // The command reports health itself; the checker's own log lines would repeat it.
-  const checker = new BackscatterChecker(settings, { info: () => undefined, warn: () => undefined })
+  const checker = new CommandChecker(settings, { info: () => undefined, warn: () => undefined })
   try {
     return await use(checker)
   } finally {
@@ -132,9 +151,9 @@ export async function withChecker<T>(
 }
 
 /**
- * Look every IP up in every zone as the plugin would: the zones' health check
- * first (with the DNS lookups already under way, so a dead resolver costs one
- * wait), then `check()`, whose verdict is the plugin's.
+ * Look every IP up in every zone as the plugin would: the zones' health check,
+ * with the lookups already under way (so a dead resolver costs one wait), then
+ * `check()`, whose verdict is the plugin's, from those same lookups.
  */
 export async function lookupAll(
   checker: BackscatterChecker,
@@ -154,33 +173,34 @@ export async function lookupAll(
       direct.set(`${zone.name}\n${ip}`, answer)
     }
   }
-  await Promise.all([healthChecked, ...direct.values()])
+  await healthChecked
+  // One check per zone is all the command makes: none on a schedule, none after a failed lookup.
+  checker.retire()
+  const outcomes = await Promise.all(ips.map((ip) => checker.check(ip)))
   const health = new Map<string, ZoneHealthInfo>(
     checker.healthStates().map((h) => [h.zone, { label: healthLabel(h.state, settings), reason: h.reason }]),
   )
   const answers = new Map<string, LookupResult>()
   for (const [key, answer] of direct) answers.set(key, await answer)
-  const reports = await Promise.all(
-    ips.map(async (ip): Promise<IpReport> => {
-      const outcomes = await checker.check(ip)
-      const answerOf = (zone: string): LookupResult | undefined => answers.get(`${zone}\n${ip}`)
-      const rows: ZoneRow[] = []
-      for (const zone of settings.zones) {
-        const outcome = outcomes.find((o) => o.zone === zone.name)
-        if (!outcome) continue
-        const info = health.get(zone.name) ?? { label: 'off', reason: '' }
-        rows.push(zoneRow(zone, ip, outcome, answerOf(zone.name), info))
-      }
-      const client = clientToCheck({ ip, relaying }, settings)
-      return {
-        ip,
-        rows,
-        verdict: decideVerdict(ip, outcomes, settings),
-        skip: 'skip' in client ? client.skip : '',
-        failed: failedLookups(outcomes, answerOf, health),
-      }
-    }),
-  )
+  const reports = ips.map((ip, i): IpReport => {
+    const ipOutcomes = outcomes[i] ?? []
+    const answerOf = (zone: string): LookupResult | undefined => answers.get(`${zone}\n${ip}`)
+    const rows: ZoneRow[] = []
+    for (const zone of settings.zones) {
+      const outcome = ipOutcomes.find((o) => o.zone === zone.name)
+      if (!outcome) continue
+      const info = health.get(zone.name) ?? { label: 'off', reason: '' }
+      rows.push(zoneRow(zone, ip, outcome, answerOf(zone.name), info))
+    }
+    const client = clientToCheck({ ip, relaying }, settings)
+    return {
+      ip,
+      rows,
+      verdict: decideVerdict(ip, ipOutcomes, settings),
+      skip: 'skip' in client ? client.skip : '',
+      failed: failedLookups(ipOutcomes, answerOf, health),
+    }
+  })
   return { reports, health }
 }
 

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { after, before } from 'node:test'
 
 import { main } from '../../lib/cli/main'
-import { dnsblZone, startDns, type Handler, type ScriptedDns } from '../support/dns-server'
+import { dnsblZone, startDns, TYPE, type Handler, type ScriptedDns } from '../support/dns-server'
 
 export const ZONE = 'ips.backscatterer.org'
 
@@ -57,6 +57,27 @@ export function dnsIni(dns: ScriptedDns, extra = ''): string {
   return `[dns]\nservers = ${dns.server}\ntimeout_ms = 2000\ntries = 1\n${extra}`
 }
 
+/**
+ * `[dns]` at the scripted server with two tries: a lookup that is never
+ * answered costs one budget, that is two queries, and a second wait four.
+ */
+export function twoTriesIni(dns: ScriptedDns, extra = ''): string {
+  return `[dns]\nservers = ${dns.server}\ntimeout_ms = 2000\ntries = 2\n${extra}`
+}
+
+/** The queries the server received from the `since`-th on, counted by name and type ("name A", "name TXT"). */
+export function queryCounts(dns: ScriptedDns, since: number): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const q of dns.queries.slice(since)) {
+    const key = `${q.name} ${q.type === TYPE.TXT ? 'TXT' : q.type === TYPE.A ? 'A' : q.type}`
+    counts[key] = (counts[key] ?? 0) + 1
+  }
+  return counts
+}
+
+/** The query name of `ip` in ZONE. */
+export const nameOf = (ip: string): string => `${ip.split('.').reverse().join('.')}.${ZONE}`
+
 /** The cells of a table line, split on runs of two or more spaces. */
 export function cells(line: string): string[] {
   return line.trim().split(/ {2,}/)
@@ -87,7 +108,7 @@ export function largeZoneFileConfig(entries: number): string {
 }
 
 const listing: Handler = dnsblZone(ZONE, { [LISTED]: { txt: REASON } })
-const unansweredName = `${UNANSWERED.split('.').reverse().join('.')}.${ZONE}`
+const unansweredName = nameOf(UNANSWERED)
 
 /**
  * Start the scripted server before the file's tests and stop it after. It

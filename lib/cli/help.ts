@@ -9,7 +9,7 @@ const CONFIG_HELP = `  --config DIR  Haraka config directory holding ${INI} (a H
 
 const EXIT_HELP = `Exit status:
   0  done: every zone usable and every lookup answered
-  1  a zone is unusable (fails its RFC 5782 test points) or a lookup failed
+  1  a zone is unusable (lists 127.0.0.1, errors, no answer) or a lookup failed
   2  bad usage: unknown command or option, a bad argument, unreadable --config`
 
 export const HELP = {
@@ -44,7 +44,8 @@ Options:
 ${CONFIG_HELP}
   --json        one JSON object per IP and zone per line: ip, zone, health
                 (passed, failed or off), status (listed, not-listed, error or
-                skipped), listed, answers, txt, score, counted, detail, verdict
+                skipped), listed, answers, txt, score, counted (whether the
+                plugin would use this answer), detail, verdict
   -h, --help    show this help
 
 ${EXIT_HELP}
@@ -52,10 +53,13 @@ ${EXIT_HELP}
   health: `Usage: ${PROG} health [--config DIR] [--json]
 
 Query every zone's RFC 5782 test points through the configured resolvers:
-127.0.0.2 must be listed and 127.0.0.1 must not (::ffff:7f00:2 and
+127.0.0.2 should be listed and 127.0.0.1 must not be (::ffff:7f00:2 and
 ::ffff:7f00:1 too when the zone has ipv6 on). Shows each answer and its time,
-and whether the zone is usable. The plugin suspends a zone that fails. A zone
-answered from a file is judged on its data, once the file has loaded.
+and whether the zone is usable. A zone that lists 127.0.0.1, answers with an
+error or does not answer is unusable, and the plugin suspends it. A zone that
+does not list 127.0.0.2 looks empty: it stays usable, with a warning (unusable
+with require_test_point = true). A zone answered from a file is judged on its
+data, once the file has loaded.
 
 Options:
 ${CONFIG_HELP}

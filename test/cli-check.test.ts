@@ -105,6 +105,39 @@ describe('check shows what each zone says about each IP and the verdict a bounce
   })
 })
 
+describe('an address the plugin would never look up is shown, but nothing of it counts', () => {
+  it('--json: counted false and score 0, though the zone lists it; the verdict says why', async () => {
+    const dir = configDir(dnsIni(dns.current, `[skip]\nips = ${LISTED}\n`))
+    const r = await run(['check', '--json', '--config', dir, LISTED, '10.1.2.3'])
+    assert.equal(r.code, 0, r.stderr)
+    const [listed, clean] = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    assert.equal(listed.status, 'listed', 'what the zone answered')
+    assert.equal(listed.counted, false)
+    assert.equal(listed.score, 0)
+    assert.equal(listed.detail, `not counted: never looked up (${LISTED} is in [skip] ips)`)
+    assert.deepEqual(
+      [listed.verdict.action, listed.verdict.score, listed.verdict.why],
+      ['accept', 0, `never looked up: ${LISTED} is in [skip] ips`],
+    )
+    assert.equal(clean.status, 'not-listed')
+    assert.equal(clean.counted, false)
+    assert.equal(clean.detail, 'not counted: never looked up (private address 10.1.2.3)')
+  })
+
+  it('the table: SCORE 0 on the line and in the verdict', async () => {
+    const dir = configDir(dnsIni(dns.current, `[skip]\nips = ${LISTED}\n`))
+    const r = await run(['check', '--config', dir, LISTED])
+    assert.deepEqual(cells(lineWith(r.stdout, LISTED, ZONE)).slice(3, 6), ['listed', '127.0.0.2', '0'])
+    assert.deepEqual(cells(lineWith(r.stdout, LISTED, 'accept')).slice(1), [
+      '0',
+      `accept: never looked up: ${LISTED} is in [skip] ips`,
+    ])
+  })
+})
+
 describe('check answers from a zone file once it has loaded, as the plugin does', () => {
   it('a file that loads slower than the DNS budget: listed and clean IPs are answered from it', async () => {
     const dir = largeZoneFileConfig(300_000)

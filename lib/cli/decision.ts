@@ -56,7 +56,9 @@ export interface BounceVerdict {
 /** What a bounce from the report's IP to an ordinary (not exempt) recipient would get. */
 export function bounceVerdict(report: IpReport, settings: Settings): BounceVerdict {
   const common = { score: report.verdict.score, threshold: settings.threshold }
-  if (report.skip) return { ...common, action: 'accept', why: `never looked up: ${report.skip}`, reply: '' }
+  if (report.skip) {
+    return { ...common, score: 0, action: 'accept', why: `never looked up: ${report.skip}`, reply: '' }
+  }
   const d = decideRecipient(report.verdict, '', settings)
   if (d.action === 'accept')
     return { ...common, action: 'accept', why: acceptWhy(report, d.why, settings), reply: '' }

@@ -32,7 +32,7 @@ export interface ZoneRow {
   readonly txt: string
   /** What this zone adds to the IP's score (0 when its answer does not count). */
   readonly score: number
-  /** The plugin uses this answer (the zone passed its health check and answered). */
+  /** The plugin uses this answer: it looks the client up, and the zone passed its health check and answered. */
   readonly counted: boolean
   /** Error or skip reason, or why the answer does not count. */
   readonly detail: string
@@ -99,6 +99,12 @@ function zoneRow(
       }
       return { ...base, status: 'skipped', ...noAnswer, detail: outcome.reason }
   }
+}
+
+/** A row of a client the plugin never looks up: what the zone said stays, but none of it counts. */
+function neverLookedUp(row: ZoneRow, skip: string): ZoneRow {
+  if (!row.counted) return row
+  return { ...row, counted: false, score: 0, detail: `not counted: never looked up (${skip})` }
 }
 
 /** The zones that gave no answer: a lookup error, or a suspended zone that did not answer either. */
@@ -193,11 +199,12 @@ export async function lookupAll(
       rows.push(zoneRow(zone, ip, outcome, answerOf(zone.name), info))
     }
     const client = clientToCheck({ ip, relaying }, settings)
+    const skip = 'skip' in client ? client.skip : ''
     return {
       ip,
-      rows,
+      rows: skip ? rows.map((row) => neverLookedUp(row, skip)) : rows,
       verdict: decideVerdict(ip, ipOutcomes, settings),
-      skip: 'skip' in client ? client.skip : '',
+      skip,
       failed: failedLookups(ipOutcomes, answerOf, health),
     }
   })

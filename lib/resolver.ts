@@ -1,4 +1,4 @@
-import { promises as dnsPromises, type RecordWithTtl } from 'node:dns'
+import dns, { promises as dnsPromises, type RecordWithTtl } from 'node:dns'
 import net from 'node:net'
 import { ipv6_reverse } from 'haraka-net-utils'
 
@@ -31,6 +31,11 @@ export interface ResolverOptions {
   readonly timeoutMs: number
   /** Tries per query. */
   readonly tries: number
+  /**
+   * The system's nameservers, used when `servers` is empty. Default:
+   * dns.getServers(), node's reading of /etc/resolv.conf; tests pass their own.
+   */
+  readonly systemServers?: readonly string[]
 }
 
 // Answers that mean "this name does not exist / has no A record": not listed.
@@ -90,13 +95,16 @@ export class DnsblResolver {
     // timeoutMs (c-ares doubles the wait on its own retries).
     const make = (): dnsPromises.Resolver =>
       new dnsPromises.Resolver({ timeout: options.timeoutMs, tries: 1 })
-    this.resolvers = options.servers.length
-      ? options.servers.map((server) => {
+    // The system's nameservers too get a Resolver each: in one c-ares channel, a
+    // silent first one would take every try, each cut at timeoutMs before c-ares moves on.
+    const servers = options.servers.length ? options.servers : (options.systemServers ?? dns.getServers())
+    this.resolvers = servers.length
+      ? servers.map((server) => {
           const resolver = make()
           resolver.setServers([server])
           return resolver
         })
-      : [make()] // the system's resolvers, in c-ares' own order
+      : [make()] // none found: c-ares' own default
     this.budgetMs = options.timeoutMs * options.tries
   }
 

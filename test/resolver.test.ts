@@ -297,6 +297,21 @@ describe('DnsblResolver with two servers, the first silent', () => {
     assert.equal((await r.lookup('45.8.8.8', ZONE)).status, 'not-listed', 'then lookups go to the second')
   })
 
+  it('[dns] servers empty: each system nameserver gets its own tries, so a silent first one does not fail the health check', async () => {
+    // The nameservers of /etc/resolv.conf, as node reads them, are injected here.
+    const r = new DnsblResolver({
+      servers: [],
+      systemServers: [silent.server, working.server],
+      timeoutMs: 1000,
+      tries: 1,
+    })
+    const before = silent.count(`2.0.0.127.${ZONE}`)
+    assert.equal((await r.probe('127.0.0.2', ZONE)).status, 'listed', 'the probe passes through the second')
+    assert.equal(silent.count(`2.0.0.127.${ZONE}`) - before, 1, 'one try at the silent one')
+    assert.equal((await r.lookup('45.7.7.7', ZONE)).status, 'not-listed')
+    assert.equal(silent.count(`7.7.7.45.${ZONE}`), 0, 'lookups start at the server that answered')
+  })
+
   it('SERVFAIL from one server: the other is asked (as c-ares does with several servers)', async () => {
     const failing = await startDns(() => ({ rcode: 'SERVFAIL' }))
     try {

@@ -6,6 +6,7 @@ import {
   FIRST_RECHECK_MS,
   ZoneHealth,
   type Assessment,
+  type HealthSnapshot,
   type HealthState,
 } from '../lib/health'
 
@@ -171,7 +172,8 @@ describe('ZoneHealth schedule (mock timers)', () => {
 
   afterEach(() => mock.timers.reset())
 
-  function scripted(usable: () => boolean) {
+  /** A zone whose checks pass while `usable()` holds, started from `from` (a reload) when given. */
+  function scripted(usable: () => boolean, from?: HealthSnapshot, onChange: () => void = () => {}) {
     const probedAt: number[] = []
     const h = new ZoneHealth(
       'z',
@@ -179,8 +181,9 @@ describe('ZoneHealth schedule (mock timers)', () => {
         probedAt.push(Date.now())
         return usable() ? { usable: true } : { usable: false, reason: 'test point 127.0.0.2: timeout' }
       },
-      () => {},
+      onChange,
       INTERVAL_MS,
+      from,
     )
     return { h, probedAt }
   }
@@ -259,20 +262,11 @@ describe('ZoneHealth schedule (mock timers)', () => {
     old.start()
     await settle()
     await runUntil(100_000)
-    const { h, probedAt } = ((): ReturnType<typeof scripted> => {
-      const probedAt: number[] = []
-      const h = new ZoneHealth(
-        'z',
-        async () => {
-          probedAt.push(Date.now())
-          return { usable: true }
-        },
-        () => assert.fail('no change to report'),
-        INTERVAL_MS,
-        old.snapshot(),
-      )
-      return { h, probedAt }
-    })()
+    const { h, probedAt } = scripted(
+      () => true,
+      old.snapshot(),
+      () => assert.fail('no change to report'),
+    )
     old.stop()
     assert.equal(h.state, 'usable')
     await h.ready
@@ -302,17 +296,7 @@ describe('ZoneHealth schedule (mock timers)', () => {
     old.stop()
     running.start()
     void running.check()
-    const probedAt: number[] = []
-    const h = new ZoneHealth(
-      'z',
-      async () => {
-        probedAt.push(Date.now())
-        return { usable: true }
-      },
-      () => {},
-      INTERVAL_MS,
-      running.snapshot(),
-    )
+    const { h, probedAt } = scripted(() => true, running.snapshot())
     running.stop()
     h.start()
     mock.timers.tick(0)

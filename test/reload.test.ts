@@ -150,138 +150,118 @@ describe('config reload', () => {
       fs.rmSync(path.dirname(file), { recursive: true, force: true })
     }
   })
-})
 
-describe('what a reload and a shutdown release', () => {
-  let first: ScriptedDns
-  let second: ScriptedDns
-  let current: TestPlugin | undefined
-  const SILENT = '45.9.9.9'
+  describe('what a reload and a shutdown release', () => {
+    const SILENT = '45.9.9.9'
+    const silentClient: Handler = (q) =>
+      q.name.startsWith(`${reverseIpv4(SILENT)}.`) ? { drop: true } : zoneData(q)
+    const dnsIni = (server: string, extra = ''): string =>
+      `[dns]\nservers = ${server}\ntimeout_ms = 1000\ntries = 2\n${extra}\n`
 
-  const silentClient: Handler = (q) =>
-    q.name.startsWith(`${reverseIpv4(SILENT)}.`) ? { drop: true } : zoneData(q)
-
-  before(async () => {
-    first = await startDns(zoneData)
-    second = await startDns(zoneData)
-  })
-  after(async () => {
-    await first.close()
-    await second.close()
-  })
-  afterEach(() => {
-    current?.close()
-    current = undefined
-  })
-
-  const testPointQueries = (dns: ScriptedDns): number => dns.queries.filter((q) => isTestPoint(q.name)).length
-  const clientQueries = (dns: ScriptedDns): number => dns.count(`${reverseIpv4(LISTED)}.${ZONE}`, TYPE.A)
-  const dnsIni = (server: string, extra = ''): string =>
-    `[dns]\nservers = ${server}\ntimeout_ms = 1000\ntries = 2\n${extra}\n`
-
-  it('after a change of [dns] servers, the old settings’ health checks stop', async () => {
-    const everySecond = (server: string): string => dnsIni(server, 'health_interval = 1')
-    current = makeTestPlugin(everySecond(first.server))
-    const { plugin } = current
-    await initMaster(plugin)
-    await until(() => testPointQueries(first) >= 2, 'the first check')
-
-    await editIni(current, everySecond(second.server))
-    await marker(first)
-    const [oldChecks, newChecks] = [testPointQueries(first), testPointQueries(second)]
-    // Three checks by the new settings, a second apart: the old ones would have made one meanwhile.
-    await until(
-      () => testPointQueries(second) >= newChecks + 6,
-      'three checks through the new server',
-      20_000,
-    )
-    await marker(first)
-    assert.equal(testPointQueries(first), oldChecks, 'no check through the old server after the reload')
-  })
-
-  it('a reload that changes or drops a zone file closes the old file’s watcher; a dropped file’s zone is checked through DNS', async (t) => {
-    const closes = t.mock.method(ZoneFileSource.prototype, 'close')
-    const closed = (): string[] => closes.mock.calls.map((c) => (c.this as ZoneFileSource).path)
-    const dir = tmpFolder()
-    const [fileA, fileB] = [path.join(dir, 'a.zone'), path.join(dir, 'b.zone')]
-    for (const file of [fileA, fileB]) fs.writeFileSync(file, `127.0.0.2\n${LISTED}\n`)
-    const withFile = (file: string): string => `${dnsIni(first.server)}\n[${ZONE}]\nfile = ${file}\n`
-
-    current = makeTestPlugin(withFile(fileA))
-    const { plugin } = current
-    await initMaster(plugin)
-    assert.equal(await refused(plugin, LISTED), true)
-
-    await editIni(current, withFile(fileB))
-    assert.deepEqual(closed(), [fileA], 'the old file closed, the new one open')
-    assert.equal(await refused(plugin, LISTED), true)
-
-    const [points, client] = [testPointQueries(first), clientQueries(first)]
-    await editIni(current, dnsIni(first.server))
-    assert.deepEqual(closed(), [fileA, fileB])
-    assert.equal(await refused(plugin, LISTED), true)
-    assert.ok(testPointQueries(first) > points, 'the zone was checked anew, through DNS')
-    assert.equal(clientQueries(first), client + 1, 'and the client looked up through DNS')
-  })
-
-  it('shutdown: no health check after it, the zone file closed, a lookup in flight abandoned', async (t) => {
-    const closes = t.mock.method(ZoneFileSource.prototype, 'close')
-    const file = path.join(tmpFolder(), 'file.zone')
-    fs.writeFileSync(file, '127.0.0.2\n')
-    // A server of its own: plugins of the tests before may still answer their folders' removal.
-    const dns = await startDns(silentClient)
-    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 })
-    try {
-      current = makeTestPlugin(
-        `[main]\nzones = ${ZONE}, file.example\n` +
-          `[dns]\nservers = ${dns.server}\ntimeout_ms = 2000\ntries = 1\nhealth_interval = 60\n` +
-          `[file.example]\nfile = ${file}\n`,
-      )
+    it('after a change of [dns] servers, the old settings’ health checks stop', async () => {
+      const everySecond = (server: string): string => dnsIni(server, 'health_interval = 1')
+      current = makeTestPlugin(everySecond(first.server))
       const { plugin } = current
       await initMaster(plugin)
-      const usable = (): boolean =>
-        plugin.backscatter.checker.healthStates().every((h: { state: string }) => h.state === 'usable')
-      await until(() => testPointQueries(dns) === 2 && usable(), 'the first check')
-      // The mock clock drives the schedule: a minute on, the zone is checked again.
-      mock.timers.tick(60_000)
-      await until(() => testPointQueries(dns) === 4, 'the check a minute later')
+      await until(() => testPointQueries(first) >= 2, 'the first check')
 
-      const conn = makeConnection(SILENT)
-      await mail(plugin, conn, '<>')
-      const reply = rcpt(plugin, conn, 'alice@example.com')
-      await until(() => dns.count(`${reverseIpv4(SILENT)}.${ZONE}`) === 1, 'the lookup sent')
-      plugin.shutdown()
-      assert.equal((await reply).rc, undefined, 'the recipient is accepted')
-      assert.deepEqual(results(conn).err, [`${ZONE}: cancelled at shutdown`])
-
-      mock.timers.tick(10 * 60_000)
-      await marker(dns)
-      assert.equal(testPointQueries(dns), 4, 'no health check after shutdown')
-      assert.ok(
-        closes.mock.calls.some((c) => (c.this as ZoneFileSource).path === file),
-        'the zone file closed',
+      await editIni(current, everySecond(second.server))
+      await marker(first)
+      const [oldChecks, newChecks] = [testPointQueries(first), testPointQueries(second)]
+      // Three checks by the new settings, a second apart: the old ones would have made one meanwhile.
+      await until(
+        () => testPointQueries(second) >= newChecks + 6,
+        'three checks through the new server',
+        20_000,
       )
-    } finally {
-      mock.timers.reset()
-      await dns.close()
-    }
-  })
+      await marker(first)
+      assert.equal(testPointQueries(first), oldChecks, 'no check through the old server after the reload')
+    })
 
-  it('an edit of the ini after shutdown starts nothing', async () => {
-    const dns = await startDns(zoneData)
-    try {
-      current = makeTestPlugin(dnsIni(dns.server))
+    it('a reload that changes or drops a zone file closes the old file’s watcher; a dropped file’s zone is checked through DNS', async (t) => {
+      const closes = t.mock.method(ZoneFileSource.prototype, 'close')
+      const closed = (): string[] => closes.mock.calls.map((c) => (c.this as ZoneFileSource).path)
+      const dir = tmpFolder()
+      const [fileA, fileB] = [path.join(dir, 'a.zone'), path.join(dir, 'b.zone')]
+      for (const file of [fileA, fileB]) fs.writeFileSync(file, `127.0.0.2\n${LISTED}\n`)
+      const withFile = (file: string): string => `${dnsIni(first.server)}\n[${ZONE}]\nfile = ${file}\n`
+
+      current = makeTestPlugin(withFile(fileA))
       const { plugin } = current
       await initMaster(plugin)
-      await until(() => testPointQueries(dns) === 2, 'the first check')
-      plugin.shutdown()
-      // haraka-config still calls back: the plugin may have been unloaded, not the process.
-      await editIni(current, dnsIni(dns.server, 'health_interval = 60'))
-      await marker(dns)
-      assert.equal(testPointQueries(dns), 2, 'no check after shutdown')
-    } finally {
-      await dns.close()
-    }
+      assert.equal(await refused(plugin, LISTED), true)
+
+      await editIni(current, withFile(fileB))
+      assert.deepEqual(closed(), [fileA], 'the old file closed, the new one open')
+      assert.equal(await refused(plugin, LISTED), true)
+
+      const [points, client] = [testPointQueries(first), clientQueries(first)]
+      await editIni(current, dnsIni(first.server))
+      assert.deepEqual(closed(), [fileA, fileB])
+      assert.equal(await refused(plugin, LISTED), true)
+      assert.ok(testPointQueries(first) > points, 'the zone was checked anew, through DNS')
+      assert.equal(clientQueries(first), client + 1, 'and the client looked up through DNS')
+    })
+
+    it('shutdown: no health check after it, the zone file closed, a lookup in flight abandoned', async (t) => {
+      const closes = t.mock.method(ZoneFileSource.prototype, 'close')
+      const file = path.join(tmpFolder(), 'file.zone')
+      fs.writeFileSync(file, '127.0.0.2\n')
+      // A server of its own: plugins of the tests before may still answer their folders' removal.
+      const dns = await startDns(silentClient)
+      mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 })
+      try {
+        current = makeTestPlugin(
+          `[main]\nzones = ${ZONE}, file.example\n` +
+            `[dns]\nservers = ${dns.server}\ntimeout_ms = 2000\ntries = 1\nhealth_interval = 60\n` +
+            `[file.example]\nfile = ${file}\n`,
+        )
+        const { plugin } = current
+        await initMaster(plugin)
+        const usable = (): boolean =>
+          plugin.backscatter.checker.healthStates().every((h: { state: string }) => h.state === 'usable')
+        await until(() => testPointQueries(dns) === 2 && usable(), 'the first check')
+        // The mock clock drives the schedule: a minute on, the zone is checked again.
+        mock.timers.tick(60_000)
+        await until(() => testPointQueries(dns) === 4, 'the check a minute later')
+
+        const conn = makeConnection(SILENT)
+        await mail(plugin, conn, '<>')
+        const reply = rcpt(plugin, conn, 'alice@example.com')
+        await until(() => dns.count(`${reverseIpv4(SILENT)}.${ZONE}`) === 1, 'the lookup sent')
+        plugin.shutdown()
+        assert.equal((await reply).rc, undefined, 'the recipient is accepted')
+        assert.deepEqual(results(conn).err, [`${ZONE}: cancelled at shutdown`])
+
+        mock.timers.tick(10 * 60_000)
+        await marker(dns)
+        assert.equal(testPointQueries(dns), 4, 'no health check after shutdown')
+        assert.ok(
+          closes.mock.calls.some((c) => (c.this as ZoneFileSource).path === file),
+          'the zone file closed',
+        )
+      } finally {
+        mock.timers.reset()
+        await dns.close()
+      }
+    })
+
+    it('an edit of the ini after shutdown starts nothing', async () => {
+      const dns = await startDns(zoneData)
+      try {
+        current = makeTestPlugin(dnsIni(dns.server))
+        const { plugin } = current
+        await initMaster(plugin)
+        await until(() => testPointQueries(dns) === 2, 'the first check')
+        plugin.shutdown()
+        // haraka-config still calls back: the plugin may have been unloaded, not the process.
+        await editIni(current, dnsIni(dns.server, 'health_interval = 60'))
+        await marker(dns)
+        assert.equal(testPointQueries(dns), 2, 'no check after shutdown')
+      } finally {
+        await dns.close()
+      }
+    })
   })
 })
 

@@ -207,7 +207,7 @@ describe('check asks each question once', () => {
     const since = dns.current.queries.length
     const r = await run(['check', '--config', dir, LISTED, CLEAN, UNANSWERED])
     assert.equal(r.code, 1, 'the lookup of the silent IP failed')
-    assert.deepEqual(queryCounts(dns.current, since), {
+    assert.deepEqual(await queryCounts(dns.current, since), {
       [`2.0.0.127.${ZONE} A`]: 1,
       [`1.0.0.127.${ZONE} A`]: 1,
       [`${nameOf(LISTED)} A`]: 1,

@@ -123,7 +123,7 @@ describe('explain asks each question once', () => {
       const dir = configDir(twoTriesIni(dns.current))
       const since = dns.current.queries.length
       await run(['explain', '--config', dir, '--ip', ip, '--from', '<>', '--rcpt', 'u@example.org'])
-      assert.deepEqual(queryCounts(dns.current, since), {
+      assert.deepEqual(await queryCounts(dns.current, since), {
         [`2.0.0.127.${ZONE} A`]: 1,
         [`1.0.0.127.${ZONE} A`]: 1,
         ...expected,

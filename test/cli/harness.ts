@@ -8,6 +8,7 @@ import path from 'node:path'
 import { after, before } from 'node:test'
 
 import { main } from '../../lib/cli/main'
+import { DnsblResolver } from '../../lib/resolver'
 import { dnsblZone, startDns, TYPE, type Handler, type ScriptedDns } from '../support/dns-server'
 
 export const ZONE = 'ips.backscatterer.org'
@@ -65,10 +66,19 @@ export function twoTriesIni(dns: ScriptedDns, extra = ''): string {
   return `[dns]\nservers = ${dns.server}\ntimeout_ms = 2000\ntries = 2\n${extra}`
 }
 
-/** The queries the server received from the `since`-th on, counted by name and type ("name A", "name TXT"). */
-export function queryCounts(dns: ScriptedDns, since: number): Record<string, number> {
+const MARKER_IP = '45.0.0.1'
+
+/**
+ * The queries the server received from the `since`-th on, counted by name and
+ * type ("name A", "name TXT"), once all sent before this call have arrived: a
+ * marker query of its own, answered, comes after them (and is not counted).
+ */
+export async function queryCounts(dns: ScriptedDns, since: number): Promise<Record<string, number>> {
+  const marker = new DnsblResolver({ servers: [dns.server], timeoutMs: 2000, tries: 2 })
+  assert.equal((await marker.lookup(MARKER_IP, ZONE)).status, 'not-listed')
   const counts: Record<string, number> = {}
   for (const q of dns.queries.slice(since)) {
+    if (q.name === nameOf(MARKER_IP)) continue
     const key = `${q.name} ${q.type === TYPE.TXT ? 'TXT' : q.type === TYPE.A ? 'A' : q.type}`
     counts[key] = (counts[key] ?? 0) + 1
   }

@@ -432,7 +432,7 @@ describe('the plugin counts what it did (haraka-test-fixtures, scripted DNS on 1
   let current: TestPlugin | undefined
 
   const setup = (ini = ''): TestPlugin => {
-    current = makeTestPlugin(`[dns]\nservers = ${dns.server}\ntimeout_ms = 500\n\n${ini}\n`)
+    current = makeTestPlugin(`[dns]\nservers = ${dns.server}\ntimeout_ms = 2000\n\n${ini}\n`)
     return current
   }
   const pluginScrape = async (tp: TestPlugin): Promise<{ text: string; samples: Sample[] }> =>

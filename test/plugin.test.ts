@@ -502,7 +502,7 @@ describe('config: package defaults, overrides, reload and bad values', () => {
 
   it('an edit takes effect without a restart', async () => {
     const t = setup()
-    t.writeIni(`[dns]\nservers = ${dns.server}\ntimeout_ms = 200\n[main]\naction = defer\n`)
+    t.writeIni(`[dns]\nservers = ${dns.server}\ntimeout_ms = 2000\n[main]\naction = defer\n`)
     // haraka-config waits about 5 s for an edit to settle before it reloads.
     const deadline = Date.now() + 10_000
     while (t.plugin.backscatter.settings.action !== 'defer' && Date.now() < deadline) {

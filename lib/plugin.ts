@@ -11,10 +11,11 @@ import { MeteredChecker } from './metrics/checker'
 import { answerClusterScrapes, clusterExposition, processExposition } from './metrics/cluster'
 import { MetricsEndpoint } from './metrics/server'
 import { recipientPluginsBefore } from './placement'
-import { checkBounceRecipient, decideBounceRecipient, tagResultText, type BatvResult } from './recipient'
+import { checkBounceRecipient, decideBounceRecipient, tagResultText } from './recipient'
 import { isBounceSender, wireAddress, type EnvelopeAddress } from './sender'
+import { withVerdict, type Pending } from './pending'
 import { parseSettings, type Settings } from './settings'
-import { decideVerdict, headerValue, refusal, refusalText, type Verdict } from './verdict'
+import { decideVerdict, headerValue, refusal, refusalText, type Verdict, type ZoneOutcome } from './verdict'
 
 type Next = (code?: number, msg?: unknown) => void
 
@@ -25,6 +26,7 @@ interface Results {
 
 interface Transaction {
   results: Results
+  header: { get_all(name: string): readonly string[] }
   mail_from: EnvelopeAddress | null | undefined
   add_header(name: string, value: string): void
   remove_header(name: string): void
@@ -43,14 +45,6 @@ interface HarakaConfig {
   get(name: string, cb: () => void): unknown
   get(name: string, type: 'list'): unknown
   get(name: string, type: 'data', cb: () => void): unknown
-}
-
-/** One transaction's check: started in hook_mail, awaited in hook_rcpt and data_post. */
-interface Pending {
-  readonly settings: Settings
-  readonly verdict: Promise<Verdict | undefined>
-  /** The BATV results of the recipients accepted so far, for the header. */
-  readonly accepted: BatvResult[]
 }
 
 interface State {
@@ -214,18 +208,34 @@ function startCheck(plugin: BackscatterPlugin, state: State, connection: Connect
     txn.results.add(plugin, { skip: client.skip })
     return
   }
-  const verdict = checker.check(client.ip).then(
-    (outcomes) => {
-      const v = decideVerdict(client.ip, outcomes, settings)
-      recordResults(plugin, connection, txn, v)
-      return v
-    },
-    (err: unknown) => {
-      connection.logerror(plugin, `lookup failed, mail goes on: ${String(err)}`)
-      return undefined
-    },
-  )
-  state.pending.set(txn, { settings, verdict, accepted: [] })
+  const pending: Pending = { settings, verdict: undefined, accepted: [] }
+  // Answers the checker already has need no promise, and the hooks after this one no waiting.
+  const known = checker.checkNow(client.ip)
+  if (known) pending.verdict = settle(plugin, connection, txn, settings, client.ip, known)
+  else {
+    pending.verdict = checker.check(client.ip).then(
+      (outcomes) => (pending.verdict = settle(plugin, connection, txn, settings, client.ip, outcomes)),
+      (err: unknown) => {
+        connection.logerror(plugin, `lookup failed, mail goes on: ${String(err)}`)
+        return (pending.verdict = undefined)
+      },
+    )
+  }
+  state.pending.set(txn, pending)
+}
+
+/** The verdict on the zones' outcomes, recorded in the results and the log. */
+function settle(
+  plugin: BackscatterPlugin,
+  connection: Connection,
+  txn: Transaction,
+  settings: Settings,
+  ip: string,
+  outcomes: readonly ZoneOutcome[],
+): Verdict {
+  const v = decideVerdict(ip, outcomes, settings)
+  recordResults(plugin, connection, txn, v)
+  return v
 }
 
 /**
@@ -233,15 +243,22 @@ function startCheck(plugin: BackscatterPlugin, state: State, connection: Connect
  * reasons, score. Empty lists are left out (haraka-results logs any `err` key).
  */
 function verdictResult(v: Verdict): Record<string, unknown> {
-  const lists: Record<'pass' | 'fail' | 'err' | 'skip', string[]> = { pass: [], fail: [], err: [], skip: [] }
+  // Lists made only when used: this runs for every checked bounce.
+  let pass: string[] | undefined
+  let fail: string[] | undefined
+  let err: string[] | undefined
+  let skip: string[] | undefined
   for (const o of v.outcomes) {
-    if (o.status === 'listed') lists.fail.push(o.zone)
-    else if (o.status === 'not-listed') lists.pass.push(o.zone)
-    else if (o.status === 'error') lists.err.push(`${o.zone}: ${o.reason}`)
-    else lists.skip.push(`${o.zone}: ${o.reason}`)
+    if (o.status === 'listed') (fail ??= []).push(o.zone)
+    else if (o.status === 'not-listed') (pass ??= []).push(o.zone)
+    else if (o.status === 'error') (err ??= []).push(`${o.zone}: ${o.reason}`)
+    else (skip ??= []).push(`${o.zone}: ${o.reason}`)
   }
   const result: Record<string, unknown> = { score: v.score }
-  for (const [key, list] of Object.entries(lists)) if (list.length) result[key] = list
+  if (pass) result.pass = pass
+  if (fail) result.fail = fail
+  if (err) result.err = err
+  if (skip) result.skip = skip
   return result
 }
 
@@ -317,8 +334,9 @@ function checkRecipient(
   if (tag.result !== 'not checked') state.metrics.batv(tag.result)
   if (batvOn) txn.results.push(plugin, { batv: tagResultText(tag) })
   const answer = counted(done, state.metrics)
-  pending.verdict
-    .then((verdict) => {
+  withVerdict(
+    pending,
+    (verdict) => {
       const decision = decideBounceRecipient(verdict, rcpt, tag, settings)
       if (decision.action === 'accept') {
         pending.accepted.push(tag.result)
@@ -329,11 +347,12 @@ function checkRecipient(
       const reply = refusal(decision.action, text)
       const dsn = DSN.create(reply.code, reply.text, reply.subject, reply.detail)
       return answer(decision.action === 'reject' ? constants.DENY : constants.DENYSOFT, dsn)
-    })
-    .catch((err: unknown) => {
+    },
+    (err) => {
       connection.logerror(plugin, `recipient check failed, recipient accepted: ${String(err)}`)
       answer()
-    })
+    },
+  )
 }
 
 /**
@@ -350,18 +369,21 @@ export function hook_data_post(this: BackscatterPlugin, next: Next, connection: 
     const pending = txn ? state?.pending.get(txn) : undefined
     const name = pending ? pending.settings.header : state?.settings.header
     if (!txn || !name) return done()
-    txn.remove_header(name)
+    // Most messages have no copy to remove: asking is cheaper than Haraka's removal, which scans every line.
+    if (txn.header.get_all(name).length) txn.remove_header(name)
     if (!pending) return done()
-    pending.verdict
-      .then((verdict) => {
+    withVerdict(
+      pending,
+      (verdict) => {
         const batv = pending.settings.batv.domains.size ? pending.accepted : undefined
         if (verdict) txn.add_header(name, headerValue(verdict, batv))
         done()
-      })
-      .catch((err: unknown) => {
+      },
+      (err) => {
         connection.logerror(this, `header not added: ${String(err)}`)
         done()
-      })
+      },
+    )
   } catch (err) {
     connection.logerror(this, `header not added: ${String(err)}`)
     done()

@@ -55,11 +55,11 @@ const round = (n: number): number => Math.round(n * 1000) / 1000
 
 /** Sum the listings SpamAssassin style and compare with the threshold. */
 export function decideVerdict(ip: string, outcomes: readonly ZoneOutcome[], settings: Settings): Verdict {
-  const zoneByName = new Map(settings.zones.map((z) => [z.name, z]))
   const scored: { outcome: ListedOutcome; score: number }[] = []
   for (const o of outcomes) {
     if (o.status !== 'listed') continue
-    const zone = zoneByName.get(o.zone)
+    // A handful of zones: a search costs less than building a map for every bounce.
+    const zone = settings.zones.find((z) => z.name === o.zone)
     scored.push({ outcome: o, score: zone ? listingScore(zone, o.codes) : 0 })
   }
   scored.sort((a, b) => b.score - a.score)

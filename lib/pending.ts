@@ -1,0 +1,37 @@
+// One transaction's check, from MAIL to its last recipient and DATA: the
+// verdict once known, the lookup while it runs. Most bounces come from clients
+// whose answers are cached: their verdict is known at MAIL, and the hooks after
+// it answer at once, with no promise to wait on.
+import type { BatvResult } from './recipient'
+import type { Settings } from './settings'
+import type { Verdict } from './verdict'
+
+/** One transaction's check: started in hook_mail, awaited in hook_rcpt and data_post. */
+export interface Pending {
+  readonly settings: Settings
+  /**
+   * The verdict: the lookup's promise while it runs, then what it settled with
+   * (undefined when it failed). Known at once when the checker had every answer.
+   */
+  verdict: Promise<Verdict | undefined> | Verdict | undefined
+  /** The BATV results of the recipients accepted so far, for the header. */
+  readonly accepted: BatvResult[]
+}
+
+/** Run `use` with the transaction's verdict: at once when it is known, else when the lookup settles. */
+export function withVerdict(
+  pending: Pending,
+  use: (verdict: Verdict | undefined) => void,
+  failed: (err: unknown) => void,
+): void {
+  const { verdict } = pending
+  if (verdict instanceof Promise) {
+    verdict.then(use).catch(failed)
+    return
+  }
+  try {
+    use(verdict)
+  } catch (err) {
+    failed(err)
+  }
+}

@@ -26,9 +26,15 @@ export function clientToCheck(client: Client, settings: Settings): ClientCheck {
   return { ip }
 }
 
-/** Why `zone` is not queried for `ip` (it does not check that address family), or undefined when it is. */
-export function zoneSkipReason(zone: Pick<ZoneSettings, 'ipv4' | 'ipv6'>, ip: string): string | undefined {
-  const family = net.isIP(ip)
+/**
+ * Why `zone` is not queried for `ip` (it does not check that address family),
+ * or undefined when it is. `family`: net.isIP(ip), when the caller has it.
+ */
+export function zoneSkipReason(
+  zone: Pick<ZoneSettings, 'ipv4' | 'ipv6'>,
+  ip: string,
+  family = net.isIP(ip),
+): string | undefined {
   if (family === 6 && !zone.ipv6) return 'IPv6 not checked'
   if (family === 4 && !zone.ipv4) return 'IPv4 not checked'
   return undefined

@@ -3,8 +3,19 @@
  * not cancelled: it settles on its own later, and its outcome is ignored. A
  * rejection before the deadline still rejects.
  */
-export async function settleWithin<T, L>(promise: Promise<T>, ms: number, late: L): Promise<T | L> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<L>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), late)))
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
+export function settleWithin<T, L>(promise: Promise<T>, ms: number, late: L): Promise<T | L> {
+  // One promise and one timer per call: every DNS try goes through here.
+  return new Promise<T | L>((resolve, reject) => {
+    const timer = setTimeout(resolve, Math.max(0, ms), late)
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (err: unknown) => {
+        clearTimeout(timer)
+        reject(err)
+      },
+    )
+  })
 }

@@ -26,7 +26,6 @@ interface Results {
 
 interface Transaction {
   results: Results
-  header: { get_all(name: string): readonly string[] }
   mail_from: EnvelopeAddress | null | undefined
   add_header(name: string, value: string): void
   remove_header(name: string): void
@@ -369,8 +368,7 @@ export function hook_data_post(this: BackscatterPlugin, next: Next, connection: 
     const pending = txn ? state?.pending.get(txn) : undefined
     const name = pending ? pending.settings.header : state?.settings.header
     if (!txn || !name) return done()
-    // Most messages have no copy to remove: asking is cheaper than Haraka's removal, which scans every line.
-    if (txn.header.get_all(name).length) txn.remove_header(name)
+    txn.remove_header(name)
     if (!pending) return done()
     withVerdict(
       pending,

@@ -47,9 +47,8 @@ const SERVER_FAILURE = new Set(['ESERVFAIL', 'EREFUSED'])
 
 const LATE = Symbol('late')
 
-class DeadlineError extends Error {
-  readonly code = 'ETIMEOUT'
-}
+/** A try that got no answer in its time: the same code as c-ares' own timeout, handled alike. */
+const TIMEOUT = 'ETIMEOUT'
 
 function errorCode(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code
@@ -132,13 +131,10 @@ export class DnsblResolver {
     withReason: boolean,
   ): Promise<LookupResult> {
     const started = Date.now()
-    let answered: { records: RecordWithTtl[]; resolver: dnsPromises.Resolver }
-    try {
-      answered = await this.resolve4(name, budgetMs, attempts)
-    } catch (err) {
-      const code = errorCode(err)
-      if (NOT_FOUND.has(code)) return { status: 'not-listed' }
-      return { status: 'error', reason: describeDnsError(code) }
+    const answered = await this.resolve4(name, budgetMs, attempts)
+    if ('code' in answered) {
+      if (NOT_FOUND.has(answered.code)) return { status: 'not-listed' }
+      return { status: 'error', reason: describeDnsError(answered.code) }
     }
     const { records, resolver } = answered
     const answer = classifyAnswer(records.map((r) => r.address))
@@ -163,35 +159,40 @@ export class DnsblResolver {
    * Up to `attempts` tries of at most timeoutMs each, all inside `budgetMs`,
    * each at the next server. c-ares' own timer is not exact (it adapts to
    * server metrics), so each try has its own deadline; an abandoned query
-   * settles on its own later. Rejects with the last try's error.
+   * settles on its own later. Settles with the records and the server that
+   * gave them, or the last try's error code (a value, not a second throw:
+   * most answers to a DNSBL are "not found").
    */
   private async resolve4(
     name: string,
     budgetMs: number,
     attempts: number,
-  ): Promise<{ records: RecordWithTtl[]; resolver: dnsPromises.Resolver }> {
+  ): Promise<{ records: RecordWithTtl[]; resolver: dnsPromises.Resolver } | { code: string }> {
     const end = Date.now() + budgetMs
     const first = this.preferred
     for (let attempt = 0; ; attempt++) {
       const left = end - Date.now()
-      if (left <= 0) throw new DeadlineError(`no answer within ${budgetMs} ms`)
+      if (left <= 0) return { code: TIMEOUT }
       const index = (first + attempt) % this.resolvers.length
       const resolver = this.resolvers[index]!
+      let code: string
       try {
         const records = await settleWithin(
           resolver.resolve4(name, { ttl: true }),
           Math.min(this.options.timeoutMs, left),
           LATE,
         )
-        if (records === LATE) throw new DeadlineError(`no answer within ${this.options.timeoutMs} ms`)
-        this.preferred = index
-        return { records, resolver }
+        if (records !== LATE) {
+          this.preferred = index
+          return { records, resolver }
+        }
+        code = TIMEOUT
       } catch (err) {
-        const code = errorCode(err)
-        if (NOT_FOUND.has(code)) this.preferred = index
-        const another = RETRYABLE.has(code) || (SERVER_FAILURE.has(code) && this.resolvers.length > 1)
-        if (attempt + 1 >= attempts || !another) throw err
+        code = errorCode(err)
       }
+      if (NOT_FOUND.has(code)) this.preferred = index
+      const another = RETRYABLE.has(code) || (SERVER_FAILURE.has(code) && this.resolvers.length > 1)
+      if (attempt + 1 >= attempts || !another) return { code }
     }
   }
 

@@ -11,6 +11,9 @@ import crypto from 'node:crypto'
 
 import { Bench } from 'tinybench'
 
+import path from 'node:path'
+
+import * as source from '../lib/batv'
 import { BatvKey, prepareKeys, signAddress, verifyAddress } from '../lib/batv'
 import { DAY_MS } from '../lib/batv/tag'
 import { dnsblZone, startDns } from '../test/support/dns-server'
@@ -58,6 +61,20 @@ const ZONE = 'ips.backscatterer.org'
 const CLIENT_IP = '45.33.12.8'
 /** The signing setup of the "on" plugin: one signing domain, one key. */
 const BATV_INI = '[batv]\ndomains = example.com\nsign_key = 1\n\n[batv.keys]\n1 = s3cret\n'
+
+/**
+ * lib/batv.ts as Haraka runs it: compiled to dist/ by tsc (`npm run bench`
+ * builds it first). The other rows run lib/ through tsx, as the tests do.
+ */
+function compiledBatv(): typeof source {
+  const file = path.join(__dirname, '..', 'dist', 'batv.js')
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(file) as typeof source
+  } catch (err) {
+    throw new Error(`${file} is missing or broken: run npm run build first (${String(err)})`)
+  }
+}
 
 /** CPU time per call of `batch` (BATCH calls), the best of several runs of many batches. */
 function cpuNsPerCall(batch: () => void, timeMs: number): number {
@@ -129,6 +146,26 @@ export async function benchBatv(opts: BatvOptions = {}): Promise<BatvResult> {
   add('verify at RCPT, forged signature', verifyAll(forged))
   add('verify at RCPT, forged, mixed case (two HMACs)', verifyAll(forgedCaps))
   add('verify at RCPT, no tag (ordinary recipient)', verifyAll(senders))
+  // The same checks on the compiled module, with keys of its own (a key belongs to its module's class).
+  const compiled = compiledBatv()
+  const compiledKeys = compiled.prepareKeys(
+    new Map([
+      [1, 's3cret'],
+      [2, 'an-older-key'],
+    ]),
+  ).keys
+  for (const address of tagged) {
+    if (compiled.verifyAddress(address, compiledKeys, 7, NOW_MS).status !== 'valid') {
+      throw new Error(`dist/: ${address} is not valid`)
+    }
+  }
+  const verifyCompiled = (list: readonly string[]) => () => {
+    for (let i = 0; i < BATCH; i++) {
+      sink += compiled.verifyAddress(list[i] as string, compiledKeys, 7, NOW_MS).original.length
+    }
+  }
+  add('verify at RCPT, valid tag, dist/ (as Haraka runs it)', verifyCompiled(tagged))
+  add('verify at RCPT, valid tag in capitals, dist/', verifyCompiled(upper))
   add('sign at MAIL', () => {
     for (let i = 0; i < BATCH; i++) {
       const out = signAddress(senders[i] as string, key, 7, NOW_MS)
@@ -153,6 +190,8 @@ export async function benchBatv(opts: BatvOptions = {}): Promise<BatvResult> {
   const targets: Record<string, number> = {
     'verify at RCPT, valid tag': 2000,
     'verify at RCPT, valid tag in capitals': 2000,
+    'verify at RCPT, valid tag, dist/ (as Haraka runs it)': 2000,
+    'verify at RCPT, valid tag in capitals, dist/': 2000,
     'sign at MAIL': 5000,
   }
   const rows = bench.tasks.map((t) => ({

@@ -2,10 +2,12 @@
 // under valgrind's callgrind, and the instructions its process executes (every
 // thread: JavaScript, the JIT, GC, libuv, the kernel calls' user side) are read
 // per transaction of a mix, after a warm-up, with callgrind_control's dump. The
-// counts do not depend on what else the shared machine runs, so the plugin's
-// cost above the no-op floor (e) shows at a resolution the CPU-time rounds of
-// part 2 cannot reach. Slow (valgrind runs node 50-100 times slower): not part
-// of `npm run bench`.
+// counts do not depend on the speed of the shared machine, but they are not
+// steady either: in repeats of 500 transactions the same server varied by
+// ±15 %, as garbage collection and the JIT's threads fall in one repeat or
+// another (BENCHMARKS.md), so use many repeats, or many more transactions,
+// before reading a few per cent from them. Slow (valgrind runs node 50-100
+// times slower): not part of `npm run bench`.
 //
 //   node --import tsx bench/instructions.ts
 //   BENCH_SERVERS=noop,backscatter BENCH_MIXES=ordinary,distinct,repeat

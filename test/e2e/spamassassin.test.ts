@@ -7,6 +7,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
+import { BatvKey, signAddress } from '../../lib/batv'
+
 import {
   connectWithXclient,
   createDeployment,
@@ -28,6 +30,8 @@ import { findSpamAssassin, startSpamd, type Spamd } from '../support/spamd'
 const LISTED = '45.4.0.1'
 const UNLISTED = '45.4.0.9'
 const RULE = 'HARAKA_BACKSCATTER'
+const BATV_RULE = 'HARAKA_BACKSCATTER_BATV'
+const SECRET = 'e2e-spamassassin-secret'
 const user = (name: string): string => `${name}@${LOCAL_DOMAIN}`
 
 /** The local.cf line docs/results.md gives for per-rule scores in X-Spam-Status, verbatim. */
@@ -74,9 +78,9 @@ describe('SpamAssassin scores a listed bounce with the shipped contrib/backscatt
     ip: string,
     from: string,
     data?: string,
+    to = [user('someone')],
   ): Promise<{ message: string; status: string; scores: Record<string, number>; spamdLine: string }> {
     const c = await connectAs(ip)
-    const to = [user('someone')]
     const r = await c.transaction({ from, to, data: data ?? sampleMessage(from, to) })
     assert.equal(r.mail.code, 250, r.mail.raw)
     assert.equal(r.rcpt[0]?.code, 250, `score mode accepts: ${r.rcpt[0]?.raw}`)
@@ -126,7 +130,13 @@ describe('SpamAssassin scores a listed bounce with the shipped contrib/backscatt
         'queue/test',
         'e2e_results',
       ],
-      backscatterIni: `[main]\naction = score\n\n[dns]\nservers = ${zone.server}\n`,
+      // Signed bounces on for the local domain; untagged bounces are recorded as missing, not scored.
+      backscatterIni: [
+        `[main]\naction = score\n`,
+        `[dns]\nservers = ${zone.server}\n`,
+        `[batv]\ndomains = ${LOCAL_DOMAIN}\n`,
+        `[batv.keys]\n1 = ${SECRET}\n`,
+      ].join('\n'),
       files: { 'spamassassin.ini': `spamd_socket = ${spamd.socket}\n` },
     })
   })
@@ -141,7 +151,10 @@ describe('SpamAssassin scores a listed bounce with the shipped contrib/backscatt
 
   test(`a listed bounce reaches spamd with the header and shows ${RULE}=5 in X-Spam-Status`, async () => {
     const d = await deliver(LISTED, '')
-    assert.equal(headerOf(d.message, 'X-Haraka-Backscatter'), `score=5; listed=${ZONE}; ip=${LISTED}`)
+    assert.equal(
+      headerOf(d.message, 'X-Haraka-Backscatter'),
+      `score=5; listed=${ZONE}; batv=missing; ip=${LISTED}`,
+    )
     assert.equal(d.scores[RULE], 5, `X-Spam-Status: ${d.status}`)
     // The total counts it: the other rules that hit, plus 5 (the total is rounded to 0.1).
     const total = Number(/\bscore=(-?[\d.]+)/.exec(d.status)?.[1])
@@ -154,9 +167,47 @@ describe('SpamAssassin scores a listed bounce with the shipped contrib/backscatt
 
   test(`an unlisted bounce is scanned and does not hit ${RULE}`, async () => {
     const d = await deliver(UNLISTED, '')
-    assert.equal(headerOf(d.message, 'X-Haraka-Backscatter'), `score=0; listed=none; ip=${UNLISTED}`)
+    assert.equal(
+      headerOf(d.message, 'X-Haraka-Backscatter'),
+      `score=0; listed=none; batv=missing; ip=${UNLISTED}`,
+    )
     assert.equal(d.scores[RULE], undefined, `X-Spam-Status: ${d.status}`)
+    assert.equal(d.scores[BATV_RULE], undefined, `a missing tag is not scored: ${d.status}`)
     assert.doesNotMatch(d.spamdLine, new RegExp(`\\b${RULE}\\b`))
+  })
+
+  /** The local user's address signed with the deployment's key, as the plugin signs at MAIL. */
+  function signedUser(): string {
+    const out = signAddress(user('someone'), BatvKey.create(1, SECRET) as BatvKey, 7, Date.now())
+    assert.ok(out.ok)
+    return out.address
+  }
+
+  test(`a bounce to a forged signed return path shows ${BATV_RULE}=5; a valid tag does not`, async () => {
+    const valid = signedUser()
+    // One hex digit of the signature changed: the tag no longer matches.
+    const forged = valid.replace(
+      /^(prvs=\d{4})(.)/,
+      (_, head: string, c: string) => `${head}${c === '0' ? '1' : '0'}`,
+    )
+    assert.notEqual(forged, valid)
+
+    const bad = await deliver(UNLISTED, '', undefined, [forged])
+    assert.equal(
+      headerOf(bad.message, 'X-Haraka-Backscatter'),
+      `score=0; listed=none; batv=invalid; ip=${UNLISTED}`,
+    )
+    assert.equal(bad.scores[BATV_RULE], 5, `X-Spam-Status: ${bad.status}`)
+    assert.equal(bad.scores[RULE], undefined, `not listed: ${bad.status}`)
+    assert.match(bad.spamdLine, new RegExp(`\\b${BATV_RULE}\\b`), bad.spamdLine)
+
+    const good = await deliver(UNLISTED, '', undefined, [valid])
+    assert.equal(
+      headerOf(good.message, 'X-Haraka-Backscatter'),
+      `score=0; listed=none; batv=valid; ip=${UNLISTED}`,
+    )
+    assert.equal(good.scores[BATV_RULE], undefined, `X-Spam-Status: ${good.status}`)
+    assert.doesNotMatch(good.spamdLine, new RegExp(`\\b${BATV_RULE}\\b`))
   })
 
   test(`ordinary mail from a listed host is scanned and does not hit ${RULE}`, async () => {

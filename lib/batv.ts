@@ -65,8 +65,8 @@ export class BatvKey {
   }
 
   /** The six-hex-digit signature of `text`, as a number 0..0xffffff. */
-  signatureOf(text: string): number {
-    return this.#hmac.first24BitsOfText(text)
+  signatureOf(text: string, head = ''): number {
+    return this.#hmac.first24BitsOfText(text, head)
   }
 }
 
@@ -191,7 +191,11 @@ export function isKeyId(n: number): boolean {
 
 // The text the signature covers: key digit, three-digit day, then the address.
 function signedText(keyId: number, expiry: number, address: string): string {
-  return `${keyId}${String(expiry).padStart(3, '0')}${address}`
+  return `${signedHead(keyId, expiry)}${address}`
+}
+
+function signedHead(keyId: number, expiry: number): string {
+  return `${keyId}${String(expiry).padStart(3, '0')}`
 }
 
 const received = Buffer.alloc(3)
@@ -203,8 +207,9 @@ function signatureMatches(key: BatvKey, tag: ParsedTag): boolean {
   const { keyId, expiryStamp: expiry, signature, mailbox: address } = tag
   putBytes(received, signature)
   const lowered = asciiLower(address)
-  if (sameBytes(key.signatureOf(signedText(keyId, expiry, lowered)))) return true
-  return lowered !== address && sameBytes(key.signatureOf(signedText(keyId, expiry, address)))
+  const head = signedHead(keyId, expiry)
+  if (sameBytes(key.signatureOf(lowered, head))) return true
+  return lowered !== address && sameBytes(key.signatureOf(address, head))
 }
 
 function putBytes(into: Buffer, signature: number): void {

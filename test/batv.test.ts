@@ -596,6 +596,31 @@ describe('HMAC-SHA1 with precomputed pads', () => {
     }
   })
 
+  it('of a head and a text: the HMAC of the two joined, whether they fit one block or not', () => {
+    const k = new HmacSha1Key(Buffer.from('s3cret'))
+    const cases: [string, string][] = [
+      ['1792', 'bob@example.com'],
+      ['1792', ''],
+      ['', 'bob@example.com'],
+      ['1792', 'y'.repeat(51)],
+      ['1792', 'y'.repeat(52)],
+      ['1792', 'jöran@exämple.com'],
+      ['é', 'bob@example.com'],
+      ['1792', '€'.repeat(400)],
+    ]
+    for (const [head, text] of cases) {
+      const theirs = crypto
+        .createHmac('sha1', 's3cret')
+        .update(head + text, 'utf8')
+        .digest()
+      assert.equal(
+        k.first24BitsOfText(text, head),
+        theirs.readUIntBE(0, 3),
+        `${head} + ${text.length} characters`,
+      )
+    }
+  })
+
   it('RFC 2202 test cases 1-5 (keys up to 64 bytes)', () => {
     const cases: [Buffer, Buffer, string][] = [
       [Buffer.alloc(20, 0x0b), Buffer.from('Hi There'), 'b617318655057264e28bc0b6fb378c8ef146be00'],

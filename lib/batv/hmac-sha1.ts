@@ -161,17 +161,20 @@ export class HmacSha1Key {
     return (state[0] as number) >>> 8
   }
 
-  /** The first 24 bits of HMAC-SHA1(key, UTF-8 of text). */
-  first24BitsOfText(text: string): number {
-    if (packShortAscii(text)) {
+  /**
+   * The first 24 bits of HMAC-SHA1(key, UTF-8 of head + text), without
+   * joining the two when together they are short ASCII (the usual BATV text).
+   */
+  first24BitsOfText(text: string, head = ''): number {
+    if (packShortAscii(head, text)) {
       // The usual address: the whole inner message is this one block.
       copy5(this.#inner, state)
       compress(state, block)
       this.#outerHash()
-    } else if (text.length * 3 > textBytes.length) {
-      return this.first24Bits(Buffer.from(text, 'utf8'))
     } else {
-      this.#digestInto(textBytes, writeUtf8(text))
+      const whole = head + text
+      if (whole.length * 3 > textBytes.length) return this.first24Bits(Buffer.from(whole, 'utf8'))
+      this.#digestInto(textBytes, writeUtf8(whole))
     }
     return (state[0] as number) >>> 8
   }
@@ -202,15 +205,17 @@ export class HmacSha1Key {
 }
 
 /**
- * Put ASCII text of at most 55 characters, with SHA-1's padding after one
- * 64-byte pad block, into `block`; false (block unusable) for other text.
+ * Put ASCII `head` + `text`, together at most 55 characters, with SHA-1's
+ * padding after one 64-byte pad block, into `block`; false (block unusable)
+ * for other text.
  */
-function packShortAscii(text: string): boolean {
-  const n = text.length
+function packShortAscii(head: string, text: string): boolean {
+  const h = head.length
+  const n = h + text.length
   if (n > BLOCK_BYTES - 9) return false
   clear(block)
   for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i)
+    const c = i < h ? head.charCodeAt(i) : text.charCodeAt(i - h)
     if (c > 0x7f) return false
     block[i >> 2] = (block[i >> 2] as number) | (c << (24 - 8 * (i & 3)))
   }

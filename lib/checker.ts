@@ -207,8 +207,12 @@ export class BackscatterChecker {
 
   /** What every zone says about `ip`. Never rejects; settles within the DNS budget. */
   check(ip: string): Promise<ZoneOutcome[]> {
-    const now = this.checkNow(ip)
-    if (now) return Promise.resolve(now)
+    return Promise.resolve(this.checkNow(ip) ?? this.checkWaiting(ip))
+  }
+
+  /** check() after checkNow(ip) said undefined, without asking it again: each zone, waiting where it must. */
+  checkWaiting(ip: string): Promise<ZoneOutcome[]> {
+    this.start()
     return Promise.all(this.settings.zones.map((zone) => this.checkZone(zone, ip)))
   }
 

@@ -212,7 +212,7 @@ function startCheck(plugin: BackscatterPlugin, state: State, connection: Connect
   const known = checker.checkNow(client.ip)
   if (known) pending.verdict = settle(plugin, connection, txn, settings, client.ip, known)
   else {
-    pending.verdict = checker.check(client.ip).then(
+    pending.verdict = checker.checkWaiting(client.ip).then(
       (outcomes) => (pending.verdict = settle(plugin, connection, txn, settings, client.ip, outcomes)),
       (err: unknown) => {
         connection.logerror(plugin, `lookup failed, mail goes on: ${String(err)}`)

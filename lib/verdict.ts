@@ -1,7 +1,6 @@
 import { cleanText } from './answer'
 import {
   decideBounceRecipient,
-  isExempt,
   notChecked,
   recipientName,
   type BatvResult,
@@ -71,11 +70,6 @@ export function decideVerdict(ip: string, outcomes: readonly ZoneOutcome[], sett
     score,
     actionable: scored.length > 0 && score >= settings.threshold,
   }
-}
-
-/** Always accepted: `recipient` (a local part, or an address) is in [main] exempt_recipients. */
-export function exemptRecipient(recipient: string, settings: Settings): boolean {
-  return isExempt(recipientName(recipient), settings)
 }
 
 export type RecipientDecision =

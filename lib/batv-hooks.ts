@@ -1,10 +1,10 @@
 // The envelope changes of signed bounces (BATV) at MAIL and RCPT: sign the
 // sender of a relaying client, put the sender back for a destination that must
 // not see it signed, take the tag off a recipient that is not a checked bounce.
-import { signAddress } from './batv'
+import { signAddress, type SignRefusal } from './batv'
 import { looksTagged } from './batv/tag'
 import type { BatvSettings } from './batv-settings'
-import { addressLike, rewriteInPlace } from './envelope-rewrite'
+import { addressLike, rewriteInPlace, snapshot, type AddressSnapshot } from './envelope-rewrite'
 import { isUnsignedDestination, recipientName, untaggedAddress } from './recipient'
 import { isNullSender, wireAddress, type EnvelopeAddress } from './sender'
 
@@ -24,18 +24,19 @@ interface Envelope {
  * MAIL FROM of a relaying client: replace the transaction's sender with its
  * signed form when its domain signs. Never `<>`, never a tagged sender (never
  * twice); outbound delivery and queue/smtp_forward send the signed form.
+ * 'too long': a sender of a signing domain left unsigned, its tag would break RFC 5321.
  */
 export function signSender(
   batv: BatvSettings,
   txn: Envelope,
   from: EnvelopeAddress,
   nowMs: number,
-): SignedSender | undefined {
+): SignedSender | Extract<SignRefusal, 'too long'> | undefined {
   const key = batv.signKey
   if (!key || !batv.sign || isNullSender(from)) return undefined
-  if (typeof from.host !== 'string' || !batv.domains.has(from.host.toLowerCase())) return undefined
+  if (typeof from.host !== 'string' || !batv.domains.has(from.host)) return undefined
   const signed = signAddress(wireAddress(from), key, batv.lifetimeDays, nowMs)
-  if (!signed.ok) return undefined
+  if (!signed.ok) return signed.reason === 'too long' ? signed.reason : undefined
   const address = addressLike(from, signed.address)
   if (!address) return undefined
   const original = txn.mail_from ?? from
@@ -60,11 +61,24 @@ export function keepUnsignedFor(
   return true
 }
 
+/** Recipients whose tag was removed, with the address as the client sent it. */
+export type Untagged = WeakMap<EnvelopeAddress, AddressSnapshot>
+
+/**
+ * Make recipient `rcpt` the untagged address `wire`, in place, so that the
+ * plugins after this one judge the real mailbox, as Exim's router does; what
+ * it was is kept in `untagged`, to be put back if the recipient is refused.
+ */
+export function untag(rcpt: EnvelopeAddress, wire: string, untagged: Untagged): void {
+  const before = snapshot(rcpt)
+  if (rewriteInPlace(rcpt, wire)) untagged.set(rcpt, before)
+}
+
 /** A recipient of mail that is not a checked bounce: remove a tag to a signing domain, in place. */
-export function stripTag(batv: BatvSettings, rcpt: EnvelopeAddress): void {
+export function stripTag(batv: BatvSettings, rcpt: EnvelopeAddress, untagged: Untagged): void {
   // Most recipients carry no tag: test the local part before building any string.
   if (batv.domains.size === 0 || typeof rcpt.user !== 'string' || !looksTagged(rcpt.user)) return
   const wire = wireAddress(rcpt)
   const original = untaggedAddress(wire, batv)
-  if (original !== wire) rewriteInPlace(rcpt, original)
+  if (original !== wire) untag(rcpt, original, untagged)
 }

@@ -38,6 +38,8 @@ export interface BatvSettings {
   readonly missingFrom: string
   /** 00:00 UTC of missing_from: from then on `missing` is scored; undefined: never. */
   readonly missingFromMs: number | undefined
+  /** Lower-case local parts of senders checked for tags besides the null sender; empty: <> only. */
+  readonly checkLocalParts: ReadonlySet<string>
   /** Lower-case addresses and @domains whose mail leaves unsigned. */
   readonly unsignedRecipients: ReadonlySet<string>
   /** `[batv] keys_file`: another file of the config folder holding [batv.keys]. */
@@ -118,6 +120,7 @@ export function readBatv(
     scores: Object.freeze({ missing: values.missing, invalid: values.invalid, valid: values.valid }),
     missingFrom: values.missing_from,
     missingFromMs: values.missing_from === '' ? undefined : dayStartMs(values.missing_from),
+    checkLocalParts: new Set(values.check_local_parts),
     unsignedRecipients: new Set(values.unsigned_recipients),
     keysFile: values.keys_file,
   }

@@ -2,14 +2,14 @@
 // sign an envelope sender, and check that a bounce is addressed to a signed
 // sender of ours. Pure: no I/O, the clock is an argument.
 //
-// What is signed: the address lower-cased (ASCII letters) with its local part
-// unquoted, which is exactly what Exim's documented check hashes
-// (`${prvscheck {$local_part@$domain}…}` in the RCPT ACL, where Exim has
-// lower-cased and unquoted both parts). A tag made here for Bob@Example.COM is
-// therefore `prvs=…=bob@example.com`, byte for byte what Exim's `${prvs}` makes
-// for bob@example.com. Checking also accepts a signature over the address
-// exactly as received, which is what Exim's `${prvs}` makes from a mixed-case
-// return path.
+// What is signed, and what is checked: the address lower-cased (ASCII letters)
+// with its local part unquoted. That is what Exim's RCPT ACL check hashes
+// (`${prvscheck {$local_part@$domain}…}`, where Exim has lower-cased and
+// unquoted both parts, tag included), so a site running Exim beside this
+// plugin gets one verdict for every tag: `PRVS=`, upper-case hex and an
+// upper-case local part are valid on both; a signature over a mixed-case
+// address (what Exim's `${prvs}` makes of a mixed-case return path) is invalid
+// on both.
 //
 // Expiry: a tag is valid from signing until the end of its expiry day DDD, that
 // is while DDD is today or at most `lifetimeDays` days ahead, counted forward
@@ -27,6 +27,7 @@ import {
   joinAddress,
   looksTagged,
   MAX_ADDRESS_OCTETS,
+  MAX_LOCAL_PART_OCTETS,
   parseTag,
   splitAddress,
   tagLocalPart,
@@ -103,7 +104,7 @@ export type SignRefusal =
   | 'not an address'
   /** Starts with `prvs=` already: never sign twice. */
   | 'already tagged'
-  /** The signed form would be over 254 octets (RFC 5321). */
+  /** The signed local part would be over 64 octets, or the address over 254 (RFC 5321 §4.5.3.1). */
   | 'too long'
   /** `lifetimeDays` is not a whole number 1..MAX_LIFETIME_DAYS, or `nowMs` not a finite number. */
   | 'bad lifetime or clock'
@@ -128,8 +129,26 @@ export function signAddress(address: string, key: BatvKey, lifetimeDays: number,
   const expiry = expiryStamp(nowMs, lifetimeDays)
   const signature = key.signatureOf(signedText(key.id, expiry, `${localPart}@${domain}`))
   const signed = joinAddress(tagLocalPart(key.id, expiry, signature, localPart), domain)
-  if (Buffer.byteLength(signed, 'utf8') > MAX_ADDRESS_OCTETS) return { ok: false, reason: 'too long' }
+  if (!fitsRfc5321(signed)) return { ok: false, reason: 'too long' }
   return { ok: true, address: signed }
+}
+
+/**
+ * Can `address` (wire form) carry a tag within RFC 5321's limits: a local part
+ * of at most 64 octets and an address of at most 254 once tagged? An address
+ * that cannot is never signed, so its bounces are not expected back tagged.
+ */
+export function canCarryTag(address: string): boolean {
+  const parts = splitAddress(address)
+  return parts !== undefined && fitsRfc5321(joinAddress(tagLocalPart(0, 0, 0, parts.localPart), parts.domain))
+}
+
+function fitsRfc5321(address: string): boolean {
+  const at = address.lastIndexOf('@')
+  return (
+    Buffer.byteLength(address.slice(0, at), 'utf8') <= MAX_LOCAL_PART_OCTETS &&
+    Buffer.byteLength(address, 'utf8') <= MAX_ADDRESS_OCTETS
+  )
 }
 
 /** Why a tag does not count. */
@@ -201,15 +220,11 @@ function signedHead(keyId: number, expiry: number): string {
 const received = Buffer.alloc(3)
 const expected = Buffer.alloc(3)
 
-// Over the lower-cased address first (what is signed here and what Exim's
-// documented check hashes), then over the address as received, case kept.
+// Over the lower-cased address only, as Exim's RCPT ACL check: one verdict on both.
 function signatureMatches(key: BatvKey, tag: ParsedTag): boolean {
   const { keyId, expiryStamp: expiry, signature, mailbox: address } = tag
   putBytes(received, signature)
-  const lowered = asciiLower(address)
-  const head = signedHead(keyId, expiry)
-  if (sameBytes(key.signatureOf(lowered, head))) return true
-  return lowered !== address && sameBytes(key.signatureOf(address, head))
+  return sameBytes(key.signatureOf(asciiLower(address), signedHead(keyId, expiry)))
 }
 
 function putBytes(into: Buffer, signature: number): void {

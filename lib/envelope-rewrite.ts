@@ -1,5 +1,5 @@
 // Rewriting Haraka's envelope addresses: the signed sender at MAIL, the tag
-// removed from a recipient at RCPT. A new address is made with the class of the
+// removed from a recipient at RCPT (and put back when the recipient is refused). A new address is made with the class of the
 // one Haraka handed over (its own @haraka/email-address), so it serializes,
 // formats and queues exactly as Haraka's own.
 import type { EnvelopeAddress } from './sender'
@@ -33,4 +33,16 @@ export function rewriteInPlace(addr: EnvelopeAddress, wire: string): boolean {
   if (!fresh) return false
   Object.assign(addr, fresh)
   return true
+}
+
+/** The address's own fields as they are now, for `restore`. */
+export type AddressSnapshot = Readonly<Record<string, unknown>>
+
+export function snapshot(addr: EnvelopeAddress): AddressSnapshot {
+  return { ...addr }
+}
+
+/** Make `addr` again what `snapshot` saw, in place, exactly as the client wrote it. */
+export function restore(addr: EnvelopeAddress, saved: AddressSnapshot): void {
+  Object.assign(addr, saved)
 }

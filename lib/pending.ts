@@ -9,6 +9,8 @@ import type { Verdict } from './verdict'
 /** One transaction's check: started in hook_mail, awaited in hook_rcpt and data_post. */
 export interface Pending {
   readonly settings: Settings
+  /** The sender is checked for tags (the null sender, see tagsCheckedFor): recipients' tags count. */
+  readonly checkTags: boolean
   /**
    * The verdict: the lookup's promise while it runs, then what it settled with
    * (undefined when it failed). Known at once when the checker had every answer.

@@ -2,16 +2,16 @@
 import constants from 'haraka-constants'
 import DSN from 'haraka-dsn'
 
-import { keepUnsignedFor, signSender, stripTag, type SignedSender } from './batv-hooks'
+import { keepUnsignedFor, signSender, stripTag, untag, type SignedSender, type Untagged } from './batv-hooks'
 import { configLinesReader } from './batv-settings'
 import { clientToCheck } from './client'
-import { rewriteInPlace } from './envelope-rewrite'
+import { restore } from './envelope-rewrite'
 import { BackscatterMetrics } from './metrics'
 import { MeteredChecker } from './metrics/checker'
 import { answerClusterScrapes, clusterExposition, processExposition } from './metrics/cluster'
 import { MetricsEndpoint } from './metrics/server'
 import { recipientPluginsBefore } from './placement'
-import { checkBounceRecipient, decideBounceRecipient, tagResultText } from './recipient'
+import { checkBounceRecipient, decideBounceRecipient, tagResultText, tagsCheckedFor } from './recipient'
 import { isBounceSender, wireAddress, type EnvelopeAddress } from './sender'
 import { withVerdict, type Pending } from './pending'
 import { parseSettings, type Settings } from './settings'
@@ -57,6 +57,8 @@ interface State {
   endpoint?: MetricsEndpoint
   /** Transactions whose sender was signed at MAIL, with the sender as the client gave it. */
   signed: WeakMap<Transaction, SignedSender>
+  /** Recipients whose tag was removed at RCPT: a refused one gets it back (hook_deny). */
+  untagged: Untagged
   /** The clock for signing and checking tags (tests set it). */
   now: () => number
   /** Set by shutdown(): haraka-config still calls back on an edit, and nothing may start again. */
@@ -111,7 +113,8 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   const endpoint = previous?.endpoint
   const pending = previous?.pending ?? new WeakMap()
   const signed = previous?.signed ?? new WeakMap()
-  this.backscatter = { settings, checker, pending, metrics, endpoint, signed, now }
+  const untagged = previous?.untagged ?? new WeakMap()
+  this.backscatter = { settings, checker, pending, metrics, endpoint, signed, untagged, now }
   void endpoint?.listen(settings.metrics.listen)
   previous?.checker.retire()
   // Zone checks start with the process that handles mail (init hooks below),
@@ -187,12 +190,15 @@ export function hook_mail(
     const state = this.backscatter
     const txn = connection.transaction
     const from = params?.[0]
-    if (state && txn && isBounceSender(from, state.settings.senders)) {
-      startCheck(this, state, connection, txn)
+    if (state && txn && from && isBounceSender(from, state.settings.senders)) {
+      startCheck(this, state, connection, txn, tagsCheckedFor(from, state.settings.batv))
     }
     if (state && txn && from && connection.relaying) {
       const signed = signSender(state.settings.batv, txn, from, state.now())
-      if (signed) state.signed.set(txn, signed)
+      if (signed === 'too long') {
+        const sender = wireAddress(from)
+        connection.loginfo(this, `sender left unsigned: ${sender} is too long to carry a tag (RFC 5321)`)
+      } else if (signed) state.signed.set(txn, signed)
     }
   } catch (err) {
     connection.logerror(this, `check not started, mail goes on: ${String(err)}`)
@@ -200,14 +206,20 @@ export function hook_mail(
   next()
 }
 
-function startCheck(plugin: BackscatterPlugin, state: State, connection: Connection, txn: Transaction): void {
+function startCheck(
+  plugin: BackscatterPlugin,
+  state: State,
+  connection: Connection,
+  txn: Transaction,
+  checkTags: boolean,
+): void {
   const { settings, checker } = state
   const client = clientToCheck({ ip: connection.remote.ip, relaying: connection.relaying }, settings)
   if ('skip' in client) {
     txn.results.add(plugin, { skip: client.skip })
     return
   }
-  const pending: Pending = { settings, verdict: undefined, accepted: [] }
+  const pending: Pending = { settings, checkTags, verdict: undefined, accepted: [] }
   // Answers the checker already has need no promise, and the hooks after this one no waiting.
   const known = checker.checkNow(client.ip)
   if (known) pending.verdict = settle(plugin, connection, txn, settings, client.ip, known)
@@ -300,7 +312,7 @@ export function hook_rcpt(
       )
     }
     if (!pending) {
-      stripTag(settings.batv, addr)
+      stripTag(settings.batv, addr, state.untagged)
       return done()
     }
     checkRecipient(this, state, connection, txn, pending, addr, done)
@@ -320,10 +332,10 @@ function checkRecipient(
   done: Next,
 ): void {
   const { settings } = pending
-  const batvOn = settings.batv.domains.size > 0
+  const batvOn = pending.checkTags
   const wire = wireAddress(addr)
-  const { rcpt, tag, exempt } = checkBounceRecipient(wire, settings, state.now())
-  if (tag.original !== wire) rewriteInPlace(addr, tag.original)
+  const { rcpt, tag, exempt } = checkBounceRecipient(wire, settings, state.now(), pending.checkTags)
+  if (tag.original !== wire) untag(addr, tag.original, state.untagged)
   if (exempt) {
     if (batvOn) txn.results.push(plugin, { batv: tagResultText(tag) })
     pending.accepted.push(tag.result)
@@ -355,6 +367,36 @@ function checkRecipient(
 }
 
 /**
+ * A refusal, by this plugin or any other: a recipient refused after its tag was
+ * removed gets it back, so only accepted recipients are delivered untagged, and
+ * Haraka's reply and log show the address as the client sent it.
+ */
+export function hook_deny(
+  this: BackscatterPlugin,
+  next: Next,
+  connection: Connection,
+  params: [unknown, unknown, unknown, unknown, unknown, unknown],
+): void {
+  try {
+    const hook = params?.[5]
+    const untagged = this.backscatter?.untagged
+    if (untagged && (hook === 'rcpt' || hook === 'rcpt_ok')) {
+      // The rcpt hook's params are [address, parameters]; rcpt_ok's, the address itself.
+      const hookParams = params[4]
+      const rcpt = (Array.isArray(hookParams) ? hookParams[0] : hookParams) as EnvelopeAddress | undefined
+      const saved = rcpt && typeof rcpt === 'object' ? untagged.get(rcpt) : undefined
+      if (rcpt && saved) {
+        restore(rcpt, saved)
+        untagged.delete(rcpt)
+      }
+    }
+  } catch (err) {
+    connection.logerror(this, `tag not put back on a refused recipient: ${String(err)}`)
+  }
+  next()
+}
+
+/**
  * After DATA: stamp the checked, accepted message with the header. A copy the
  * sender wrote is removed from every message, so a filter downstream can trust it.
  */
@@ -373,7 +415,7 @@ export function hook_data_post(this: BackscatterPlugin, next: Next, connection: 
     withVerdict(
       pending,
       (verdict) => {
-        const batv = pending.settings.batv.domains.size ? pending.accepted : undefined
+        const batv = pending.checkTags ? pending.accepted : undefined
         if (verdict) txn.add_header(name, headerValue(verdict, batv))
         done()
       },

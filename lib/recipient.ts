@@ -1,8 +1,9 @@
 // One recipient of a bounce: who it is (exempt? which domain's action?), what
 // its BATV tag says, and what becomes of it once the zones have answered.
 // Pure: plain data in, plain data out; the clock is an argument.
-import { parseTag, verifyAddress, type InvalidReason } from './batv'
+import { canCarryTag, parseTag, verifyAddress, type InvalidReason } from './batv'
 import { looksTagged } from './batv/tag'
+import { isNullSender, localPart, type EnvelopeAddress } from './sender'
 import type { BatvSettings, RecipientAction, Settings } from './settings'
 import type { Verdict } from './verdict'
 
@@ -66,12 +67,24 @@ export function notChecked(address: string): RecipientTag {
 }
 
 /**
+ * Are the recipients of mail from `from` expected to carry a tag? Only a
+ * bounce's: the null sender, as Exim checks, or a local part the operator
+ * names in [batv] check_local_parts. Mail from postmaster is ordinary mail.
+ */
+export function tagsCheckedFor(from: EnvelopeAddress, batv: BatvSettings): boolean {
+  if (batv.domains.size === 0) return false
+  return isNullSender(from) || batv.checkLocalParts.has(localPart(from))
+}
+
+/**
  * Check the tag of a bounce's recipient `address` (wire form) at `nowMs`.
- * Only recipients in a signing domain are checked.
+ * Only recipients in a signing domain are checked, and an untagged address too
+ * long to carry a tag is judged as an unsigned domain's: it was never signed.
  */
 export function checkRecipientTag(address: string, batv: BatvSettings, nowMs: number): RecipientTag {
   if (!batv.domains.has(recipientName(address).domain)) return notChecked(address)
   const check = verifyAddress(address, batv.keys, batv.lifetimeDays, nowMs)
+  if (check.status === 'missing' && !canCarryTag(address)) return notChecked(address)
   const { scores } = batv
   if (check.status === 'valid') {
     return {
@@ -95,7 +108,7 @@ export function checkRecipientTag(address: string, batv: BatvSettings, nowMs: nu
 export interface BounceRecipient {
   /** The mailbox, its tag removed. */
   readonly rcpt: RecipientName
-  /** What its tag says; `not checked` when BATV is off or the recipient is exempt. */
+  /** What its tag says; `not checked` when BATV is off, the sender is not checked for tags, or the recipient is exempt. */
   readonly tag: RecipientTag
   /** In exempt_recipients, or its domain's action is off: always accepted, its tag not checked. */
   readonly exempt: boolean
@@ -103,12 +116,19 @@ export interface BounceRecipient {
 
 /**
  * The recipient `address` (wire form) of a checked bounce at `nowMs`: its tag
- * checked when BATV is on, and whether it is exempt. The plugin's RCPT and the
- * command's explain both start from this.
+ * checked when `checkTags` (see tagsCheckedFor), else only removed, and
+ * whether it is exempt. The plugin's RCPT and the command's explain both
+ * start from this.
  */
-export function checkBounceRecipient(address: string, settings: Settings, nowMs: number): BounceRecipient {
-  const batvOn = settings.batv.domains.size > 0
-  const tag = batvOn ? checkRecipientTag(address, settings.batv, nowMs) : notChecked(address)
+export function checkBounceRecipient(
+  address: string,
+  settings: Settings,
+  nowMs: number,
+  checkTags: boolean,
+): BounceRecipient {
+  const tag = checkTags
+    ? checkRecipientTag(address, settings.batv, nowMs)
+    : notChecked(untaggedAddress(address, settings.batv))
   const rcpt = recipientName(tag.original)
   if (isExempt(rcpt, settings) || recipientAction(rcpt, settings) === 'off') {
     return { rcpt, tag: notChecked(tag.original), exempt: true }

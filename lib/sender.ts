@@ -1,10 +1,8 @@
 /** The parts of an envelope address the sender test needs (Haraka's Address has them). */
 export interface EnvelopeAddress {
   readonly user: string | null | undefined
-  /** The domain, lower case. */
+  /** The domain as Haraka routes on it: ASCII, lower case (see domain.ts). */
   readonly host: string | null | undefined
-  /** The domain as the client wrote it (@haraka/email-address keeps it). */
-  readonly original_host?: string | null
   isNull?: () => boolean
 }
 
@@ -46,12 +44,14 @@ export function localPart(addr: EnvelopeAddress | null | undefined): string {
 
 /**
  * The address in wire form, no angle brackets: the local part as written
- * (quoted if it was) and the domain as written; '' for the null sender, the
- * bare local part when there is no domain (`<postmaster>`).
+ * (quoted if it was) and the domain Haraka routes on, never the domain as the
+ * client typed it (`original_host`): a domain typed in fullwidth letters must
+ * meet the same checks as its ASCII form. '' for the null sender, the bare
+ * local part when there is no domain (`<postmaster>`).
  */
 export function wireAddress(addr: EnvelopeAddress | null | undefined): string {
   const user = addr?.user
   if (!user || typeof user !== 'string') return ''
-  const host = addr.original_host || addr.host
+  const host = addr.host
   return typeof host === 'string' && host !== '' ? `${user}@${host}` : user
 }

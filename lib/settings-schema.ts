@@ -6,6 +6,7 @@
 import net from 'node:net'
 
 import { EXIM_LIFETIME_DAYS, MAX_LIFETIME_DAYS } from './batv'
+import { routingDomain } from './domain'
 import { parseListen } from './metrics/listen'
 import {
   boolean,
@@ -114,19 +115,27 @@ export function isDomainName(name: string): boolean {
   return DOMAIN_NAME.test(name)
 }
 
-function domain(raw: string): Item {
-  const name = raw.toLowerCase().replace(/\.$/, '')
-  return isDomainName(name) ? { value: name } : { drop: `"${raw}" is not a domain name; ignored` }
+/**
+ * A mail domain of the config as Haraka routes on it (lower-case ASCII, see
+ * domain.ts), so that a domain written in Unicode matches; undefined when it is none.
+ */
+export function configDomain(raw: string): string | undefined {
+  const name = routingDomain(raw.replace(/[.\u3002\uff0e\uff61]$/, ''))
+  return name !== undefined && isDomainName(name) ? name : undefined
 }
 
-/** `local@domain` or `@domain`, lower case; `local` alone too when `localParts` is set. */
+function domain(raw: string): Item {
+  const name = configDomain(raw)
+  return name ? { value: name } : { drop: `"${raw}" is not a domain name; ignored` }
+}
+
+/** `local@domain` or `@domain`, lower case, the domain in ASCII; `local` alone too when `localParts` is set. */
 function recipientPattern(raw: string, localParts: boolean): Item {
-  const text = raw.toLowerCase()
-  const at = text.lastIndexOf('@')
+  const at = raw.lastIndexOf('@')
   if (at < 0) return localParts ? localPart(raw) : { drop: `"${raw}" is not an address or @domain; ignored` }
-  const local = text.slice(0, at)
-  const host = text.slice(at + 1)
-  if ((local === '' || LOCAL_PART.test(local)) && isDomainName(host)) return { value: text }
+  const local = raw.slice(0, at).toLowerCase()
+  const host = configDomain(raw.slice(at + 1))
+  if ((local === '' || LOCAL_PART.test(local)) && host) return { value: `${local}@${host}` }
   const what = localParts ? 'a local part, an address or @domain' : 'an address or @domain'
   return { drop: `"${raw}" is not ${what}; ignored` }
 }
@@ -272,6 +281,11 @@ const BATV = {
     '',
     'Day (YYYY-MM-DD, UTC) from which missing is scored: the day signing started plus lifetime_days. Empty: recorded, never scored.',
   ),
+  check_local_parts: setting(
+    list(localPart),
+    [],
+    'Local parts of senders whose mail is checked for tags as a bounce is, e.g. mailer-daemon. Empty: only the null sender <>, as Exim.',
+  ),
   unsigned_recipients: setting(
     list((raw) => recipientPattern(raw, false)),
     [],
@@ -325,7 +339,7 @@ export const SECTIONS = {
     keys: {},
     patternKeys: {
       label: 'DOMAIN',
-      matches: (key: string) => isDomainName(key.toLowerCase()),
+      matches: (key: string) => configDomain(key) !== undefined,
       kind: oneOf(RECIPIENT_ACTIONS) as Kind<unknown>,
       doc: 'reject, defer, score, or off (never refused, as an exempt recipient).',
       onInvalid: 'using score',

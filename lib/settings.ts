@@ -3,6 +3,7 @@ import { listenAddress, type ListenAddress } from './metrics/listen'
 import { withoutComment, type Setting } from './settings-kinds'
 import {
   SECTIONS,
+  configDomain,
   ZONE_PRESETS,
   ZONE_SECTION,
   defaultsOf,
@@ -263,10 +264,22 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
   const batv = readBatv(read('batv', SECTIONS.batv), sources.readLines, sources.nowMs ?? Date.now())
   report.problems.push(...batv.problems)
   report.errors.push(...batv.errors)
+  // A tag is checked only on a checked bounce: a local part the zones never look up is never checked.
+  for (const part of batv.batv.checkLocalParts) {
+    if (part !== 'postmaster' && !senders.local_parts.includes(part)) {
+      report.add(
+        'batv',
+        'check_local_parts',
+        `${part} is not a bounce-type sender, so its mail is never checked; add it to [senders] local_parts`,
+      )
+    }
+  }
   const domains = section('recipient_domains')
   const recipientActions = new Map<string, RecipientAction>()
   const actions = readSection(report, 'recipient_domains', domains, SECTIONS.recipient_domains, {}).patterned
-  for (const [key, action] of actions) recipientActions.set(key.toLowerCase(), action as RecipientAction)
+  for (const [key, action] of actions) {
+    recipientActions.set(configDomain(key) ?? key.toLowerCase(), action as RecipientAction)
+  }
 
   const zoneSections = zoneSectionsOf(sections)
   const zones = main.zones.map((name) => readZone(report, name, zoneSections.get(name) ?? {}))

@@ -14,8 +14,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
+import { Address } from '@haraka/email-address'
+
 import { BatvKey, dayNumber, prepareKeys, signAddress, verifyAddress } from '../lib/batv'
 import { DAY_MS } from '../lib/batv/tag'
+import { wireAddress } from '../lib/sender'
 import { findProgram } from './support/programs'
 
 const EXIM = findProgram('exim4')
@@ -140,20 +143,22 @@ after(() => {
 })
 
 describe('Exim makes, this side checks', { skip: NO_EXIM }, () => {
-  it('${prvs} tags of several addresses, keys 0-9, verify here and strip to the address Exim signed', () => {
+  it("${prvs} tags of several addresses, keys 0-9: valid here exactly when valid in Exim's RCPT ACL, stripped to the address Exim signed", () => {
     const cases = ADDRESSES.flatMap((address, i) =>
       [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((k) => ({ address, k, i })),
     )
     onOneDay((nowMs) => {
       const tags = eximExpand(cases.map(({ address, k }) => prvs(address, SECRETS.get(k) as string, k)))
+      const acl = eximSession(tags).map(aclVerdict)
       cases.forEach(({ address, k }, n) => {
         const tagged = tags[n] as string
         assert.match(tagged, /^prvs=\d{4}[0-9a-f]{6}=/, `Exim's tag of ${address}`)
-        assert.deepEqual(verifyAddress(tagged, keys, 7, nowMs), {
-          status: 'valid',
-          keyId: k,
-          original: address,
-        })
+        const here = verifyAddress(tagged, keys, 7, nowMs)
+        assert.equal(here.status, acl[n], `${tagged}: Exim's RCPT ACL says ${acl[n]}`)
+        // Exim's ${prvs} hashes a mixed-case return path as written; its own RCPT ACL lower-cases it first.
+        assert.equal(here.status, address === address.toLowerCase() ? 'valid' : 'invalid', tagged)
+        assert.equal(here.original, address)
+        if (here.status === 'valid') assert.equal(here.keyId, k)
       })
     })
   })
@@ -271,6 +276,70 @@ describe('This side makes, Exim checks', { skip: NO_EXIM }, () => {
     })
   })
 })
+
+describe('One verdict with Exim: case variants of every part of a tag, at RCPT', { skip: NO_EXIM }, () => {
+  /** Every letter-case variant of the parts of `tagged`: prefix, hash, local part and domain. */
+  function caseVariants(tagged: string): string[] {
+    const m = /^(prvs)=(\d)(\d{3})([0-9a-f]{6})=(.+)@(.+)$/i.exec(tagged)
+    assert.ok(m, tagged)
+    const [, prefix = '', key = '', day = '', hash = '', local = '', domain = ''] = m
+    const cases = (t: string): string[] => [
+      ...new Set([t.toLowerCase(), t.toUpperCase(), t.replace(/^./, (c) => c.toUpperCase())]),
+    ]
+    return cases(prefix).flatMap((p) =>
+      cases(hash).flatMap((h) =>
+        cases(local).flatMap((l) => cases(domain).map((d) => `${p}=${key}${day}${h}=${l}@${d}`)),
+      ),
+    )
+  }
+
+  it("tags made here and by Exim, over lower- and mixed-case addresses: the plugin's verdict is Exim's RCPT ACL verdict", () => {
+    const addresses = [
+      'bob@example.com',
+      'Bob.Smith@Example.COM',
+      'Alice@example.net',
+      'first.last+x@sub.example.org',
+    ]
+    onOneDay((nowMs) => {
+      const made = [
+        ...addresses.map((a) => signHere(a, 1, 7, nowMs)),
+        ...eximExpand(addresses.map((a) => prvs(a, 's3cret', 1))),
+      ]
+      const other = signHere('bob@example.com', 2, 7, nowMs)
+      const variants = [
+        ...made.flatMap(caseVariants),
+        // Another key number and another day: the digits have no case, and change the verdict.
+        other.replace(/^prvs=2/, 'prvs=1'),
+        other.replace(/^(prvs=\d)(\d)/, (_, head: string, d: string) => `${head}${(Number(d) + 5) % 10}`),
+        'Bob@Example.COM',
+      ]
+      const acl = eximSession(variants).map(aclVerdict)
+      // As the plugin sees RCPT TO: Haraka's own address parser, then the plugin's wire form.
+      const here = variants.map(
+        (v) => verifyAddress(wireAddress(new Address(`<${v}>`)), keys, 7, nowMs).status,
+      )
+      const disagree = variants.filter((_, n) => here[n] !== acl[n]).map((v, n) => `${v}: ${here[n]} here`)
+      assert.deepEqual(disagree, [])
+      assert.ok(acl.includes('valid') && acl.includes('invalid') && acl.includes('missing'), acl.join(' '))
+      assert.ok(variants.length > 100, `${variants.length} variants`)
+    })
+  })
+
+  it('raw ${prvscheck} (not the RCPT ACL) is case-exact: upper-case hex is invalid there, the one difference', () => {
+    onOneDay((nowMs) => {
+      const tagged = signHere('bob@example.com', 1, 7, nowMs)
+      const upperHex = tagged.replace(/[0-9a-f]{6}=/, (h) => h.toUpperCase())
+      assert.deepEqual(eximExpand([prvscheck(upperHex, 's3cret')]), ['invalid'])
+      assert.deepEqual(eximSession([upperHex]).map(aclVerdict), ['valid'])
+      assert.equal(verifyAddress(upperHex, keys, 7, nowMs).status, 'valid')
+    })
+  })
+})
+
+/** "valid", "invalid" or "missing" from the test ACL's reply. */
+function aclVerdict(reply: string): string {
+  return reply.split(' ')[2] ?? ''
+}
 
 /** Run an SMTP session through `exim4 -bh` (no delivery); the replies to the RCPT commands. */
 function eximSession(recipients: readonly string[]): string[] {

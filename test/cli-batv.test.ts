@@ -62,7 +62,7 @@ describe('sign ADDRESS prints the signed form', () => {
     const r = await run(['sign', '--json', '--config', dir, '--date', DAY, '<Bob@Example.COM>'])
     assert.equal(r.code, 0, r.stderr)
     assert.deepEqual(JSON.parse(r.stdout), {
-      address: 'Bob@Example.COM',
+      address: 'Bob@example.com',
       signed: 'prvs=1792f288fc=bob@example.com',
       key: 1,
       lifetime_days: 7,
@@ -172,6 +172,12 @@ describe('sign ADDRESS prints the signed form', () => {
         args: ['bob@example.com'],
         message:
           /error: backscatter\.ini \[batv\] domains: no usable key[^]*no BATV key to sign with: BATV is off/,
+      },
+      {
+        name: "a local part of 49 octets: a tag would make it 65, over RFC 5321's 64",
+        args: [`${'a'.repeat(49)}@example.com`],
+        message:
+          /a{49}@example\.com" is too long to sign: a tag adds 16 octets, and RFC 5321 allows 64 in a local part/,
       },
       {
         name: 'an option of another command',

@@ -81,13 +81,26 @@ describe('localPart', () => {
 })
 
 describe('wireAddress', () => {
-  it('the address as written, quotes kept; the null sender and odd values are empty', () => {
-    assert.equal(wireAddress(addr('<Bob@Example.COM>')), 'Bob@Example.COM')
+  it('the local part as written, quotes kept, the domain Haraka routes on; the null sender and odd values are empty', () => {
+    assert.equal(wireAddress(addr('<Bob@Example.COM>')), 'Bob@example.com')
     assert.equal(wireAddress(addr('<"a b"@example.com>')), '"a b"@example.com')
     assert.equal(wireAddress(addr('<postmaster>')), 'postmaster')
     assert.equal(wireAddress(addr('<>')), '')
     assert.equal(wireAddress(undefined), '')
     assert.equal(wireAddress({ user: 42 as unknown as string, host: 'x' }), '')
     assert.equal(wireAddress({ user: 'bob', host: 'example.com' }), 'bob@example.com')
+  })
+
+  it('a domain typed in Unicode is the lower-case ASCII domain Haraka routes on, never the one typed', () => {
+    for (const typed of [
+      'ｅｘａｍｐｌｅ.com',
+      'example。com',
+      'exam\u00adple.com',
+      'EXAMPLE.com',
+      'ＥＸＡＭＰＬＥ．ＣＯＭ',
+    ]) {
+      assert.equal(wireAddress(addr(`<Bob@${typed}>`)), 'Bob@example.com', typed)
+    }
+    assert.equal(wireAddress(addr('<bob@Bücher.example>')), 'bob@xn--bcher-kva.example')
   })
 })

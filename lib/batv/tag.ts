@@ -12,6 +12,9 @@ export const DAY_CYCLE = 1000
 /** The longest address written on the wire, in octets (RFC 5321 §4.5.3.1.3: 256 with the brackets). */
 export const MAX_ADDRESS_OCTETS = 254
 
+/** The longest local part, in octets (RFC 5321 §4.5.3.1.1). */
+export const MAX_LOCAL_PART_OCTETS = 64
+
 /** The parts of a prvs tag. */
 export interface ParsedTag {
   /** Key number, 0..9. */

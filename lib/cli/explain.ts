@@ -3,6 +3,7 @@ import type { Address } from '@haraka/email-address'
 
 import { dayText } from '../batv-settings'
 import { clientToCheck } from '../client'
+import { tagsCheckedFor } from '../recipient'
 import { isBounceSender, isNullSender, localPart } from '../sender'
 import type { Settings } from '../settings'
 import { headerValue } from '../verdict'
@@ -91,11 +92,12 @@ export async function runExplain(values: Values, positionals: readonly string[],
       : await withChecker(settings, (c) => lookupAll(c, settings, [checkIp], relaying))
   const report = result?.reports[0]
   const verdict = report?.verdict
-  const recipients = rcpts.map((rcpt) => explainRecipient(rcpt, report, settings, nowMs))
+  const checkTags = tagsCheckedFor(from, settings.batv)
+  const recipients = rcpts.map((rcpt) => explainRecipient(rcpt, report, settings, nowMs, checkTags))
   const reply = recipients.find((r) => r.reply)?.reply ?? ''
   const status = result && hasProblem(result.reports, result.health) ? EXIT.PROBLEM : EXIT.OK
   const batvOn = settings.batv.domains.size > 0
-  const batvResults = batvOn ? acceptedResults(recipients) : undefined
+  const batvResults = checkTags ? acceptedResults(recipients) : undefined
   const header = verdict && settings.header ? `${settings.header}: ${headerValue(verdict, batvResults)}` : ''
 
   if (values.json) {

@@ -3,6 +3,7 @@
 // BATV tag check of a recipient that is tagged or in a signing domain.
 import type { Address } from '@haraka/email-address'
 
+import { canCarryTag } from '../batv'
 import { looksTagged } from '../batv/tag'
 import {
   checkBounceRecipient,
@@ -68,11 +69,22 @@ function tagLine(tag: RecipientTag, notCheckedWhy: string): TagLine {
 }
 
 /** Why a tagged or signing-domain recipient's tag is not checked, when it is not. */
-function notCheckedWhy(wire: string, exempt: boolean, checked: boolean, settings: Settings): string {
+function notCheckedWhy(
+  wire: string,
+  exempt: boolean,
+  checked: boolean,
+  checkTags: boolean,
+  settings: Settings,
+): string {
   if (settings.batv.domains.size === 0) return 'BATV is off ([batv] domains is empty)'
   if (!checked) return 'not a checked bounce'
+  if (!checkTags) return 'tags are checked on bounces from <> only ([batv] check_local_parts)'
   if (exempt) return 'exempt recipient'
-  return `${recipientName(wire).domain || 'no domain'} is not in [batv] domains`
+  const { domain } = recipientName(wire)
+  if (settings.batv.domains.has(domain) && !canCarryTag(wire)) {
+    return 'too long to carry a tag (RFC 5321): never signed, judged as unsigned'
+  }
+  return `${domain || 'no domain'} is not in [batv] domains`
 }
 
 function exemptWhy(wire: string, settings: Settings): string {
@@ -84,26 +96,29 @@ function exemptWhy(wire: string, settings: Settings): string {
 /**
  * What the plugin does with recipient `rcpt` at `nowMs`: of a checked bounce
  * when `report` is given, else of mail it does not check (a tag to a signing
- * domain is only removed).
+ * domain is only removed). `checkTags`: the sender is checked for tags (tagsCheckedFor).
  */
 export function explainRecipient(
   rcpt: Address,
   report: IpReport | undefined,
   settings: Settings,
   nowMs: number,
+  checkTags: boolean,
 ): RecipientLine {
   const wire = wireAddress(rcpt)
   const shown = addressText(rcpt)
   const showTag = looksTagged(wire) || settings.batv.domains.has(recipientName(wire).domain)
   const withTag = (tag: RecipientTag, exempt: boolean): { tag?: TagLine } =>
-    showTag ? { tag: tagLine(tag, notCheckedWhy(wire, exempt, report !== undefined, settings)) } : {}
+    showTag
+      ? { tag: tagLine(tag, notCheckedWhy(wire, exempt, report !== undefined, checkTags, settings)) }
+      : {}
 
   if (!report) {
     const tag = notChecked(untaggedAddress(wire, settings.batv))
     const why = 'transaction not checked'
     return { rcpt: shown, action: 'accept', why, reply: '', score: null, ...withTag(tag, false) }
   }
-  const { rcpt: name, tag, exempt } = checkBounceRecipient(wire, settings, nowMs)
+  const { rcpt: name, tag, exempt } = checkBounceRecipient(wire, settings, nowMs, checkTags)
   if (exempt) {
     const why = exemptWhy(tag.original, settings)
     return { rcpt: shown, action: 'accept', why, reply: '', score: null, ...withTag(tag, true) }

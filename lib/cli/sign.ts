@@ -13,7 +13,8 @@ const REFUSAL_TEXT: Record<SignRefusal, string> = {
   'null sender': 'the null sender <> is never signed: a bounce carries no tag',
   'not an address': 'is not an address with a local part and a domain',
   'already tagged': 'is tagged already: an address is never signed twice',
-  'too long': 'would be longer than 254 octets once signed (RFC 5321)',
+  'too long':
+    "is too long to sign: a tag adds 16 octets, and RFC 5321 allows 64 in a local part and 254 in an address; mail from it leaves unsigned and its bounces are judged as an unsigned domain's",
   'bad lifetime or clock': 'cannot be signed with this lifetime and date',
 }
 

@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
-import { BatvKey, verifyAddress } from '../../lib/batv'
+import { BatvKey, signAddress, verifyAddress } from '../../lib/batv'
 import {
   createDeployment,
   HARAKA_VERSION,
@@ -31,10 +31,14 @@ const UNLISTED = '45.9.9.9'
 const SECRET = '0123'
 const BOB = `bob@${LOCAL_DOMAIN}`
 
-/** Shows the next plugin's view of each recipient: what rcpt_to.in_host_list and the rest see. */
+/**
+ * Shows the next plugin's view of each recipient: what rcpt_to.in_host_list and
+ * the rest see. Refuses nobody@, as a recipient validation plugin would.
+ */
 const RCPT_SEEN_PLUGIN = `'use strict'
 exports.hook_rcpt = function (next, connection, params) {
     connection.loginfo(this, 'port=' + connection.remote.port + ' rcpt seen after backscatter: ' + params[0].format())
+    if (params[0].user === 'nobody') return next(DENY, 'no such user')
     next()
 }
 `
@@ -166,6 +170,33 @@ describe(`signed bounces (BATV) in a real Haraka ${HARAKA_VERSION}`, () => {
       `550 5.7.1 Bounce refused: <alice@${LOCAL_DOMAIN}> takes bounces only at its signed return path (BATV); this bounce is not about mail sent from here`,
     )
     assert.equal(r.rcpt[1]?.code, 250, 'postmaster stays exempt')
+    await c.quit()
+  })
+
+  test('a tagged recipient refused by a later plugin keeps its tag; only the accepted one is delivered, untagged', async () => {
+    const nobody = signAddress(`nobody@${LOCAL_DOMAIN}`, key, 7, Date.now())
+    const bob = signAddress(BOB, key, 7, Date.now())
+    assert.ok(nobody.ok && bob.ok)
+    const c = await connect(UNLISTED)
+    const r = await c.transaction({ from: '', to: [nobody.address, bob.address] })
+    assert.equal(r.rcpt[0]?.code, 550, r.rcpt[0]?.raw)
+    assert.equal(r.rcpt[1]?.code, 250, r.rcpt[1]?.raw)
+    assert.equal(r.data?.code, 250, r.data?.raw)
+    const got = await sink.message(4) // after (c)'s message to postmaster
+    assert.deepEqual(got.to, [BOB])
+    // Haraka's own line for the refusal names the address as the client sent it.
+    await haraka.waitForLog(new RegExp(`recipient <${nobody.address.replace(/[.+]/g, '\\$&')}>.*DENY`))
+    await c.quit()
+  })
+
+  test('an untagged bounce to a signing domain typed in fullwidth letters or with U+3002 gets 550, as in ASCII', async () => {
+    const c = await connect(UNLISTED)
+    assert.equal((await c.command('MAIL FROM:<> SMTPUTF8')).code, 250)
+    for (const typed of ['ｅｘａｍｐｌｅ.net', 'example。net', 'EXAMPLE.NET']) {
+      const r = await c.command(`RCPT TO:<alice@${typed}>`)
+      assert.equal(r.code, 550, `${typed}: ${r.raw}`)
+      assert.match(r.raw, /takes bounces only at its signed return path \(BATV\)/)
+    }
     await c.quit()
   })
 

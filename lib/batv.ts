@@ -19,7 +19,6 @@
 // also accepts long-expired tags that this rule refuses.
 import crypto from 'node:crypto'
 
-import { HMAC_SHA1_MAX_KEY_BYTES, HmacSha1Key } from './batv/hmac-sha1'
 import {
   asciiLower,
   daysToExpiry,
@@ -42,15 +41,18 @@ export const EXIM_LIFETIME_DAYS = 7
 /** The longest lifetime accepted. DDD repeats every 1000 days, so a lifetime must stay far below that. */
 export const MAX_LIFETIME_DAYS = 365
 
-/** A key ready to sign and check tags. It holds state derived from the secret, never the secret's text. */
+/** Exim refuses HMAC secrets longer than this many bytes (one SHA-1 block). */
+export const MAX_SECRET_BYTES = 64
+
+/** A key ready to sign and check tags. Its secret is held in a KeyObject, which never prints it. */
 export class BatvKey {
   /** Key number 0..9, the K of the tag. */
   readonly id: number
-  readonly #hmac: HmacSha1Key
+  readonly #secret: crypto.KeyObject
 
-  private constructor(id: number, hmac: HmacSha1Key) {
+  private constructor(id: number, secret: crypto.KeyObject) {
     this.id = id
-    this.#hmac = hmac
+    this.#secret = secret
   }
 
   /**
@@ -62,12 +64,17 @@ export class BatvKey {
     if (!isKeyId(id)) return { problem: `key number ${String(id)} is not a digit 0-9` }
     const problem = secretProblem(secret)
     if (problem) return { problem: `key ${id}: ${problem}` }
-    return new BatvKey(id, new HmacSha1Key(Buffer.from(secret, 'utf8')))
+    return new BatvKey(id, crypto.createSecretKey(Buffer.from(secret, 'utf8')))
   }
 
-  /** The six-hex-digit signature of `text`, as a number 0..0xffffff. */
+  /** The six-hex-digit signature of `head` then `text`: the first 3 bytes of HMAC-SHA1, as a number 0..0xffffff. */
   signatureOf(text: string, head = ''): number {
-    return this.#hmac.first24BitsOfText(text, head)
+    return crypto
+      .createHmac('sha1', this.#secret)
+      .update(head, 'utf8')
+      .update(text, 'utf8')
+      .digest()
+      .readUIntBE(0, 3)
   }
 }
 
@@ -75,8 +82,8 @@ export class BatvKey {
 export function secretProblem(secret: string): string | undefined {
   if (secret === '') return 'the secret is empty'
   const bytes = Buffer.byteLength(secret, 'utf8')
-  if (bytes > HMAC_SHA1_MAX_KEY_BYTES) {
-    return `the secret is ${bytes} bytes long; Exim refuses secrets over ${HMAC_SHA1_MAX_KEY_BYTES} bytes`
+  if (bytes > MAX_SECRET_BYTES) {
+    return `the secret is ${bytes} bytes long; Exim refuses secrets over ${MAX_SECRET_BYTES} bytes`
   }
   return undefined
 }

@@ -209,6 +209,17 @@ describe('formatReply', () => {
     )
   })
 
+  it('a URL in the reason is recognised in any letter case, with or without a scheme', () => {
+    for (const reason of [
+      'Listed, see HTTPS://WWW.BACKSCATTERER.ORG/?ip=45.1.2.3',
+      'Listed, see Http://backscatterer.org/',
+      'Listed, see WWW.backscatterer.org',
+    ]) {
+      const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org', ['127.0.0.2'], reason)], defaults)
+      assert.match(formatReply(v, defaults), /see ips\.backscatterer\.org$/, reason)
+    }
+  })
+
   it('keeps the reply on one bounded line', () => {
     const s = parseSettings({ main: { message: '{reason} {reason} {reason}' } }).settings
     const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org', ['127.0.0.2'], 'r'.repeat(200))], s)

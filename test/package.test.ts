@@ -8,6 +8,7 @@ import { describe, it } from 'node:test'
 import semver from 'semver'
 
 import { REPO } from './support/harness'
+import { packageMetadata } from './support/readme-install'
 
 interface PackEntry {
   path: string
@@ -83,29 +84,55 @@ describe('npm package', () => {
 })
 
 describe('supported Node.js versions', () => {
-  const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
-    engines: { node: string }
-    dependencies: Record<string, string>
-  }
-  // Declares Node >= 22, yet Haraka 3.3 itself depends on it and the whole suite runs on Node 20.
-  const TESTED_ON_20 = new Set(['@haraka/email-address'])
+  const pkg = packageMetadata()
+  const ours = pkg.engines.node
 
-  it('engines.node is a range every runtime dependency supports', () => {
-    const ours = pkg.engines.node
-    for (const dep of Object.keys(pkg.dependencies)) {
-      const theirs = (
-        JSON.parse(fs.readFileSync(path.join(REPO, 'node_modules', dep, 'package.json'), 'utf8')) as {
-          engines?: { node?: string }
-        }
-      ).engines?.node
-      if (!theirs) continue
-      const supported = TESTED_ON_20.has(dep) ? semver.intersects(ours, theirs) : semver.subset(ours, theirs)
-      assert.ok(supported, `engines.node "${ours}" allows versions ${dep} does not support ("${theirs}")`)
+  /** engines.node of every package the plugin needs at run time, direct or indirect. */
+  function productionEngines(): { name: string; node: string }[] {
+    const dirs = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], {
+      cwd: REPO,
+      encoding: 'utf8',
+    })
+      .split('\n')
+      .filter((d) => d !== '' && path.resolve(d) !== REPO)
+    const engines: { name: string; node: string }[] = []
+    for (const dir of dirs) {
+      const dep = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+        name: string
+        engines?: { node?: string }
+      }
+      if (dep.engines?.node) engines.push({ name: dep.name, node: dep.engines.node })
+    }
+    return engines
+  }
+
+  it('engines.node allows no Node.js version a production dependency does not support', () => {
+    const engines = productionEngines()
+    assert.ok(
+      engines.some((e) => e.name === '@haraka/email-address'),
+      'the whole production tree was read',
+    )
+    for (const dep of engines) {
+      assert.ok(
+        semver.subset(ours, dep.node),
+        `engines.node "${ours}" allows versions ${dep.name} does not support ("${dep.node}")`,
+      )
     }
   })
 
-  it('the Node.js running these tests is in the range', () => {
-    assert.ok(semver.satisfies(process.versions.node, pkg.engines.node), process.versions.node)
+  it('engines.node starts where the dependencies do, not later', () => {
+    const needed = productionEngines()
+      .map((e) => semver.minVersion(e.node))
+      .filter((v): v is semver.SemVer => v !== null)
+      .reduce((a, b) => (semver.gt(a, b) ? a : b))
+    assert.equal(semver.minVersion(ours)?.version, needed.version)
+  })
+
+  it('the README states the same requirement', () => {
+    const major = semver.minVersion(ours)?.major
+    const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8')
+    const line = /^Requirements: .*$/m.exec(readme)?.[0] ?? ''
+    assert.match(line, new RegExp(`Node\\.js ${major} or later`), line)
   })
 })
 

@@ -2,13 +2,14 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
 import semver from 'semver'
 
 import { REPO } from './support/harness'
-import { packageMetadata } from './support/readme-install'
+import { packageMetadata, repositoryWebUrl, type PackageMetadata } from './support/readme-install'
 
 interface PackEntry {
   path: string
@@ -80,6 +81,54 @@ describe('npm package', () => {
       assert.ok(enumerable.includes(hook), `${hook} is not an enumerable export`)
       assert.equal(typeof entry[hook], 'function')
     }
+  })
+})
+
+describe('package metadata', () => {
+  const pkg = packageMetadata()
+  const web = repositoryWebUrl(pkg)
+
+  it('names its author, repository, issue tracker and home page, all at the one repository', () => {
+    assert.ok(pkg.author, 'author')
+    assert.equal(pkg.repository?.type, 'git')
+    assert.match(web, /^https:\/\/github\.com\/[\w.-]+\/haraka-plugin-backscatter$/)
+    assert.equal(pkg.repository?.url, `git+${web}.git`)
+    assert.equal(pkg.bugs?.url, `${web}/issues`)
+    assert.equal(pkg.homepage, `${web}#readme`)
+  })
+
+  it('npm finds nothing to correct in those fields', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-pkg-fix-'))
+    try {
+      fs.copyFileSync(path.join(REPO, 'package.json'), path.join(dir, 'package.json'))
+      execFileSync('npm', ['pkg', 'fix'], { cwd: dir, stdio: 'pipe' })
+      const fixed = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as PackageMetadata
+      for (const field of ['author', 'homepage', 'repository', 'bugs'] as const) {
+        assert.deepEqual(fixed[field], pkg[field], field)
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('the CHANGELOG links every version heading to the repository', () => {
+    const changelog = fs.readFileSync(path.join(REPO, 'CHANGELOG.md'), 'utf8')
+    const headings = [...changelog.matchAll(/^## (.*)$/gm)].map((m) => m[1] ?? '')
+    const versions = headings.map((h) => /^\[([^\]]+)\](?: - \d{4}-\d{2}-\d{2})?$/.exec(h)?.[1])
+    assert.deepEqual(
+      headings.filter((_, i) => versions[i] === undefined),
+      [],
+      'headings written as "[version] - date"',
+    )
+    const links = new Map([...changelog.matchAll(/^\[([^\]]+)\]: (\S+)$/gm)].map((m) => [m[1], m[2]]))
+    const released = versions.filter((v) => v !== 'Unreleased') as string[]
+    assert.equal(released[0], pkg.version, 'the newest release is the package version')
+    assert.equal(links.get('Unreleased'), `${web}/compare/v${released[0]}...HEAD`)
+    released.forEach((v, i) => {
+      const older = released[i + 1]
+      const expected = older ? `${web}/compare/v${older}...v${v}` : `${web}/releases/tag/v${v}`
+      assert.equal(links.get(v), expected, v)
+    })
   })
 })
 

@@ -18,3 +18,8 @@ export interface PackageMetadata {
 export function packageMetadata(): PackageMetadata {
   return JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as PackageMetadata
 }
+
+/** `https://github.com/OWNER/NAME`, from package.json's `repository.url` (`git+https://….git`). */
+export function repositoryWebUrl(pkg: PackageMetadata): string {
+  return (pkg.repository?.url ?? '').replace(/^git\+/, '').replace(/\.git$/, '')
+}

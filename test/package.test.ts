@@ -9,7 +9,13 @@ import { describe, it } from 'node:test'
 import semver from 'semver'
 
 import { REPO } from './support/harness'
-import { packageMetadata, repositoryWebUrl, type PackageMetadata } from './support/readme-install'
+import {
+  installSection,
+  installSteps,
+  packageMetadata,
+  repositoryWebUrl,
+  type PackageMetadata,
+} from './support/readme-install'
 
 interface PackEntry {
   path: string
@@ -129,6 +135,35 @@ describe('package metadata', () => {
       const expected = older ? `${web}/compare/v${older}...v${v}` : `${web}/releases/tag/v${v}`
       assert.equal(links.get(v), expected, v)
     })
+  })
+})
+
+describe("the README's Install section", () => {
+  const pkg = packageMetadata()
+  const web = repositoryWebUrl(pkg)
+  const steps = installSteps()
+
+  it('builds the tarball in a clone of the repository', () => {
+    assert.deepEqual(steps.build.text.trim().split('\n'), [
+      `git clone ${web}.git`,
+      `cd ${pkg.name}`,
+      'npm ci && npm pack',
+    ])
+  })
+
+  it('installs the tarball npm pack writes for this version', () => {
+    const tgz = `${pkg.name}-${pkg.version}.tgz`
+    assert.equal(steps.tarball.text, `npm install /path/to/${tgz}\n`)
+    assert.ok(steps.tarball.before.includes(`\`${tgz}\``), 'names the file npm pack writes')
+  })
+
+  it('installs from the repository package.json names', () => {
+    assert.equal(steps.git.text, `npm install ${pkg.repository?.url}\n`)
+  })
+
+  it('keeps the registry command, said not to work until the package is published', () => {
+    assert.match(steps.registry.before, /once the package is published/)
+    assert.match(installSection(), /not on the npm registry yet/)
   })
 })
 

@@ -29,7 +29,14 @@ describe('classifyAnswer', () => {
     assert.equal(classifyAnswer(['127.0.0.2', '62.0.58.94']).kind, 'error')
   })
 
-  for (const code of ['127.255.255.252', '127.255.255.254', '127.255.255.255']) {
+  // Spamhaus's three documented codes and others of 127.255.255.0/24: a code added later is no listing either.
+  for (const code of [
+    '127.255.255.252',
+    '127.255.255.254',
+    '127.255.255.255',
+    '127.255.255.253',
+    '127.255.255.0',
+  ]) {
     it(`${code} is an error code`, () => {
       const c = classifyAnswer([code])
       assert.equal(c.kind, 'error')
@@ -58,6 +65,16 @@ describe('cleanText', () => {
     const out = cleanText(long)
     assert.equal(out.length, MAX_TEXT_LENGTH)
     assert.ok(out.endsWith('...'))
+  })
+
+  it('keeps text of exactly the bound whole, and cuts one character more', () => {
+    const exact = 'x'.repeat(MAX_TEXT_LENGTH)
+    assert.equal(cleanText(exact), exact)
+    const over = cleanText(`${exact}y`)
+    assert.equal(over.length, MAX_TEXT_LENGTH)
+    assert.ok(over.endsWith('...'))
+    assert.equal(cleanText('abcdef', 6), 'abcdef')
+    assert.equal(cleanText('abcdefg', 6), 'abc...')
   })
 
   it('leaves ordinary text alone', () => {

@@ -517,7 +517,11 @@ describe('BATV malformed tags', () => {
     'prvs=179f288fc=bob@example.com', // short day
     'prvs=1792f288fg=bob@example.com', // not hex
     'prvs=x792f288fc=bob@example.com', // key not a digit
-    'prvs=17a2f288fc=bob@example.com', // day not digits
+    'prvs=1a92f288fc=bob@example.com', // day not digits: each of its three places
+    'prvs=17a2f288fc=bob@example.com',
+    'prvs=179af288fc=bob@example.com',
+    'prvs=179:f288fc=bob@example.com', // the character after 9
+    '"prvs=179af288fc=bob"@example.com',
     'prvs=1792f288fcbob@example.com', // no second =
     'prvs=1792 f288fc=bob@example.com',
   ]) {

@@ -772,3 +772,50 @@ describe('BackscatterChecker: lookups that fail one after another', () => {
     }
   })
 })
+
+describe('BackscatterChecker: answers obtained while a zone is not in use', () => {
+  const CLIENT = '46.7.7.7'
+  const NAME = `${reverseIpv4(CLIENT)}.${ZONE}`
+
+  it('an answer that arrives before the zone’s first check has passed is not kept', async () => {
+    const testPoints = gate()
+    const zone = dnsblZone(ZONE, { [CLIENT]: {} })
+    const dns = await startDns((q) => (q.name === NAME ? zone(q) : { ...zone(q), until: testPoints.opened }))
+    const { checker } = makeChecker(dns.server, { health_interval: 300 })
+    try {
+      checker.start()
+      assert.equal((await checker.lookup(ZONE, CLIENT)).status, 'listed')
+      assert.equal(checker.healthStates()[0]!.state, 'unchecked')
+      testPoints.open()
+      await checker.checkHealth()
+      assert.equal(checker.healthStates()[0]!.state, 'usable')
+      const before = dns.count(NAME, TYPE.A)
+      assert.equal((await checker.check(CLIENT))[0]!.status, 'listed')
+      assert.equal(dns.count(NAME, TYPE.A) - before, 1, 'asked again once the zone is in use')
+    } finally {
+      checker.close()
+      testPoints.open()
+      await dns.close()
+    }
+  })
+
+  it('an answer obtained while the zone is suspended is not served once it recovers', async () => {
+    let hijacked = true
+    const zone = dnsblZone(ZONE, {})
+    const dns = await startDns((q) => (hijacked && q.name.endsWith(ZONE) ? { a: ['127.0.0.2'] } : zone(q)))
+    const { checker } = makeChecker(dns.server, { health_interval: 300 })
+    try {
+      checker.start()
+      await checker.checkHealth()
+      assert.equal(checker.healthStates()[0]!.state, 'suspended')
+      assert.equal((await checker.lookup(ZONE, CLIENT)).status, 'listed', 'the hijacked zone lists it')
+      hijacked = false
+      await checker.checkHealth()
+      assert.equal(checker.healthStates()[0]!.state, 'usable')
+      assert.deepEqual(await checker.check(CLIENT), [{ zone: ZONE, status: 'not-listed' }])
+    } finally {
+      checker.close()
+      await dns.close()
+    }
+  })
+})

@@ -2,12 +2,20 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
 import semver from 'semver'
 
 import { REPO } from './support/harness'
+import {
+  installSection,
+  installSteps,
+  packageMetadata,
+  repositoryWebUrl,
+  type PackageMetadata,
+} from './support/readme-install'
 
 interface PackEntry {
   path: string
@@ -82,30 +90,133 @@ describe('npm package', () => {
   })
 })
 
-describe('supported Node.js versions', () => {
-  const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
-    engines: { node: string }
-    dependencies: Record<string, string>
-  }
-  // Declares Node >= 22, yet Haraka 3.3 itself depends on it and the whole suite runs on Node 20.
-  const TESTED_ON_20 = new Set(['@haraka/email-address'])
+describe('package metadata', () => {
+  const pkg = packageMetadata()
+  const web = repositoryWebUrl(pkg)
 
-  it('engines.node is a range every runtime dependency supports', () => {
-    const ours = pkg.engines.node
-    for (const dep of Object.keys(pkg.dependencies)) {
-      const theirs = (
-        JSON.parse(fs.readFileSync(path.join(REPO, 'node_modules', dep, 'package.json'), 'utf8')) as {
-          engines?: { node?: string }
-        }
-      ).engines?.node
-      if (!theirs) continue
-      const supported = TESTED_ON_20.has(dep) ? semver.intersects(ours, theirs) : semver.subset(ours, theirs)
-      assert.ok(supported, `engines.node "${ours}" allows versions ${dep} does not support ("${theirs}")`)
+  it('names its author, repository, issue tracker and home page, all at the one repository', () => {
+    assert.ok(pkg.author, 'author')
+    assert.equal(pkg.repository?.type, 'git')
+    assert.match(web, /^https:\/\/github\.com\/[\w.-]+\/haraka-plugin-backscatter$/)
+    assert.equal(pkg.repository?.url, `git+${web}.git`)
+    assert.equal(pkg.bugs?.url, `${web}/issues`)
+    assert.equal(pkg.homepage, `${web}#readme`)
+  })
+
+  it('npm finds nothing to correct in those fields', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-pkg-fix-'))
+    try {
+      fs.copyFileSync(path.join(REPO, 'package.json'), path.join(dir, 'package.json'))
+      execFileSync('npm', ['pkg', 'fix'], { cwd: dir, stdio: 'pipe' })
+      const fixed = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as PackageMetadata
+      for (const field of ['author', 'homepage', 'repository', 'bugs'] as const) {
+        assert.deepEqual(fixed[field], pkg[field], field)
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
     }
   })
 
-  it('the Node.js running these tests is in the range', () => {
-    assert.ok(semver.satisfies(process.versions.node, pkg.engines.node), process.versions.node)
+  it('the CHANGELOG links every version heading to the repository', () => {
+    const changelog = fs.readFileSync(path.join(REPO, 'CHANGELOG.md'), 'utf8')
+    const headings = [...changelog.matchAll(/^## (.*)$/gm)].map((m) => m[1] ?? '')
+    const versions = headings.map((h) => /^\[([^\]]+)\](?: - \d{4}-\d{2}-\d{2})?$/.exec(h)?.[1])
+    assert.deepEqual(
+      headings.filter((_, i) => versions[i] === undefined),
+      [],
+      'headings written as "[version] - date"',
+    )
+    const links = new Map([...changelog.matchAll(/^\[([^\]]+)\]: (\S+)$/gm)].map((m) => [m[1], m[2]]))
+    const released = versions.filter((v) => v !== 'Unreleased') as string[]
+    assert.equal(released[0], pkg.version, 'the newest release is the package version')
+    assert.equal(links.get('Unreleased'), `${web}/compare/v${released[0]}...HEAD`)
+    released.forEach((v, i) => {
+      const older = released[i + 1]
+      const expected = older ? `${web}/compare/v${older}...v${v}` : `${web}/releases/tag/v${v}`
+      assert.equal(links.get(v), expected, v)
+    })
+  })
+})
+
+describe("the README's Install section", () => {
+  const pkg = packageMetadata()
+  const web = repositoryWebUrl(pkg)
+  const steps = installSteps()
+
+  it('builds the tarball in a clone of the repository', () => {
+    assert.deepEqual(steps.build.text.trim().split('\n'), [
+      `git clone ${web}.git`,
+      `cd ${pkg.name}`,
+      'npm ci && npm pack',
+    ])
+  })
+
+  it('installs the tarball npm pack writes for this version', () => {
+    const tgz = `${pkg.name}-${pkg.version}.tgz`
+    assert.equal(steps.tarball.text, `npm install /path/to/${tgz}\n`)
+    assert.ok(steps.tarball.before.includes(`\`${tgz}\``), 'names the file npm pack writes')
+  })
+
+  it('installs from the repository package.json names', () => {
+    assert.equal(steps.git.text, `npm install ${pkg.repository?.url}\n`)
+  })
+
+  it('keeps the registry command, said not to work until the package is published', () => {
+    assert.match(steps.registry.before, /once the package is published/)
+    assert.match(installSection(), /not on the npm registry yet/)
+  })
+})
+
+describe('supported Node.js versions', () => {
+  const pkg = packageMetadata()
+  const ours = pkg.engines.node
+
+  /** engines.node of every package the plugin needs at run time, direct or indirect. */
+  function productionEngines(): { name: string; node: string }[] {
+    const dirs = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], {
+      cwd: REPO,
+      encoding: 'utf8',
+    })
+      .split('\n')
+      .filter((d) => d !== '' && path.resolve(d) !== REPO)
+    const engines: { name: string; node: string }[] = []
+    for (const dir of dirs) {
+      const dep = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+        name: string
+        engines?: { node?: string }
+      }
+      if (dep.engines?.node) engines.push({ name: dep.name, node: dep.engines.node })
+    }
+    return engines
+  }
+
+  it('engines.node allows no Node.js version a production dependency does not support', () => {
+    const engines = productionEngines()
+    assert.ok(
+      engines.some((e) => e.name === '@haraka/email-address'),
+      'the whole production tree was read',
+    )
+    for (const dep of engines) {
+      assert.ok(
+        semver.subset(ours, dep.node),
+        `engines.node "${ours}" allows versions ${dep.name} does not support ("${dep.node}")`,
+      )
+    }
+  })
+
+  it('engines.node starts where the dependencies do, not later', () => {
+    const needed = productionEngines()
+      .map((e) => semver.minVersion(e.node))
+      .filter((v): v is semver.SemVer => v !== null)
+      .reduce((a, b) => (semver.gt(a, b) ? a : b))
+    assert.equal(semver.minVersion(ours)?.version, needed.version)
+  })
+
+  it('the README states the same requirement', () => {
+    const major = semver.minVersion(ours)?.major
+    const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8')
+    const line = /^Requirements: .*$/m.exec(readme)?.[0] ?? ''
+    assert.match(line, new RegExp(`Node\\.js ${major} or later`), line)
   })
 })
 

@@ -37,6 +37,25 @@ describe('scoring', () => {
     assert.equal(listingScore(z, ['127.0.0.2', '127.0.0.4']), 4)
   })
 
+  it('of several matching per-answer scores the highest counts, whatever the order of the answers', () => {
+    const z = parseSettings({
+      main: { zones: 'bl.example' },
+      'bl.example': { score: 3, '127.0.0.2': 1, '127.0.0.4': 4, '127.0.0.5': 2 },
+    }).settings.zones[0]!
+    assert.equal(listingScore(z, ['127.0.0.2', '127.0.0.4', '127.0.0.5']), 4)
+    assert.equal(listingScore(z, ['127.0.0.5', '127.0.0.4', '127.0.0.2']), 4)
+    assert.equal(listingScore(z, ['127.0.0.2', '127.0.0.5']), 2)
+  })
+
+  it('a matching per-answer score applies even when it is below the zone score', () => {
+    const z = parseSettings({
+      main: { zones: 'bl.example' },
+      'bl.example': { score: 3, '127.0.0.2': 1 },
+    }).settings.zones[0]!
+    assert.equal(listingScore(z, ['127.0.0.2']), 1)
+    assert.equal(listingScore(z, ['127.0.0.9']), 3)
+  })
+
   it('sums over the zones that list the client', () => {
     const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org'), listed('bounces.example.net')], two)
     assert.equal(v.score, 5.5)
@@ -188,6 +207,17 @@ describe('formatReply', () => {
       text,
       `Backscatter refused: 45.1.2.3 is listed on ips.backscatterer.org (${reason}); bounces from it are not accepted, see ips.backscatterer.org`,
     )
+  })
+
+  it('a URL in the reason is recognised in any letter case, with or without a scheme', () => {
+    for (const reason of [
+      'Listed, see HTTPS://WWW.BACKSCATTERER.ORG/?ip=45.1.2.3',
+      'Listed, see Http://backscatterer.org/',
+      'Listed, see WWW.backscatterer.org',
+    ]) {
+      const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org', ['127.0.0.2'], reason)], defaults)
+      assert.match(formatReply(v, defaults), /see ips\.backscatterer\.org$/, reason)
+    }
   })
 
   it('keeps the reply on one bounded line', () => {

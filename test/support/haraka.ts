@@ -89,19 +89,25 @@ export async function createDeployment(
   parent?: string,
   packages: readonly string[] = [],
 ): Promise<Deployment> {
-  const base = parent ?? fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-e2e-'))
-  const dir = path.join(base, 'haraka')
-  await run(process.execPath, [HARAKA_BIN, '-i', dir])
+  const dep = await initDeployment(parent)
   await run(
     NPM,
     ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, ...packages],
     {
-      cwd: dir,
+      cwd: dep.dir,
       maxBuffer: 16 * 1024 * 1024,
     },
   )
-  const installed = path.join(dir, 'node_modules', 'haraka-plugin-backscatter', 'package.json')
+  const installed = path.join(dep.dir, 'node_modules', 'haraka-plugin-backscatter', 'package.json')
   if (!fs.existsSync(installed)) throw new Error(`npm install did not create ${installed}`)
+  return dep
+}
+
+/** `haraka -i` a new deployment in `parent`/haraka, with nothing installed in it yet. */
+export async function initDeployment(parent?: string): Promise<Deployment> {
+  const base = parent ?? fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-e2e-'))
+  const dir = path.join(base, 'haraka')
+  await run(process.execPath, [HARAKA_BIN, '-i', dir])
   return deploymentAt(dir, base)
 }
 

@@ -1,5 +1,6 @@
 // The help texts: `haraka-backscatter help [COMMAND]` and `COMMAND --help`.
 import { PROG } from './io'
+import { KEYS_FILE } from '../batv/keys-file'
 import { INI } from './config'
 
 const CONFIG_HELP = `  --config DIR  Haraka config directory holding ${INI} (a Haraka install
@@ -93,11 +94,11 @@ ${EXIT_HELP}
 
 Print the signed (BATV) form of ADDRESS, prvs=KDDDSSSSSS=local@domain, as the
 plugin signs the MAIL FROM of a relaying client: with the key [batv] sign_key
-of [batv.keys] (or of [batv] keys_file) and [batv] lifetime_days. It is Exim's
-\${prvs} format, so tests and other MTAs can use it. The secret is never shown.
+of config/${KEYS_FILE} and [batv] lifetime_days. It is Exim's \${prvs}
+format, so tests and other MTAs can use it. The secret is never shown.
 
 Options:
-  --key N       sign with key N (0-9) of [batv.keys] instead of sign_key
+  --key N       sign with key N (0-9) of ${KEYS_FILE} instead of sign_key
   --date DAY    sign as on DAY (YYYY-MM-DD, UTC) instead of today
 ${CONFIG_HELP}
   --json        one JSON object: address, signed, key, lifetime_days,

@@ -67,6 +67,15 @@ describe('the built bin script', () => {
     )
   })
 
+  it('--version: the name and version of the package', async () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+      version: string
+    }
+    const r = await runBin(['--version'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout, `haraka-backscatter ${version}\n`)
+  })
+
   it('a mistyped line in [batv.keys] of backscatter.ini: its secret on neither stdout nor stderr', async () => {
     const secret = 'Leak-t3st-Mv9'
     const dir = tmpDir()

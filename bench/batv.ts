@@ -59,8 +59,9 @@ const BATCH = 1000
 const NOW_MS = 20785 * DAY_MS + DAY_MS / 2
 const ZONE = 'ips.backscatterer.org'
 const CLIENT_IP = '45.33.12.8'
-/** The signing setup of the "on" plugin: one signing domain, one key. */
-const BATV_INI = '[batv]\ndomains = example.com\nsign_key = 1\n\n[batv.keys]\n1 = s3cret\n'
+/** The signing setup of the "on" plugin: one signing domain, one key (config/backscatter.keys). */
+const BATV_INI = '[batv]\ndomains = example.com\nsign_key = 1\n'
+const BATV_KEYS = '1 = s3cret\n'
 
 /**
  * lib/batv.ts as Haraka runs it: compiled to dist/ by tsc (`npm run bench`
@@ -229,7 +230,7 @@ function expectSigning(plugin: HarakaTestPlugin, signs: boolean): void {
 async function ordinaryMailCost(rounds: number, calls: number): Promise<OrdinaryMailRow[]> {
   const dns = await startDns(dnsblZone(ZONE, {}))
   const off = quietTestPlugin(testIni(dns.server))
-  const on = quietTestPlugin(testIni(dns.server, BATV_INI))
+  const on = quietTestPlugin(testIni(dns.server, BATV_INI), { 'backscatter.keys': BATV_KEYS })
   try {
     expectSigning(off.plugin, false)
     expectSigning(on.plugin, true)

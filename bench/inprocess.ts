@@ -74,8 +74,8 @@ export function quietConnection(ip: string, relaying = false): HarakaConnection 
 }
 
 /** The plugin registered with `ini` as its backscatter.ini, its log methods doing nothing. */
-export function quietTestPlugin(ini: string): TestPlugin {
-  const tp = makeTestPlugin(ini)
+export function quietTestPlugin(ini: string, files: Record<string, string> = {}): TestPlugin {
+  const tp = makeTestPlugin(ini, files)
   for (const level of LEVELS) tp.plugin[level] = () => undefined
   return tp
 }

@@ -4,6 +4,7 @@ import DSN from 'haraka-dsn'
 
 import { keepUnsignedFor, signSender, stripTag, untag, type SignedSender, type Untagged } from './batv-hooks'
 import { configLinesReader } from './batv-settings'
+import { keysFileReader } from './batv/keys-file'
 import { clientToCheck } from './client'
 import { restore } from './envelope-rewrite'
 import { BackscatterMetrics } from './metrics'
@@ -41,6 +42,9 @@ interface Connection {
 }
 
 interface HarakaConfig {
+  /** The package's config folder (defaults), and the deployment's, which overrides it. */
+  root_path?: string
+  overrides_path?: string
   get(name: string, cb: () => void): unknown
   get(name: string, type: 'list'): unknown
   get(name: string, type: 'data', cb: () => void): unknown
@@ -93,12 +97,23 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   const reload = (): void => this.load_backscatter_ini()
   const raw = this.config.get('backscatter.ini', reload)
   // The BATV secrets as written: haraka-config's ini values would turn 0123 into 123.
-  const readLines = configLinesReader((name) => this.config.get(name, 'data', reload))
+  const getData = (name: string): unknown => this.config.get(name, 'data', reload)
+  const readLines = configLinesReader(getData)
+  const readKeysFile = keysFileReader([this.config.overrides_path, this.config.root_path], getData)
   const previous = this.backscatter
   const now = previous?.now ?? Date.now
-  const { settings, problems, errors, notes } = parseSettings(raw, { readLines, nowMs: now() })
+  const { settings, problems, errors, keyProblems, notes } = parseSettings(raw, {
+    readLines,
+    readKeysFile,
+    nowMs: now(),
+  })
   for (const error of errors) this.logerror(`config/backscatter.ini ${error}`)
   for (const problem of problems) this.logwarn(`config/backscatter.ini ${problem}`)
+  for (const p of keyProblems) {
+    const text = `config/${p.file}${p.line ? ` line ${p.line}` : ''}: ${p.text}`
+    if (p.severity === 'error') this.logerror(text)
+    else this.logwarn(text)
+  }
   for (const note of notes) this.loginfo(`config/backscatter.ini ${note}`)
 
   const metrics = previous?.metrics ?? new BackscatterMetrics()

@@ -258,7 +258,7 @@ const BATV = {
     [],
     'Domains whose outgoing senders are signed and whose incoming bounces must carry a tag. Empty: BATV is off.',
   ),
-  sign_key: setting(integer(0, 9), 1, 'The number of the key in [batv.keys] that signs.'),
+  sign_key: setting(integer(0, 9), 1, 'The number of the key in config/backscatter.keys that signs.'),
   lifetime_days: setting(
     integer(1, MAX_LIFETIME_DAYS),
     EXIM_LIFETIME_DAYS,
@@ -294,7 +294,7 @@ const BATV = {
   keys_file: setting(
     textOf(),
     '',
-    "A file in Haraka's config folder that holds the [batv.keys] section, besides backscatter.ini. Empty: none.",
+    "Deprecated: a file in Haraka's config folder holding a [batv.keys] section, read for one more release. Keys belong in config/backscatter.keys.",
   ),
 }
 
@@ -323,7 +323,7 @@ export const SECTIONS = {
   metrics: { doc: 'Prometheus metrics on /metrics; off unless listen is set.', keys: METRICS },
   batv: { doc: 'Signed bounces (BATV): sign our senders, accept only bounces of our own mail.', keys: BATV },
   'batv.keys': {
-    doc: 'The BATV secrets, read as written (text, never a number).',
+    doc: 'Deprecated: BATV secrets, read for one more release. Keys belong in config/backscatter.keys.',
     keys: {},
     patternKeys: {
       label: 'N',

@@ -1,4 +1,10 @@
-import { readBatv, type BatvSettings, type ReadConfigLines } from './batv-settings'
+import {
+  readBatv,
+  type BatvSettings,
+  type ConfigProblem,
+  type ReadConfigLines,
+  type ReadKeysFile,
+} from './batv-settings'
 import { listenAddress, type ListenAddress } from './metrics/listen'
 import { withoutComment, type Setting } from './settings-kinds'
 import {
@@ -16,7 +22,7 @@ import {
 import { parseTemplate, type Template } from './template'
 
 export { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer } from './settings-schema'
-export type { BatvSettings, ReadConfigLines } from './batv-settings'
+export type { BatvSettings, ConfigProblem, ReadConfigLines, ReadKeysFile } from './batv-settings'
 
 /** What the plugin does with a bounce whose score reaches the threshold. */
 export type Action = SectionValues<typeof SECTIONS.main.keys>['action']
@@ -111,14 +117,18 @@ export interface ParsedSettings {
   readonly problems: readonly string[]
   /** Problems to log as errors: a value that changes what is refused (e.g. `action`). */
   readonly errors: readonly string[]
+  /** Problems of the BATV keys, in config/backscatter.keys or a place they were kept before, with file and line. */
+  readonly keyProblems: readonly ConfigProblem[]
   /** Information to log once at load: no problem, but something the operator may want to set. */
   readonly notes: readonly string[]
 }
 
 /** Where parseSettings finds what haraka-config's values cannot give exactly. */
 export interface SettingsSources {
-  /** Reads a config file's lines as text; the BATV secrets come from there. */
+  /** Reads a config file's lines as text: [batv.keys] of backscatter.ini and of [batv] keys_file. */
   readonly readLines?: ReadConfigLines
+  /** Reads config/backscatter.keys, where the BATV secrets belong. */
+  readonly readKeysFile?: ReadKeysFile
   /** The clock, for the rollout hint of [batv] missing_from. */
   readonly nowMs?: number
 }
@@ -261,7 +271,7 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
   const skip = read('skip', SECTIONS.skip)
   const dns = readDns(report, section('dns'))
   const metrics = read('metrics', SECTIONS.metrics)
-  const batv = readBatv(read('batv', SECTIONS.batv), sources.readLines, sources.nowMs ?? Date.now())
+  const batv = readBatv(read('batv', SECTIONS.batv), sources, sources.nowMs ?? Date.now())
   report.problems.push(...batv.problems)
   report.errors.push(...batv.errors)
   // A tag is checked only on a checked bounce: a local part the zones never look up is never checked.
@@ -324,6 +334,7 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
     settings,
     problems: Object.freeze(report.problems),
     errors: Object.freeze(report.errors),
+    keyProblems: Object.freeze([...batv.keyProblems]),
     notes: Object.freeze([...batv.notes]),
   })
 }

@@ -33,7 +33,9 @@ const SECRET = 's3cret'
 const DAY = 20785
 const NOON = DAY * DAY_MS + DAY_MS / 2
 const VALID = 'prvs=1792f288fc=bob@example.com'
-const BATV = `[batv]\ndomains = example.com\nmissing_from = 2020-01-01\n[batv.keys]\n1 = ${SECRET}\n`
+const BATV = `[batv]\ndomains = example.com\nmissing_from = 2020-01-01\n`
+/** config/backscatter.keys of the tests: key 1. */
+const KEYS = `1 = ${SECRET}\n`
 
 let dns: ScriptedDns
 let current: TestPlugin | undefined
@@ -47,9 +49,10 @@ afterEach(() => {
   current = undefined
 })
 
-/** The plugin with `ini` after the DNS settings, its clock at `nowMs`. */
-function setup(ini = BATV, nowMs = NOON): TestPlugin {
-  current = makeTestPlugin(`[dns]\nservers = ${dns.server}\ntimeout_ms = 3000\n\n${ini}\n`)
+/** The plugin with `ini` after the DNS settings and `keys` as config/backscatter.keys (null: none), its clock at `nowMs`. */
+function setup(ini = BATV, nowMs = NOON, keys: string | null = KEYS): TestPlugin {
+  const files: Record<string, string> = keys === null ? {} : { 'backscatter.keys': keys }
+  current = makeTestPlugin(`[dns]\nservers = ${dns.server}\ntimeout_ms = 3000\n\n${ini}\n`, files)
   current.plugin.backscatter.now = () => nowMs
   return current
 }
@@ -478,8 +481,9 @@ describe('secrets never leave', () => {
   const SECRET_TEXT = 'Zq7-never-shown-9Xw'
 
   it('not in log lines, results, replies, headers or metrics', async () => {
-    const ini = `[batv]\ndomains = example.com\nmissing_from = 2020-01-01\n[batv.keys]\n1 = ${SECRET_TEXT}\n2 = ${SECRET_TEXT}${'x'.repeat(60)}\n3 =\n`
-    const { plugin, logs } = setup(ini)
+    const ini = `[batv]\ndomains = example.com\nmissing_from = 2020-01-01\n`
+    const keys = `1 = ${SECRET_TEXT}\n2 = ${SECRET_TEXT}${'x'.repeat(60)}\n3 =\n${SECRET_TEXT}-typo\n`
+    const { plugin, logs } = setup(ini, NOON, keys)
     const texts: string[] = logs.map((l) => l.text)
     const relay = makeConnection('192.0.2.10', { relaying: true })
     await mail(plugin, relay, 'bob@example.com')
@@ -497,11 +501,64 @@ describe('secrets never leave', () => {
         v instanceof Set || v instanceof Map ? [...v] : v,
       ),
     )
+    const errors = logs.filter((l) => l.level === 'logerror').map((l) => l.text)
     assert.ok(
-      logs.some((l) => /key 2: the secret is \d+ bytes long/.test(l.text)),
-      'the long secret was reported',
+      errors.some((t) => /^config\/backscatter\.keys line 2: key 2: the secret is \d+ bytes long/.test(t)),
+      errors.join('\n'),
+    )
+    assert.ok(
+      errors.includes(
+        'config/backscatter.keys line 4: no "=": each line is N=secret; line ignored, not shown',
+      ),
+      errors.join('\n'),
     )
     for (const t of texts) assert.ok(!t.includes(SECRET_TEXT), t)
+  })
+
+  it('config/backscatter.keys readable by others: a warning naming the file and its mode', () => {
+    const t = setup()
+    const file = path.join(t.dir, 'config', 'backscatter.keys')
+    fs.chmodSync(file, 0o644)
+    t.plugin.load_backscatter_ini()
+    assert.ok(
+      t.logs.some(
+        (l) =>
+          l.level === 'logwarn' &&
+          l.text.startsWith('config/backscatter.keys: mode 0644: group or others can read the BATV secrets'),
+      ),
+      t.logs.map((l) => l.text).join('\n'),
+    )
+  })
+})
+
+describe('keys in [batv.keys] of backscatter.ini, as before config/backscatter.keys', () => {
+  const TYPO_SECRET = 'Typo-Qz8-secret'
+
+  it('are used for one more release, with a warning saying where keys belong now', async () => {
+    const { plugin, logs } = setup(`${BATV}[batv.keys]\n1 = ${SECRET}\n`, NOON, null)
+    assert.equal(plugin.backscatter.settings.batv.keys.size, 1)
+    const r = await bounce(plugin, CLEAN, VALID)
+    assert.equal(r.rc, undefined, 'the tag signed with the legacy key is valid')
+    const warnings = logs.filter((l) => l.level === 'logwarn').map((l) => l.text)
+    assert.ok(
+      warnings.some(
+        (t) =>
+          t.startsWith(
+            'config/backscatter.ini line 8: [batv.keys]: key 1 read from here for one more release',
+          ) && t.endsWith('BATV keys belong in config/backscatter.keys now, one N=secret a line'),
+      ),
+      warnings.join('\n'),
+    )
+  })
+
+  it("a mistyped line there: named by its line in the plugin's log, its secret never shown", () => {
+    const { logs } = setup(`${BATV}[batv.keys]\n1 ${TYPO_SECRET}\n2 = fine\n`, NOON, null)
+    const texts = logs.map((l) => l.text)
+    assert.ok(
+      texts.some((t) => t.startsWith('config/backscatter.ini line 9: [batv.keys]: not "N = secret"')),
+      texts.join('\n'),
+    )
+    for (const t of texts) assert.ok(!t.includes(TYPO_SECRET), t)
   })
 })
 
@@ -554,11 +611,10 @@ describe('hooks never throw on odd addresses and always call next once', () => {
 
 describe('an edit to the keys takes effect without a restart', () => {
   // haraka-config waits about 5 s for an edit to settle before it reloads.
-  it('a new sign key in [batv.keys] of backscatter.ini', async () => {
-    const t = setup()
-    t.writeIni(
-      `[dns]\nservers = ${dns.server}\n${BATV}[batv]\nsign_key = 2\n[batv.keys]\n1 = ${SECRET}\n2 = 0123\n`,
-    )
+  it('a new sign key in config/backscatter.keys', async () => {
+    const t = setup(`${BATV}[batv]\nsign_key = 2\n`)
+    assert.equal(t.plugin.backscatter.settings.batv.signKey, undefined, 'no key 2 yet')
+    fs.writeFileSync(path.join(t.dir, 'config', 'backscatter.keys'), `1 = ${SECRET}\n2 = 0123\n`)
     await until(() => t.plugin.backscatter.settings.batv.signKey?.id === 2, 'the reload', 15_000)
     const conn = makeConnection('192.0.2.10', { relaying: true })
     await mail(t.plugin, conn, 'bob@example.com')
@@ -567,12 +623,23 @@ describe('an edit to the keys takes effect without a restart', () => {
     assert.equal(conn.transaction.mail_from.address, expected.address)
   })
 
-  it('a key added to keys_file', async () => {
-    const t = setup(`[batv]\ndomains = example.com\nkeys_file = test_keys.ini\n`)
+  it('config/backscatter.keys created after the start', async () => {
+    const t = setup(BATV, NOON, null)
+    assert.equal(t.plugin.backscatter.settings.batv.domains.size, 0, 'BATV off without a key')
+    fs.writeFileSync(path.join(t.dir, 'config', 'backscatter.keys'), `1 = ${SECRET}\n`, { mode: 0o600 })
+    await until(() => t.plugin.backscatter.settings.batv.keys.has(1), 'the reload', 15_000)
+  })
+
+  it('a key added to keys_file (read for one more release)', async () => {
+    const t = setup(`[batv]\ndomains = example.com\nkeys_file = test_keys.ini\n`, NOON, null)
     const keysFile = path.join(t.dir, 'config', 'test_keys.ini')
     fs.writeFileSync(keysFile, `[batv.keys]\n1 = ${SECRET}\n`)
     t.plugin.load_backscatter_ini()
     assert.deepEqual([...t.plugin.backscatter.settings.batv.keys.keys()], [1])
+    assert.ok(
+      t.logs.some((l) => l.text.startsWith('config/test_keys.ini line 1: [batv.keys]: key 1 read from here')),
+      t.logs.map((l) => l.text).join('\n'),
+    )
     fs.writeFileSync(keysFile, `[batv.keys]\n1 = ${SECRET}\n4 = four\n`)
     await until(() => t.plugin.backscatter.settings.batv.keys.has(4), 'the reload', 15_000)
   })

@@ -33,8 +33,13 @@ const SECRET_1 = 's3cret'
 const SECRET_2 = '0123'
 const SECRET_OLD = 'old-secret-Xq7'
 
-/** [batv] for example.com with keys 1 (signs) and 2 in backscatter.ini itself. */
-const BATV = `[batv]\ndomains = example.com\nsign_key = 1\n\n[batv.keys]\n1 = ${SECRET_1}\n2 = ${SECRET_2}\n`
+/** [batv] for example.com, key 1 signing. */
+const BATV = `[batv]\ndomains = example.com\nsign_key = 1\n`
+/** config/backscatter.keys: keys 1 and 2. */
+const KEYS = `1 = ${SECRET_1}\n2 = ${SECRET_2}\n`
+
+/** A config folder with `ini` and `keys` as config/backscatter.keys. */
+const keysDir = (ini: string, keys = KEYS): string => configDir(ini, { 'backscatter.keys': keys })
 
 /** 2026-11-28, day 20785: key 1 with s3cret signs bob@example.com as Exim does (docs/signed-bounces.md). */
 const DAY = '2026-11-28'
@@ -49,7 +54,7 @@ function assertNoSecret(r: Run, ...secrets: string[]): void {
 
 describe('sign ADDRESS prints the signed form', () => {
   it("is Exim's ${prvs} of the address with sign_key, on the given day", async () => {
-    const dir = configDir(BATV)
+    const dir = keysDir(BATV)
     const r = await run(['sign', '--config', dir, '--date', DAY, 'bob@example.com'])
     assert.equal(r.code, 0, r.stderr)
     assert.equal(r.stdout, 'prvs=1792f288fc=bob@example.com\n')
@@ -58,7 +63,7 @@ describe('sign ADDRESS prints the signed form', () => {
   })
 
   it('lower-cases the address, takes it in angle brackets, and --json tells the key, the days and the domain', async () => {
-    const dir = configDir(BATV)
+    const dir = keysDir(BATV)
     const r = await run(['sign', '--json', '--config', dir, '--date', DAY, '<Bob@Example.COM>'])
     assert.equal(r.code, 0, r.stderr)
     assert.deepEqual(JSON.parse(r.stdout), {
@@ -74,7 +79,7 @@ describe('sign ADDRESS prints the signed form', () => {
   })
 
   it('--key signs with another key; its secret 0123 is the text 0123, not the number 123', async () => {
-    const dir = configDir(BATV)
+    const dir = keysDir(BATV)
     const r = await run(['sign', 'bob@example.com', '--key', '2', '--date', DAY, '--config', dir])
     assert.equal(r.code, 0, r.stderr)
     const tagged = r.stdout.trim()
@@ -87,7 +92,7 @@ describe('sign ADDRESS prints the signed form', () => {
   })
 
   it('the expiry day follows lifetime_days and the date, around the 999 → 000 wrap', async () => {
-    const dir = configDir(BATV.replace('sign_key = 1', 'sign_key = 1\nlifetime_days = 3'))
+    const dir = keysDir(BATV.replace('sign_key = 1', 'sign_key = 1\nlifetime_days = 3'))
     // Day 20997 (2027-06-28) + 3 = 21000: DDD 000.
     const r = await run(['sign', '--json', '--config', dir, '--date', '2027-06-28', 'x@example.com'])
     assert.equal(r.code, 0, r.stderr)
@@ -97,11 +102,16 @@ describe('sign ADDRESS prints the signed form', () => {
     assert.equal(out.valid_until, '2027-07-01')
   })
 
-  it('reads the keys from [batv] keys_file, a file of its own in the config folder', async () => {
+  it('reads the keys from [batv] keys_file for one more release, with a warning saying where keys belong now', async () => {
     const dir = configDir(`[batv]\ndomains = example.com\nsign_key = 3\nkeys_file = batv-keys.ini\n`)
     fs.writeFileSync(path.join(dir, 'batv-keys.ini'), `[batv.keys]\n3 = ${SECRET_OLD}\n`)
     const r = await run(['--config', dir, 'sign', '--date', DAY, 'bob@example.com'])
     assert.equal(r.code, 0, r.stderr)
+    assert.equal(
+      r.stderr,
+      `haraka-backscatter: warning: ${path.join(dir, 'batv-keys.ini')}:1: [batv.keys]: key 3 read from here for one more release ` +
+        '(named by [batv] keys_file). BATV keys belong in config/backscatter.keys now, one N=secret a line\n',
+    )
     const keys = prepareKeys(new Map([[3, SECRET_OLD]])).keys
     assert.deepEqual(verifyAddress(r.stdout.trim(), keys, 7, DAY_20785_MS), {
       status: 'valid',
@@ -112,14 +122,14 @@ describe('sign ADDRESS prints the signed form', () => {
   })
 
   it('signs an address outside [batv] domains too, with a warning that the plugin does not check it', async () => {
-    const r = await run(['sign', '--config', configDir(BATV), '--date', DAY, 'bob@example.net'])
+    const r = await run(['sign', '--config', keysDir(BATV), '--date', DAY, 'bob@example.net'])
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, /^prvs=1792[0-9a-f]{6}=bob@example\.net\n$/)
     assert.match(r.stderr, /warning: example\.net is not in \[batv\] domains/)
   })
 
   describe('bad usage: a message, status 2, nothing on stdout, never a secret', () => {
-    const cases: { name: string; ini?: string; args: string[]; message: RegExp }[] = [
+    const cases: { name: string; ini?: string; keys?: string; args: string[]; message: RegExp }[] = [
       { name: 'no address', args: [], message: /sign: give an ADDRESS$/m },
       { name: 'two addresses', args: ['a@example.com', 'b@example.com'], message: /one ADDRESS only/ },
       {
@@ -142,7 +152,7 @@ describe('sign ADDRESS prints the signed form', () => {
       {
         name: 'an unknown key',
         args: ['--key', '5', 'bob@example.com'],
-        message: /--key 5: no such key in \[batv\.keys\] \(keys: 1, 2\)/,
+        message: /--key 5: no such key \(keys: 1, 2\)/,
       },
       {
         name: 'a key that is not a digit',
@@ -153,7 +163,7 @@ describe('sign ADDRESS prints the signed form', () => {
         name: 'sign_key not among the keys',
         ini: BATV.replace('sign_key = 1', 'sign_key = 4'),
         args: ['bob@example.com'],
-        message: /\[batv\] sign_key 4: no such key in \[batv\.keys\]/,
+        message: /\[batv\] sign_key 4: no such key \(keys: 1, 2\)/,
       },
       {
         name: 'a date that does not exist',
@@ -162,16 +172,17 @@ describe('sign ADDRESS prints the signed form', () => {
       },
       {
         name: 'BATV off: no domains, so no key is read',
-        ini: `[batv.keys]\n1 = ${SECRET_1}\n`,
+        ini: '',
         args: ['bob@example.com'],
-        message: /no BATV key to sign with: BATV is off \(set \[batv\] domains and a key in \[batv\.keys\]\)/,
+        message:
+          /no BATV key to sign with: BATV is off \(set \[batv\] domains and a key in config\/backscatter\.keys\)/,
       },
       {
         name: 'domains but no usable key',
-        ini: `[batv]\ndomains = example.com\n\n[batv.keys]\n1 = ${'z'.repeat(65)}\n`,
+        keys: `1 = ${'z'.repeat(65)}\n`,
         args: ['bob@example.com'],
         message:
-          /error: backscatter\.ini \[batv\] domains: no usable key[^]*no BATV key to sign with: BATV is off/,
+          /error: \S+\/backscatter\.ini:2: \[batv\] domains: no usable key[^]*no BATV key to sign with: BATV is off/,
       },
       {
         name: "a local part of 49 octets: a tag would make it 65, over RFC 5321's 64",
@@ -187,7 +198,7 @@ describe('sign ADDRESS prints the signed form', () => {
     ]
     for (const c of cases) {
       it(c.name, async () => {
-        const r = await run(['sign', '--config', configDir(c.ini ?? BATV), ...c.args])
+        const r = await run(['sign', '--config', keysDir(c.ini ?? BATV, c.keys), ...c.args])
         assert.equal(r.code, 2, `${r.stdout}${r.stderr}`)
         assert.equal(r.stdout, '')
         assert.match(r.stderr, c.message)
@@ -198,7 +209,7 @@ describe('sign ADDRESS prints the signed form', () => {
   })
 
   it('options may come before or after the command and the address', async () => {
-    const dir = configDir(BATV)
+    const dir = keysDir(BATV)
     for (const args of [
       ['--config', dir, '--key', '2', 'sign', '--date', DAY, 'bob@example.com'],
       ['--key', '2', '--date', DAY, 'sign', 'bob@example.com', '--config', dir],
@@ -248,7 +259,7 @@ describe(
         `\${prvscheck{\\N${tagged}\\N}{\\N${secret}\\N}{\${if eq{$prvscheck_result}{1}{valid <$prvscheck_address> $prvscheck_keynum}{invalid}}}}`
       for (;;) {
         const day = dayNumber(Date.now())
-        const r = await run(['sign', '--config', configDir(BATV), '--key', '2', 'Bob+Lists@Example.com'])
+        const r = await run(['sign', '--config', keysDir(BATV), '--key', '2', 'Bob+Lists@Example.com'])
         assert.equal(r.code, 0, r.stderr)
         const tagged = r.stdout.trim()
         const out = execFileSync(EXIM as string, ['-C', conf, '-be'], {
@@ -318,7 +329,7 @@ async function explainJson(
 
 describe('explain shows the tag check of a bounce’s recipient', () => {
   it('round trip: the tag sign prints is valid; from a listed host the bounce is accepted (5 - 10 < 5)', async () => {
-    const dir = configDir(batvDnsIni())
+    const dir = keysDir(batvDnsIni())
     const signed = await run(['sign', '--config', dir, '--date', DAY, 'bob@example.com'])
     assert.equal(signed.code, 0, signed.stderr)
     const tagged = signed.stdout.trim()
@@ -368,7 +379,7 @@ describe('explain shows the tag check of a bounce’s recipient', () => {
   })
 
   it('--json carries the same: the result, key, score, sum against the threshold and the address without the tag', async () => {
-    const dir = configDir(batvDnsIni())
+    const dir = keysDir(batvDnsIni())
     const d = await explainJson(dir, CLEAN, DAY, ['prvs=1792f288fc=bob@example.com', 'alice@example.com'])
     assert.deepEqual(d.batv, {
       on: true,
@@ -413,7 +424,7 @@ describe('explain shows the tag check of a bounce’s recipient', () => {
   })
 
   it('invalid, and why: bad signature, unknown key, expired, malformed', async () => {
-    const dir = configDir(batvDnsIni())
+    const dir = keysDir(batvDnsIni())
     const valid = 'prvs=1792f288fc=bob@example.com'
     // Signed on 2026-11-28 for 7 days: valid through 2026-12-05, expired on the 6th.
     const onLastDay = await explainJson(dir, CLEAN, '2026-12-05', [valid])
@@ -440,7 +451,7 @@ describe('explain shows the tag check of a bounce’s recipient', () => {
   })
 
   it('missing before [batv] missing_from is recorded, not scored; outside the signing domains nothing is checked', async () => {
-    const dir = configDir(dnsIni(dns.current, `\n${BATV}`))
+    const dir = keysDir(dnsIni(dns.current, `\n${BATV}`))
     const d = await explainJson(dir, CLEAN, DAY, [
       'alice@example.com',
       'prvs=1792f288fc=bob@example.org',
@@ -478,7 +489,7 @@ describe('explain shows the tag check of a bounce’s recipient', () => {
   })
 
   it('mail that is not a checked bounce: the tag is only removed; with BATV off nothing is touched', async () => {
-    const on = configDir(batvDnsIni())
+    const on = keysDir(batvDnsIni())
     const plain = await explainJson(on, CLEAN, DAY, ['prvs=1792f288fc=bob@example.com'], 'alice@example.net')
     assert.deepEqual(plain.recipients[0]?.tag, {
       result: 'not checked',
@@ -539,11 +550,11 @@ describe('explain answers as the plugin does', () => {
       'prvs=1792f288fc=bob@example.org',
       'carol@example.net',
     ]
-    const tp = makeTestPlugin(ini)
+    const tp = makeTestPlugin(ini, { 'backscatter.keys': KEYS })
     tp.plugin.backscatter.now = () => nowMs
     try {
       for (const ip of [LISTED, CLEAN]) {
-        const d = await explainJson(configDir(ini), ip, DAY, recipients)
+        const d = await explainJson(keysDir(ini), ip, DAY, recipients)
         for (const [i, to] of recipients.entries()) {
           const conn = makeConnection(ip)
           await mail(tp.plugin, conn, '<>')

@@ -94,8 +94,13 @@ describe('configuration', () => {
     const dir = configDir(dnsIni(dns.current, '[main]\nthreshold = lots\ncolour = blue\n'))
     const r = await run(['check', '--config', dir, CLEAN])
     assert.equal(r.code, 0)
-    assert.match(r.stderr, /warning: backscatter\.ini \[main\] threshold: "lots" is not a number; using 5/)
-    assert.match(r.stderr, /warning: backscatter\.ini \[main\] colour: unknown setting; ignored/)
+    // Each named by its file and line.
+    const ini = path.join(dir, 'backscatter.ini')
+    assert.ok(
+      r.stderr.includes(`warning: ${ini}:6: [main] threshold: "lots" is not a number; using 5\n`),
+      r.stderr,
+    )
+    assert.ok(r.stderr.includes(`warning: ${ini}:7: [main] colour: unknown setting; ignored\n`), r.stderr)
     assert.match(r.stdout, /threshold 5, action reject/)
   })
 })

@@ -66,4 +66,32 @@ describe('the built bin script', () => {
       `haraka-backscatter check: "mail.example.org" is not an IP address\nTry 'haraka-backscatter check --help'.\n`,
     )
   })
+
+  it('--version: the name and version of the package', async () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+      version: string
+    }
+    const r = await runBin(['--version'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout, `haraka-backscatter ${version}\n`)
+  })
+
+  it('a mistyped line in [batv.keys] of backscatter.ini: its secret on neither stdout nor stderr', async () => {
+    const secret = 'Leak-t3st-Mv9'
+    const dir = tmpDir()
+    const ini = dnsIni(
+      dns.current,
+      `\n[batv]\ndomains = example.com\n\n[batv.keys]\n1 = ok-key\n2 ${secret}\n`,
+    )
+    fs.writeFileSync(path.join(dir, 'backscatter.ini'), ini)
+    for (const args of [['sign', 'bob@example.com'], ['check', CLEAN], ['configtest']]) {
+      const r = await runBin([...args, '--config', dir])
+      assert.ok(!r.stdout.includes(secret), `${args[0]} stdout: ${r.stdout}`)
+      assert.ok(!r.stderr.includes(secret), `${args[0]} stderr: ${r.stderr}`)
+      assert.match(
+        r.stderr,
+        /backscatter\.ini:11: not a "key = value" line: haraka-config ignores it \(not shown/,
+      )
+    }
+  })
 })

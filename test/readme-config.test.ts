@@ -7,11 +7,12 @@ import path from 'node:path'
 import { describe, it } from 'node:test'
 
 import { prepareKeys, signAddress, type BatvKey } from '../lib/batv'
-import { secretsFromLines } from '../lib/batv-settings'
+import { KEYS_FILE, parseKeysFile } from '../lib/batv/keys-file'
 import {
   parseSettings,
   type BatvSettings,
   type ReadConfigLines,
+  type ReadKeysFile,
   type Settings,
   type ZoneSettings,
 } from '../lib/settings'
@@ -91,17 +92,12 @@ const SECRET = '6f1c3a9e0b7d4e52a8c1f09d3b6e7a214c5d8e9f0a1b2c3d'
 const KEY = keysOf([[1, SECRET]])
 const dayStart = (date: string): number => Date.parse(`${date}T00:00:00Z`)
 
-/** docs/signed-bounces.md's keys file, config/backscatter_keys.ini, and the examples that use it. */
-const KEYS_FILE_SECRETS: [number, string][] = [
-  [1, SECRET],
-  [2, '0a93e1c4b8d27f56e3910c4d8b2a7f6e05c9d1e3b4a82f71'],
-]
-const WITH_KEYS_FILE = batv({
+/** docs/signed-bounces.md's config/backscatter.keys, which its examples use. */
+const WITH_KEYS = batv({
   domains: new Set(['example.com']),
-  keys: keysOf(KEYS_FILE_SECRETS),
+  keys: KEY,
   missingFrom: '2026-12-08',
   missingFromMs: dayStart('2026-12-08'),
-  keysFile: 'backscatter_keys.ini',
 })
 
 /**
@@ -158,20 +154,11 @@ const EXAMPLES: { document: string; holds: string; means: Settings; secrets?: [n
   },
   {
     document: 'docs/signed-bounces.md',
-    holds: '; The secrets: [batv.keys] in a file of its own.',
-    means: {
-      ...defaults,
-      batv: WITH_KEYS_FILE,
-    },
-    secrets: KEYS_FILE_SECRETS,
-  },
-  {
-    document: 'docs/signed-bounces.md',
     holds: 'unsigned_recipients = announce@lists.example.org, @groups.example.net',
     means: {
       ...defaults,
       batv: {
-        ...WITH_KEYS_FILE,
+        ...WITH_KEYS,
         unsignedRecipients: new Set(['announce@lists.example.org', '@groups.example.net']),
       },
     },
@@ -184,6 +171,31 @@ function exampleFiles(document: string, own: string): ReadConfigLines {
     if (name === 'backscatter.ini') return own.split('\n')
     const block = iniBlocks(document).find((b) => b.names !== undefined && path.basename(b.names) === name)
     return block ? block.text.split('\n') : { error: `no example of ${name} in ${document}` }
+  }
+}
+
+/** Code blocks (of no language) that show config/backscatter.keys: their first line names it. */
+function keysBlocks(document: string): IniBlock[] {
+  const lines = fs.readFileSync(path.join(REPO, document), 'utf8').split('\n')
+  const blocks: IniBlock[] = []
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i] !== '```' || !/^# config\/backscatter\.keys(\s|$)/.test(lines[i + 1] ?? '')) continue
+    const end = lines.indexOf('```', i + 1)
+    blocks.push({
+      where: `${document}:${i + 1}`,
+      text: lines.slice(i + 1, end).join('\n') + '\n',
+      names: KEYS_FILE,
+    })
+    i = end
+  }
+  return blocks
+}
+
+/** config/backscatter.keys as the document's example of it shows it (mode 600); none without one. */
+function exampleKeysFile(document: string): ReadKeysFile {
+  return () => {
+    const block = keysBlocks(document)[0]
+    return block && { lines: block.text.split('\n'), mode: 0o100600 }
   }
 }
 
@@ -219,9 +231,10 @@ describe('ini examples in README.md and docs/', () => {
       assert.equal(meanings.length, 1, `no single expectation for this example:\n${example.text}`)
       const meaning = meanings[0]!
       const readLines = exampleFiles(document, example.text)
-      const parsed = parseSettings(loadDeploymentIni(example.text), { readLines })
-      const { settings, problems, errors } = parsed
-      assert.deepEqual([...errors, ...problems], [])
+      const readKeysFile = exampleKeysFile(document)
+      const parsed = parseSettings(loadDeploymentIni(example.text), { readLines, readKeysFile })
+      const { settings, problems, errors, keyProblems } = parsed
+      assert.deepEqual([...errors, ...problems, ...keyProblems.map((p) => p.text)], [])
       assert.deepEqual(settings, meaning.means)
       for (const [id, secret] of meaning.secrets ?? []) {
         assert.ok(
@@ -232,11 +245,11 @@ describe('ini examples in README.md and docs/', () => {
     })
   }
 
-  it('ini examples of other files that hold [batv.keys] read with no problem', () => {
-    const keyFiles = blocks.filter((b) => b.names !== undefined && /_keys\.ini$/.test(b.names))
-    assert.ok(keyFiles.length >= 1)
+  it('examples of config/backscatter.keys read with no problem, and hold a key', () => {
+    const keyFiles = DOCUMENTS.flatMap(keysBlocks)
+    assert.ok(keyFiles.length >= 2, `${keyFiles.length} found`)
     for (const block of keyFiles) {
-      const { secrets, problems } = secretsFromLines(block.text.split('\n'), block.names!)
+      const { secrets, problems } = parseKeysFile(block.text.split('\n'))
       assert.deepEqual(problems, [], block.where)
       assert.ok(secrets.size > 0, block.where)
     }

@@ -16,16 +16,16 @@ import {
   tagResultText,
   untaggedAddress,
 } from '../lib/recipient'
-import { parseSettings, type ReadConfigLines, type Settings } from '../lib/settings'
+import { parseSettings, type ReadKeysFile, type Settings } from '../lib/settings'
 import { decideVerdict, type ZoneOutcome } from '../lib/verdict'
 
 const NOON = 20785 * DAY_MS + DAY_MS / 2
 const VALID = 'prvs=1792f288fc=bob@example.com'
 
 function settingsOf(raw: Record<string, Record<string, unknown>>, keys = '1 = s3cret'): Settings {
-  const readLines: ReadConfigLines = () => ['[batv.keys]', ...keys.split('\n')]
-  const parsed = parseSettings(raw, { readLines, nowMs: NOON })
-  assert.deepEqual([...parsed.problems, ...parsed.errors], [])
+  const readKeysFile: ReadKeysFile = () => ({ lines: keys.split('\n'), mode: 0o100600 })
+  const parsed = parseSettings(raw, { readKeysFile, nowMs: NOON })
+  assert.deepEqual([...parsed.problems, ...parsed.errors, ...parsed.keyProblems], [])
   return parsed.settings
 }
 

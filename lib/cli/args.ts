@@ -13,6 +13,13 @@ const COMMON_OPTIONS = {
   config: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+} as const
+
+const CONFIGTEST_OPTIONS = {
+  config: COMMON_OPTIONS.config,
+  help: COMMON_OPTIONS.help,
+  version: COMMON_OPTIONS.version,
 } as const
 
 const EXPLAIN_OPTIONS = {
@@ -38,6 +45,7 @@ const COMMAND_OPTIONS = {
   health: COMMON_OPTIONS,
   explain: EXPLAIN_OPTIONS,
   sign: SIGN_OPTIONS,
+  configtest: CONFIGTEST_OPTIONS,
   // `help` ignores options, so any command line with `help` put in front works.
   help: ALL_OPTIONS,
 } as const

@@ -5,7 +5,9 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 
-import { parseSettings, type ReadConfigLines, type Settings } from '../settings'
+import { configLinesReader } from '../batv-settings'
+import { keysFileReader } from '../batv/keys-file'
+import { parseSettings, type Settings } from '../settings'
 import { PROG, UsageError, type Io } from './io'
 
 export const INI = 'backscatter.ini'
@@ -22,7 +24,10 @@ interface HarakaConfig {
 
 export interface LoadedConfig {
   readonly settings: Settings
-  readonly problems: readonly string[]
+  /** Every warning and error, as printed on stderr. */
+  readonly findings: readonly Finding[]
+  /** What the plugin logs as information (not printed). */
+  readonly notes: readonly Finding[]
   /** Where the settings came from, for people. */
   readonly source: string
 }
@@ -56,11 +61,107 @@ function configDir(option: string | undefined): string | undefined {
   return dir
 }
 
-/** Read backscatter.ini as the plugin does; problems become warnings on stderr. */
+/** A problem of the configuration as the command prints it: severity, file, line where known, text. */
+export interface Finding {
+  readonly severity: 'error' | 'warning' | 'note'
+  /** The file's path, or the config folder's. */
+  readonly path: string
+  readonly line?: number
+  readonly text: string
+}
+
+/** `haraka-backscatter: warning: /etc/haraka/config/backscatter.ini:12: [main] threshold: …` */
+export function findingText(f: Finding): string {
+  return `${PROG}: ${f.severity}: ${f.path}${f.line ? `:${f.line}` : ''}: ${f.text}\n`
+}
+
+const HEADING = /^\s*\[([^\]]*)\]\s*$/
+const INI_KEY = /^\s*([^=\s]+)\s*=/
+
+/**
+ * The line of `[section] key` in an ini file's lines: the last one, as
+ * haraka-config keeps the last value; of the section's heading without a key.
+ * Section names compare without case, as zone sections do.
+ */
+export function iniLine(lines: readonly string[], section: string, key?: string): number | undefined {
+  let current = 'main'
+  let found: number | undefined
+  lines.forEach((text, i) => {
+    const heading = HEADING.exec(text)
+    if (heading) {
+      current = (heading[1] ?? '').trim().toLowerCase()
+      if (key === undefined && current === section.toLowerCase()) found ??= i + 1
+      return
+    }
+    if (key !== undefined && current === section.toLowerCase() && INI_KEY.exec(text)?.[1] === key)
+      found = i + 1
+  })
+  return found
+}
+
+/** A problem line of parseSettings, `[section] key: text` or `[section]: text`, located in the ini. */
+function iniFinding(
+  severity: Finding['severity'],
+  problem: string,
+  path: string,
+  lines: readonly string[],
+): Finding {
+  const m = /^\[([^\]]+)\](?: ([^:\s]+))?:/.exec(problem)
+  return { severity, path, line: m ? iniLine(lines, m[1] ?? '', m[2]) : undefined, text: problem }
+}
+
+function readLinesOf(file: string): string[] {
+  try {
+    return fs.readFileSync(file, 'utf8').split(/\r\n|\r|\n/)
+  } catch {
+    return []
+  }
+}
+
+interface IniReader {
+  logger: (msg: string) => void
+}
+
+/**
+ * Run `read` with haraka-config's ini reader telling of a line it cannot read
+ * by its number, never by its text: that line may hold a BATV secret.
+ */
+function withIniLinesUnshown<T>(findings: Finding[], iniPath: string, read: () => T): T {
+  const ini = createRequire(__filename)('haraka-config/lib/readers/ini') as IniReader
+  const original = ini.logger
+  ini.logger = (msg) => {
+    const m = /^Invalid line in config file '(.*)': ([^]*)$/.exec(msg)
+    if (!m) {
+      findings.push({ severity: 'warning', path: iniPath, text: `haraka-config: ${msg}` })
+      return
+    }
+    const file = m[1] ?? iniPath
+    const index = readLinesOf(file).indexOf(m[2] ?? '')
+    findings.push({
+      severity: 'warning',
+      path: file,
+      line: index < 0 ? undefined : index + 1,
+      text: 'not a "key = value" line: haraka-config ignores it (not shown: it may hold a secret)',
+    })
+  }
+  try {
+    return read()
+  } finally {
+    ini.logger = original
+  }
+}
+
+/**
+ * Read backscatter.ini and config/backscatter.keys as the plugin does: the
+ * same parseSettings, fed the same files. Every problem goes to stderr, with
+ * its file and line where known, and is returned for configtest.
+ */
 export function loadConfig(option: string | undefined, io: Io): LoadedConfig {
+  const findings: Finding[] = []
   const dir = configDir(option)
   const defaults = path.join(PACKAGE_ROOT, 'config', INI)
   let source = `${defaults} (package defaults)`
+  let iniPath = defaults
   if (dir !== undefined) {
     const ini = path.join(dir, INI)
     if (fs.existsSync(ini)) {
@@ -70,8 +171,9 @@ export function loadConfig(option: string | undefined, io: Io): LoadedConfig {
         throw new UsageError(`--config ${option ?? dir}: cannot read ${ini}: ${fsErrorText(err)}`)
       }
       source = `${ini} over the package defaults`
+      iniPath = ini
     } else {
-      io.err(`${PROG}: warning: ${dir} holds no ${INI}; using the package defaults\n`)
+      findings.push({ severity: 'warning', path: dir, text: `holds no ${INI}; using the package defaults` })
     }
   }
 
@@ -80,18 +182,28 @@ export function loadConfig(option: string | undefined, io: Io): LoadedConfig {
   cfg.root_path = path.join(PACKAGE_ROOT, 'config')
   if (dir !== undefined) cfg.overrides_path = dir
   // The BATV secrets as written, as the plugin reads them: haraka-config's ini values would turn 0123 into 123.
-  const readLines: ReadConfigLines = (name) => {
-    try {
-      const lines = cfg.get(name, 'data')
-      return Array.isArray(lines) ? lines.map(String) : { error: 'not readable as text' }
-    } catch (err) {
-      return { error: err instanceof Error ? err.message : String(err) }
-    }
+  const getData = (name: string): unknown => cfg.get(name, 'data')
+  const parsed = withIniLinesUnshown(findings, iniPath, () =>
+    parseSettings(cfg.get(INI), {
+      readLines: configLinesReader(getData),
+      readKeysFile: keysFileReader([cfg.overrides_path, cfg.root_path], getData),
+    }),
+  )
+  const iniLines = readLinesOf(iniPath)
+  for (const error of parsed.errors) findings.push(iniFinding('error', error, iniPath, iniLines))
+  for (const problem of parsed.problems) findings.push(iniFinding('warning', problem, iniPath, iniLines))
+  for (const p of parsed.keyProblems) {
+    // A file is found in the deployment's folder first, as haraka-config finds it.
+    const folder = [dir, cfg.root_path].find((d) => d !== undefined && fs.existsSync(path.join(d, p.file)))
+    const file = path.join(folder ?? dir ?? cfg.root_path, p.file)
+    findings.push({ severity: p.severity, path: file, line: p.line, text: p.text })
   }
-  const { settings, problems, errors } = parseSettings(cfg.get(INI), { readLines })
-  for (const error of errors) io.err(`${PROG}: error: ${INI} ${error}\n`)
-  for (const problem of problems) io.err(`${PROG}: warning: ${INI} ${problem}\n`)
-  return { settings, problems, source }
+  // By file, then line: the order an operator fixes them in.
+  const files = [...new Set(findings.map((f) => f.path))]
+  findings.sort((a, b) => files.indexOf(a.path) - files.indexOf(b.path) || (a.line ?? 0) - (b.line ?? 0))
+  for (const f of findings) io.err(findingText(f))
+  const notes = parsed.notes.map((text): Finding => iniFinding('note', text, iniPath, iniLines))
+  return { settings: parsed.settings, findings, notes, source }
 }
 
 /** The resolvers the lookups go to, and their budget, for people. */

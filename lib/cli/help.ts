@@ -1,5 +1,6 @@
 // The help texts: `haraka-backscatter help [COMMAND]` and `COMMAND --help`.
 import { PROG } from './io'
+import { KEYS_FILE } from '../batv/keys-file'
 import { INI } from './config'
 
 const CONFIG_HELP = `  --config DIR  Haraka config directory holding ${INI} (a Haraka install
@@ -24,11 +25,14 @@ Commands:
   explain --ip IP --from ADDR --rcpt ADDR...
                        the whole decision for one transaction, step by step
   sign ADDRESS         the signed (BATV, prvs=) form of an address
+  configtest           load the configuration as the plugin does and list
+                       every problem; exit 0 when there is none
   help [COMMAND]       this text, or the help of a command
 
 Options may come before or after the command.
 ${CONFIG_HELP}
   -h, --help    show help ('${PROG} COMMAND --help' for a command)
+  -V, --version print the version and exit
 
 ${EXIT_HELP}
 `,
@@ -89,15 +93,35 @@ ${CONFIG_HELP}
 
 ${EXIT_HELP}
 `,
+  configtest: `Usage: ${PROG} configtest [--config DIR]
+
+Load the configuration exactly as the plugin does: ${INI} over the package
+defaults, and the BATV keys from ${KEYS_FILE} (or, for one more release, from
+[batv.keys] of ${INI} or [batv] keys_file). Every problem is printed on
+stderr with its file, its line where known and its key, as
+  ${PROG}: warning: /etc/haraka/config/${INI}:12: [main] threshold: ...
+A line that may hold a secret is named by its number, never shown. With no
+problem, one line on stdout says ok and what was read; what the plugin would
+log as information is printed first, as a note.
+
+Options:
+${CONFIG_HELP}
+  -h, --help    show this help
+
+Exit status:
+  0  no problem: the plugin would load this configuration without a warning
+  1  a warning or an error (keys still in a place they were kept before count)
+  2  bad usage: an unknown option, an argument, an unreadable --config
+`,
   sign: `Usage: ${PROG} sign [--key N] [--date YYYY-MM-DD] [--json] ADDRESS
 
 Print the signed (BATV) form of ADDRESS, prvs=KDDDSSSSSS=local@domain, as the
 plugin signs the MAIL FROM of a relaying client: with the key [batv] sign_key
-of [batv.keys] (or of [batv] keys_file) and [batv] lifetime_days. It is Exim's
-\${prvs} format, so tests and other MTAs can use it. The secret is never shown.
+of config/${KEYS_FILE} and [batv] lifetime_days. It is Exim's \${prvs}
+format, so tests and other MTAs can use it. The secret is never shown.
 
 Options:
-  --key N       sign with key N (0-9) of [batv.keys] instead of sign_key
+  --key N       sign with key N (0-9) of ${KEYS_FILE} instead of sign_key
   --date DAY    sign as on DAY (YYYY-MM-DD, UTC) instead of today
 ${CONFIG_HELP}
   --json        one JSON object: address, signed, key, lifetime_days,

@@ -3,7 +3,12 @@
 // through the same BackscatterChecker and signs and checks tags with the same
 // core, so its answers are the plugin's.
 import { parseCommandLine, type CommandName, type Values } from './args'
+import fs from 'node:fs'
+import path from 'node:path'
+
 import { runCheck } from './check'
+import { PACKAGE_ROOT } from './config'
+import { runConfigtest } from './configtest'
 import { runExplain } from './explain'
 import { runHealth } from './health'
 import { runSign } from './sign'
@@ -20,6 +25,15 @@ const RUN: Record<Exclude<CommandName, 'help'>, Run> = {
   health: runHealth,
   explain: runExplain,
   sign: runSign,
+  configtest: runConfigtest,
+}
+
+/** `haraka-backscatter 1.2.0`: the package's version, from its package.json. */
+function versionText(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
+    version?: unknown
+  }
+  return `${PROG} ${String(pkg.version)}\n`
 }
 
 /** `help [COMMAND]`: the main help, or a command's. */
@@ -41,6 +55,10 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
   try {
     const line = parseCommandLine(args)
     command = line.command
+    if (line.values.version) {
+      io.out(versionText())
+      return EXIT.OK
+    }
     if (command === 'help') return runHelp(line.positionals, io)
     if (command === undefined) {
       if (line.values.help) return runHelp([], io)

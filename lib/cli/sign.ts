@@ -3,6 +3,7 @@
 // and for other MTAs. Never prints a secret: the keys hold none.
 import { signAddress, type SignRefusal } from '../batv'
 import { dayText } from '../batv-settings'
+import { KEYS_FILE } from '../batv/keys-file'
 import { wireAddress } from '../sender'
 import { addressArgument, dateOption, stringOption, type Values } from './args'
 import { loadConfig } from './config'
@@ -56,7 +57,7 @@ export async function runSign(values: Values, positionals: readonly string[], io
   if (batv.keys.size === 0) {
     // readBatv reads no key without domains, and turns BATV off when no key is usable (its error is printed above).
     throw new UsageError(
-      'no BATV key to sign with: BATV is off (set [batv] domains and a key in [batv.keys])',
+      `no BATV key to sign with: BATV is off (set [batv] domains and a key in config/${KEYS_FILE})`,
       'sign',
     )
   }
@@ -65,7 +66,7 @@ export async function runSign(values: Values, positionals: readonly string[], io
   if (!key) {
     const ids = [...batv.keys.keys()].join(', ')
     const which = keyId === undefined ? `[batv] sign_key ${id}` : `--key ${id}`
-    throw new UsageError(`${which}: no such key in [batv.keys] (keys: ${ids})`, 'sign')
+    throw new UsageError(`${which}: no such key (keys: ${ids})`, 'sign')
   }
   const signed = signAddress(address, key, batv.lifetimeDays, nowMs)
   if (!signed.ok) {

@@ -43,10 +43,12 @@ export function tmpDir(): string {
   return dir
 }
 
-/** A Haraka config folder whose backscatter.ini is `ini`. */
-export function configDir(ini: string): string {
+/** A Haraka config folder whose backscatter.ini is `ini`, with `files` (e.g. backscatter.keys) readable by the owner only. */
+export function configDir(ini: string, files: Record<string, string> = {}): string {
   const dir = tmpDir()
   fs.writeFileSync(path.join(dir, 'backscatter.ini'), ini)
+  for (const [name, text] of Object.entries(files))
+    fs.writeFileSync(path.join(dir, name), text, { mode: 0o600 })
   return dir
 }
 

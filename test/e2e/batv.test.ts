@@ -87,9 +87,9 @@ describe(`signed bounces (BATV) in a real Haraka ${HARAKA_VERSION}`, () => {
       backscatterIni: [
         `[dns]\nservers = ${zone.server}\n`,
         `[batv]\ndomains = ${LOCAL_DOMAIN}\nmissing_from = 2020-01-01\n`,
-        `[batv.keys]\n1 = ${SECRET}\n`,
       ].join('\n'),
       files: {
+        'backscatter.keys': `1 = ${SECRET}\n`,
         'relay.ini': '[relay]\nacl=true\nforce_routing=false\n',
         relay_acl_allow: '127.0.0.1/32\n',
         'smtp_forward.ini': `[main]\nhost=127.0.0.1\nport=${sink.port}\nenable_outbound=true\n`,
@@ -110,6 +110,7 @@ describe(`signed bounces (BATV) in a real Haraka ${HARAKA_VERSION}`, () => {
       /\[backscatter\] signed bounces \(BATV\) for example\.net: key 1 signs, key 1 check/,
     )
     assert.doesNotMatch(haraka.log(), new RegExp(`\\b${SECRET}\\b`), 'the secret is never logged')
+    assert.doesNotMatch(haraka.log(), /backscatter\.keys/, 'config/backscatter.keys read with no problem')
   })
 
   test('(a) mail relayed by a relay-allowed client reaches the sink with a prvs= MAIL FROM', async () => {

@@ -135,9 +135,11 @@ describe('SpamAssassin scores a listed bounce with the shipped contrib/backscatt
         `[main]\naction = score\n`,
         `[dns]\nservers = ${zone.server}\n`,
         `[batv]\ndomains = ${LOCAL_DOMAIN}\n`,
-        `[batv.keys]\n1 = ${SECRET}\n`,
       ].join('\n'),
-      files: { 'spamassassin.ini': `spamd_socket = ${spamd.socket}\n` },
+      files: {
+        'backscatter.keys': `1 = ${SECRET}\n`,
+        'spamassassin.ini': `spamd_socket = ${spamd.socket}\n`,
+      },
     })
   })
 

@@ -67,6 +67,7 @@ export interface Deployment {
   readonly dir: string
   /** Where Haraka's queue/test plugin writes accepted messages (its TMPDIR). */
   readonly mailDir: string
+  /** Write config/`name`; a `.keys` file (secrets) readable by its owner only, as an operator would. */
   writeConfig(name: string, text: string): void
   readConfig(name: string): string
   /** Remove the whole folder. */
@@ -119,7 +120,10 @@ function deploymentAt(dir: string, owner: string): Deployment {
   return {
     dir,
     mailDir,
-    writeConfig: (name, text) => fs.writeFileSync(cfg(name), text),
+    writeConfig: (name, text) => {
+      fs.writeFileSync(cfg(name), text)
+      if (name.endsWith('.keys')) fs.chmodSync(cfg(name), 0o600)
+    },
     readConfig: (name) => fs.readFileSync(cfg(name), 'utf8'),
     remove: () => fs.rmSync(owner, { recursive: true, force: true }),
   }

@@ -34,12 +34,18 @@ export type HarakaConnection = any
 
 const LEVELS = ['logdebug', 'loginfo', 'lognotice', 'logwarn', 'logerror', 'logcrit']
 
-/** Make and register the plugin with `ini` as the deployment's config/backscatter.ini. */
-export function makeTestPlugin(ini: string): TestPlugin {
+/**
+ * Make and register the plugin with `ini` as the deployment's
+ * config/backscatter.ini, and `files` (e.g. backscatter.keys) beside it, readable by the owner only.
+ */
+export function makeTestPlugin(ini: string, files: Record<string, string> = {}): TestPlugin {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-test-'))
   fs.mkdirSync(path.join(dir, 'config'))
   const iniPath = path.join(dir, 'config', 'backscatter.ini')
   fs.writeFileSync(iniPath, ini)
+  for (const [name, text] of Object.entries(files)) {
+    fs.writeFileSync(path.join(dir, 'config', name), text, { mode: 0o600 })
+  }
   const plugin = fixtures.makePlugin('backscatter', { register: false })
   // The hooks from the TypeScript source, not from a dist/ that may be older than lib/:
   // the package's own entry (index.js → dist/) is tested by package.test.ts and the e2e suite.

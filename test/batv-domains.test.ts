@@ -28,8 +28,7 @@ const CLEAN = '45.9.8.7'
 const SECRET = 's3cret'
 const NOON = 20785 * DAY_MS + DAY_MS / 2
 const KEY = BatvKey.create(1, SECRET) as BatvKey
-const BATV = (domains: string): string =>
-  `[batv]\ndomains = ${domains}\nmissing_from = 2020-01-01\n[batv.keys]\n1 = ${SECRET}\n`
+const BATV = (domains: string): string => `[batv]\ndomains = ${domains}\nmissing_from = 2020-01-01\n`
 
 /** The same domain as a client may type it: fullwidth letters, U+3002 dot, a soft hyphen, capitals. */
 const TYPED_EXAMPLE_COM = [
@@ -53,7 +52,9 @@ afterEach(() => {
 })
 
 function setup(ini: string): TestPlugin {
-  current = makeTestPlugin(`[dns]\nservers = ${dns.server}\ntimeout_ms = 3000\n\n${ini}\n`)
+  current = makeTestPlugin(`[dns]\nservers = ${dns.server}\ntimeout_ms = 3000\n\n${ini}\n`, {
+    'backscatter.keys': `1 = ${SECRET}\n`,
+  })
   current.plugin.backscatter.now = () => NOON
   return current
 }

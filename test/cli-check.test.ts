@@ -89,10 +89,10 @@ describe('check shows what each zone says about each IP and the verdict a bounce
     ])
   })
 
-  it('shows a zone that failed its health check without counting it, and exits 1', async () => {
+  it('shows a zone that failed its health check without counting it, and exits 2 (CRITICAL)', async () => {
     const dir = configDir(dnsIni(dns.current, `[main]\nzones = ${ZONE}, parked.example\n`))
     const r = await run(['check', '--config', dir, CLEAN])
-    assert.equal(r.code, 1)
+    assert.equal(r.code, 2)
     assert.match(
       r.stdout,
       /parked\.example +FAILED its RFC 5782 test-point check \(lists test point 127\.0\.0\.1/,
@@ -158,7 +158,7 @@ describe('a failed lookup is reported as failed, and the plugin fails open', () 
   it('a lookup that times out in a healthy zone: "lookup failed (timeout)", not "not listed"', async () => {
     const dir = configDir(dnsIni(dns.current))
     const r = await run(['check', '--config', dir, UNANSWERED])
-    assert.equal(r.code, 1, 'a failed lookup exits 1')
+    assert.equal(r.code, 1, 'a failed lookup exits 1 (WARNING)')
     assert.deepEqual(cells(lineWith(r.stdout, UNANSWERED, ZONE)).slice(2, 4), ['passed', 'error'])
     assert.match(
       lineWith(r.stdout, UNANSWERED, 'accept'),
@@ -180,7 +180,7 @@ describe('a failed lookup is reported as failed, and the plugin fails open', () 
   it('a dead resolver: the zone fails its check, and no IP is called "not listed"', async () => {
     const dir = configDir(dnsIni(dns.current, '[main]\nzones = silent.example\n'))
     const r = await run(['check', '--config', dir, CLEAN])
-    assert.equal(r.code, 1)
+    assert.equal(r.code, 2, 'the zone is unusable: CRITICAL')
     assert.match(r.stdout, /silent\.example +FAILED its RFC 5782 test-point check/)
     assert.match(
       lineWith(r.stdout, CLEAN, 'accept'),
@@ -193,7 +193,7 @@ describe('a failed lookup is reported as failed, and the plugin fails open', () 
   it('with two zones, names the zone that failed and the one that answered', async () => {
     const dir = configDir(dnsIni(dns.current, `[main]\nzones = ${ZONE}, silent.example\n`))
     const r = await run(['check', '--config', dir, CLEAN])
-    assert.equal(r.code, 1)
+    assert.equal(r.code, 2)
     assert.match(
       lineWith(r.stdout, CLEAN, 'accept'),
       /accept: not listed on ips\.backscatterer\.org; lookup failed \(silent\.example: timeout\), the plugin fails open$/,

@@ -10,7 +10,7 @@ import { addressArgument, dateOption, ipArgument, noArguments, stringOption, typ
 import { loadConfig } from './config'
 import { acceptWhy } from './decision'
 import { EXIT, UsageError, type Io } from './io'
-import { hasProblem, lookupAll, ROW_HEADINGS, rowCells, withChecker, type IpReport } from './lookups'
+import { lookupStatus, lookupAll, ROW_HEADINGS, rowCells, withChecker, type IpReport } from './lookups'
 import { acceptedResults, addressText, explainRecipient, type RecipientLine } from './recipients'
 import { quote, table } from './table'
 
@@ -93,7 +93,7 @@ export async function runExplain(values: Values, positionals: readonly string[],
   const verdict = report?.verdict
   const recipients = rcpts.map((rcpt) => explainRecipient(rcpt, report, settings, nowMs))
   const reply = recipients.find((r) => r.reply)?.reply ?? ''
-  const status = result && hasProblem(result.reports, result.health) ? EXIT.PROBLEM : EXIT.OK
+  const status = result ? lookupStatus(result.reports, result.health) : EXIT.OK
   const batvOn = settings.batv.domains.size > 0
   const batvResults = batvOn ? acceptedResults(recipients) : undefined
   const header = verdict && settings.header ? `${settings.header}: ${headerValue(verdict, batvResults)}` : ''

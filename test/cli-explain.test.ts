@@ -109,6 +109,11 @@ describe('explain walks through the plugin’s decision for one transaction', ()
       'accept',
       'lookup failed (timeout), the plugin fails open',
     ])
+    // The header the plugin would add says the zone was not checked, never that the bounce is clean.
+    assert.match(
+      r.stdout,
+      /^ {3}Header +on accepted mail: X-Haraka-Backscatter: score=0; listed=unknown; unchecked=ips\.backscatterer\.org; ip=45\.33\.12\.9$/m,
+    )
     const json = JSON.parse((await run([...args, '--json'])).stdout)
     assert.equal(json.recipients[0].why, 'lookup failed (timeout), the plugin fails open')
   })

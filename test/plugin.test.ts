@@ -427,6 +427,28 @@ describe('the header on accepted, checked mail', () => {
     assert.equal(conn.transaction.header.get('X-Haraka-Backscatter'), `score=0; listed=none; ip=${CLEAN}`)
   })
 
+  it('a zone that gave no answer is named unchecked, and the bounce is not called clean', async () => {
+    // A second zone whose server never answers: its health check suspends it.
+    handler = (q) => (q.name.endsWith('.silent.example') ? { drop: true } : listedZone(q))
+    const { plugin } = setup(`[main]\nzones = ${ZONE}, silent.example`, 'timeout_ms = 200\ntries = 1')
+    const conn = makeConnection(CLEAN)
+    await mail(plugin, conn, '<>')
+    await rcpt(plugin, conn, 'alice@example.com')
+    await dataPost(plugin, conn)
+    assert.equal(
+      conn.transaction.header.get('X-Haraka-Backscatter'),
+      `score=0; listed=unknown; unchecked=silent.example; ip=${CLEAN}`,
+    )
+    const ipv6 = makeConnection('2001:470::7')
+    await mail(plugin, ipv6, '<>')
+    await dataPost(plugin, ipv6)
+    assert.equal(
+      ipv6.transaction.header.get('X-Haraka-Backscatter'),
+      `score=0; listed=unknown; unchecked=${ZONE},silent.example; ip=2001:470::7`,
+      'zones not asked for IPv6 clients did not check this one either',
+    )
+  })
+
   it('a bounce only to postmaster from a listed host is accepted with the header', async () => {
     const { plugin } = setup()
     const conn = makeConnection(LISTED)

@@ -15,6 +15,7 @@ import { checkBounceRecipient, decideBounceRecipient, tagResultText } from './re
 import { isBounceSender, wireAddress, type EnvelopeAddress } from './sender'
 import { withVerdict, type Pending } from './pending'
 import { parseSettings, type Settings } from './settings'
+import { startupLines } from './startup'
 import { decideVerdict, headerValue, refusal, refusalText, type Verdict, type ZoneOutcome } from './verdict'
 
 type Next = (code?: number, msg?: unknown) => void
@@ -117,14 +118,7 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   // Zone checks start with the process that handles mail (init hooks below),
   // or at the first lookup; a reload carries on where the old checker was.
   if (previous?.checker.isStarted) checker.start()
-  const zones = settings.zones.map((z) => z.name).join(', ')
-  this.loginfo(`checking bounces against ${zones}; action ${settings.action} at score ${settings.threshold}`)
-  const { batv } = settings
-  if (batv.domains.size) {
-    const signs = batv.signKey ? `key ${batv.signKey.id} signs` : 'nothing is signed'
-    const keys = [...batv.keys.keys()].join(', ')
-    this.loginfo(`signed bounces (BATV) for ${[...batv.domains].join(', ')}: ${signs}, key ${keys} check`)
-  }
+  for (const line of startupLines(settings)) this.loginfo(line)
 }
 
 /** Single-process Haraka (or a cluster's master, which handles no mail and checks no zones). */

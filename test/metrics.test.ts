@@ -579,7 +579,7 @@ describe('the plugin counts what it did (haraka-test-fixtures, scripted DNS on 1
       lines.map((l) => `${l.level} ${l.text}`),
       [
         'logwarn config/backscatter.ini [metrics] listen: ":9100" names no address: write 127.0.0.1:9100, ' +
-          'or 0.0.0.0:9100 to serve every interface; using ',
+          'or 0.0.0.0:9100 to serve every interface; metrics stay off',
       ],
     )
     assert.equal(tp.plugin.backscatter.settings.metrics.listen, undefined)

@@ -285,10 +285,13 @@ describe(`a real Haraka ${HARAKA_VERSION} with the plugin installed from its npm
     const from = haraka.mark()
     dep.writeConfig('backscatter.ini', ini('action = defer'))
     // haraka-config waits 5 s for edits to settle before it reloads the file.
-    await haraka.waitForLog(/\[backscatter\] checking bounces against .*; action defer at/, {
-      from,
-      timeoutMs: 15_000,
-    })
+    await haraka.waitForLog(
+      /\[backscatter\] checking bounces against .*; a recipient is deferred with 450 when the score reaches 5/,
+      {
+        from,
+        timeoutMs: 15_000,
+      },
+    )
     const c = await connectAs(LISTED)
     const r = await c.transaction({ from: '', to: [user('someone'), user('postmaster')] })
     assert.equal(r.rcpt[0]?.code, 450, r.rcpt[0]?.raw)

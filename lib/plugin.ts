@@ -4,7 +4,7 @@ import DSN from 'haraka-dsn'
 
 import { keepUnsignedFor, signSender, stripTag, type SignedSender } from './batv-hooks'
 import { configLinesReader } from './batv-settings'
-import { clientToCheck } from './client'
+import { clientToCheck, type SkipKind } from './client'
 import { rewriteInPlace } from './envelope-rewrite'
 import { BackscatterMetrics } from './metrics'
 import { MeteredChecker } from './metrics/checker'
@@ -60,6 +60,8 @@ interface State {
   signed: WeakMap<Transaction, SignedSender>
   /** The clock for signing and checking tags (tests set it). */
   now: () => number
+  /** The kinds of skipped client already logged: each is logged once per process. */
+  skipsLogged: Set<SkipKind>
   /** Set by shutdown(): haraka-config still calls back on an edit, and nothing may start again. */
   shutDown?: boolean
 }
@@ -112,7 +114,8 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   const endpoint = previous?.endpoint
   const pending = previous?.pending ?? new WeakMap()
   const signed = previous?.signed ?? new WeakMap()
-  this.backscatter = { settings, checker, pending, metrics, endpoint, signed, now }
+  const skipsLogged = previous?.skipsLogged ?? new Set()
+  this.backscatter = { settings, checker, pending, metrics, endpoint, signed, now, skipsLogged }
   void endpoint?.listen(settings.metrics.listen)
   previous?.checker.retire()
   // Zone checks start with the process that handles mail (init hooks below),
@@ -199,6 +202,14 @@ function startCheck(plugin: BackscatterPlugin, state: State, connection: Connect
   const client = clientToCheck({ ip: connection.remote.ip, relaying: connection.relaying }, settings)
   if ('skip' in client) {
     txn.results.add(plugin, { skip: client.skip })
+    // Once per kind: a test bounce from this machine must not look ignored, and busy relays must not flood the log.
+    if (!state.skipsLogged.has(client.kind)) {
+      state.skipsLogged.add(client.kind)
+      connection.loginfo(
+        plugin,
+        `bounce not looked up: ${client.skip}; said once, the results of each transaction record it`,
+      )
+    }
     return
   }
   const pending: Pending = { settings, verdict: undefined, accepted: [] }

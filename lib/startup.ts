@@ -33,7 +33,7 @@ function batvText(batv: BatvSettings): string {
       : 'senders are not signed ([batv] sign = false)'
   const missing = batv.missingFrom
     ? `a missing tag counts from ${batv.missingFrom}`
-    : 'a missing tag is recorded, not scored ([batv] missing_from is empty)'
+    : 'a missing tag is recorded, not scored until [batv] missing_from is set'
   return `signed bounces (BATV) for ${listText([...batv.domains])}: ${signing}, ${checking}; ${missing}`
 }
 

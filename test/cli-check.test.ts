@@ -78,7 +78,10 @@ describe('check shows what each zone says about each IP and the verdict a bounce
     const dir = configDir(dnsIni(dns.current))
     const r = await run(['check', '--config', dir, '10.1.2.3', '::ffff:45.33.12.7', '2a01:4f8::1'])
     assert.equal(r.code, 0, r.stderr)
-    assert.match(lineWith(r.stdout, '10.1.2.3', 'accept'), /never looked up: private address 10\.1\.2\.3/)
+    assert.match(
+      lineWith(r.stdout, '10.1.2.3', 'accept'),
+      /never looked up: private address 10\.1\.2\.3 \(\[skip\] private\)$/,
+    )
     // An IPv4-mapped address is the IPv4 address it maps.
     assert.match(r.stdout, /^45\.33\.12\.7 +ips\.backscatterer\.org +passed +listed/m)
     assert.deepEqual(cells(lineWith(r.stdout, '2a01:4f8::1', ZONE)).slice(3), [
@@ -124,7 +127,7 @@ describe('an address the plugin would never look up is shown, but nothing of it 
     )
     assert.equal(clean.status, 'not-listed')
     assert.equal(clean.counted, false)
-    assert.equal(clean.detail, 'not counted: never looked up (private address 10.1.2.3)')
+    assert.equal(clean.detail, 'not counted: never looked up (private address 10.1.2.3 ([skip] private))')
   })
 
   it('the table: SCORE 0 on the line and in the verdict', async () => {

@@ -90,8 +90,18 @@ describe('explain walks through the plugin’s decision for one transaction', ()
     assert.equal(relay.code, 0, relay.stderr)
     assert.match(
       relay.stdout,
-      /^2\. Client +45\.33\.12\.7, relaying: skipped \(relaying client\); never looked up$/m,
+      /^2\. Client +45\.33\.12\.7, relaying: skipped, relaying client \(\[skip\] relaying\): never looked up$/m,
     )
+    assert.deepEqual(cells(lineWith(relay.stdout, '<u@example.org>')), [
+      '<u@example.org>',
+      'accept',
+      'not checked: relaying client ([skip] relaying)',
+    ])
+    assert.deepEqual(cells(lineWith(plain.stdout, '<u@example.org>')), [
+      '<u@example.org>',
+      'accept',
+      'not checked: the sender is not a bounce',
+    ])
     assert.equal(dns.current.queries.length, before, 'no DNS query was sent')
   })
 

@@ -59,7 +59,7 @@ describe('start-up lines', () => {
     assert.equal(
       linesOf(checkOnly)[1],
       'signed bounces (BATV) for example.com: senders are not signed ([batv] sign = false), ' +
-        'tags are checked with key 1; a missing tag is recorded, not scored ([batv] missing_from is empty)',
+        'tags are checked with key 1; a missing tag is recorded, not scored until [batv] missing_from is set',
     )
     assert.equal(linesOf('').length, 1, 'no BATV line while BATV is off')
   })

@@ -91,7 +91,8 @@ export async function runExplain(values: Values, positionals: readonly string[],
       : await withChecker(settings, (c) => lookupAll(c, settings, [checkIp], relaying))
   const report = result?.reports[0]
   const verdict = report?.verdict
-  const recipients = rcpts.map((rcpt) => explainRecipient(rcpt, report, settings, nowMs))
+  const unchecked = `not checked: ${sender.bounce ? skip : 'the sender is not a bounce'}`
+  const recipients = rcpts.map((rcpt) => explainRecipient(rcpt, report, settings, nowMs, unchecked))
   const reply = recipients.find((r) => r.reply)?.reply ?? ''
   const status = result ? lookupStatus(result.reports, result.health) : EXIT.OK
   const batvOn = settings.batv.domains.size > 0
@@ -125,7 +126,7 @@ export async function runExplain(values: Values, positionals: readonly string[],
   lines.push(step('Sender', `MAIL FROM:${addressText(from)}: ${sender.why}`))
   const who = `${ip}${relaying ? ', relaying' : ''}`
   if (!sender.bounce) lines.push(step('Client', 'not looked up: the sender is not a bounce'))
-  else if (skip) lines.push(step('Client', `${who}: skipped (${skip}); never looked up`))
+  else if (skip) lines.push(step('Client', `${who}: skipped, ${skip}: never looked up`))
   else lines.push(step('Client', `${who}: ${clientPasses(relaying, settings)}: looked up`))
   if (report) {
     lines.push(

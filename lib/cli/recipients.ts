@@ -84,13 +84,14 @@ function exemptWhy(wire: string, settings: Settings): string {
 /**
  * What the plugin does with recipient `rcpt` at `nowMs`: of a checked bounce
  * when `report` is given, else of mail it does not check (a tag to a signing
- * domain is only removed).
+ * domain is only removed), and `uncheckedWhy` says why it is not checked.
  */
 export function explainRecipient(
   rcpt: Address,
   report: IpReport | undefined,
   settings: Settings,
   nowMs: number,
+  uncheckedWhy = 'transaction not checked',
 ): RecipientLine {
   const wire = wireAddress(rcpt)
   const shown = addressText(rcpt)
@@ -100,7 +101,7 @@ export function explainRecipient(
 
   if (!report) {
     const tag = notChecked(untaggedAddress(wire, settings.batv))
-    const why = 'transaction not checked'
+    const why = uncheckedWhy
     return { rcpt: shown, action: 'accept', why, reply: '', score: null, ...withTag(tag, false) }
   }
   const { rcpt: name, tag, exempt } = checkBounceRecipient(wire, settings, nowMs)

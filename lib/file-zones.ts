@@ -67,10 +67,10 @@ export class FileZones {
     return this.lookupNow(zone, ip) ?? { status: 'error', reason: this.notLoaded(zone) }
   }
 
-  /** Why a zone has no data: its file is still loading, or why its load failed. */
+  /** Why a zone has no data: its file is still loading, or which file failed to load and why. */
   private notLoaded(zone: string): string {
-    const error = this.status(zone)?.error
-    return error ? `zone file not loaded: ${error}` : 'zone file not loaded'
+    const status = this.status(zone)
+    return status?.error ? `zone file ${status.path} not loaded: ${status.error}` : 'zone file not loaded'
   }
 
   /** Start loading (and watching) a zone file once; resolves true when data is in use. */

@@ -27,7 +27,8 @@ the configuration and lookup code of the Haraka plugin haraka-plugin-backscatter
 
 Commands:
   check IP...          listed or not, A answers, TXT, score and verdict per IP
-  health               RFC 5782 test points of every zone, with timings
+  health               RFC 5782 test points of every zone, with timings, and
+                       each zone file's entries and age: a monitoring check
   explain --ip IP --from ADDR --rcpt ADDR...
                        the whole decision for one transaction, step by step
   sign ADDRESS         the signed (BATV, prvs=) form of an address

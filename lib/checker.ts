@@ -18,6 +18,7 @@ import { DnsblResolver, type LookupResult } from './resolver'
 import type { Log } from './log'
 import type { DnsSettings, Settings, ZoneSettings } from './settings'
 import type { ZoneOutcome } from './verdict'
+import type { ZoneFileStatus } from './zonesource'
 
 /** Where a zone's answer to a check came from. */
 export type AnswerSource = 'dns' | 'file' | 'cache'
@@ -188,6 +189,11 @@ export class BackscatterChecker {
   /** Entries of a zone answered from a file, once its data is loaded. */
   fileEntries(zone: string): number | undefined {
     return this.files.entries(zone)
+  }
+
+  /** The state of a zone's file; undefined for a zone not answered from a file. */
+  fileStatus(zone: string): ZoneFileStatus | undefined {
+    return this.files.status(zone)
   }
 
   /** The DNS queries in flight, one per zone and IP (for a look from outside). */

@@ -10,7 +10,12 @@ export interface Client {
   readonly relaying: boolean
 }
 
-export type ClientCheck = { readonly skip: string } | { readonly ip: string }
+/** Why a client is not looked up: no address, or the [skip] setting that leaves it alone. */
+export type SkipKind = 'no-ip' | 'relaying' | 'private' | 'ips'
+
+export type ClientCheck =
+  /** `skip`: why, naming the setting, e.g. `private address 127.0.0.1 ([skip] private)`. */
+  { readonly skip: string; readonly kind: SkipKind } | { readonly ip: string }
 
 /**
  * The address to look up, or why this client is not looked up at all.
@@ -19,10 +24,16 @@ export type ClientCheck = { readonly skip: string } | { readonly ip: string }
 export function clientToCheck(client: Client, settings: Settings): ClientCheck {
   // A dotted-quad IPv4 address (net.isIPv4 allows no leading zeros) is its own normal form.
   const ip = client.ip ? (net.isIPv4(client.ip) ? client.ip : normalize_ip(client.ip)) : null
-  if (!ip) return { skip: 'no client IP address' }
-  if (settings.skip.relaying && client.relaying) return { skip: 'relaying client' }
-  if (settings.skip.private && is_private_ip(ip)) return { skip: `private address ${ip}` }
-  if (settings.skip.ips.length && ip_in_list(settings.skip.ips, ip)) return { skip: `${ip} is in [skip] ips` }
+  if (!ip) return { skip: 'no client IP address', kind: 'no-ip' }
+  if (settings.skip.relaying && client.relaying) {
+    return { skip: 'relaying client ([skip] relaying)', kind: 'relaying' }
+  }
+  if (settings.skip.private && is_private_ip(ip)) {
+    return { skip: `private address ${ip} ([skip] private)`, kind: 'private' }
+  }
+  if (settings.skip.ips.length && ip_in_list(settings.skip.ips, ip)) {
+    return { skip: `${ip} is in [skip] ips`, kind: 'ips' }
+  }
   return { ip }
 }
 

@@ -5,7 +5,7 @@ import { settleWithin } from './deadline'
 import type { Log } from './log'
 import type { LookupResult } from './resolver'
 import type { ZoneSettings } from './settings'
-import { ZoneFileSource } from './zonesource'
+import { ZoneFileSource, type ZoneFileStatus } from './zonesource'
 
 /** A zone file being answered from, and whom to tell when new data is in use. */
 interface FileZone {
@@ -49,6 +49,11 @@ export class FileZones {
     return this.files.get(zone)?.source.entries
   }
 
+  /** The zone's file: what is in use and what went wrong last; undefined for a zone not answered from a file. */
+  status(zone: string): ZoneFileStatus | undefined {
+    return this.files.get(zone)?.source.status
+  }
+
   /** The file's answer now, or undefined when its data is not loaded yet. */
   lookupNow(zone: string, ip: string): LookupResult | undefined {
     return this.files.get(zone)?.source.lookup(ip)
@@ -59,7 +64,13 @@ export class FileZones {
     const ready = this.lookupNow(zone, ip)
     if (ready) return ready
     await settleWithin(this.load(zone), budgetMs, false)
-    return this.lookupNow(zone, ip) ?? { status: 'error', reason: 'zone file not loaded' }
+    return this.lookupNow(zone, ip) ?? { status: 'error', reason: this.notLoaded(zone) }
+  }
+
+  /** Why a zone has no data: its file is still loading, or which file failed to load and why. */
+  private notLoaded(zone: string): string {
+    const status = this.status(zone)
+    return status?.error ? `zone file ${status.path} not loaded: ${status.error}` : 'zone file not loaded'
   }
 
   /** Start loading (and watching) a zone file once; resolves true when data is in use. */

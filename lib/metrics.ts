@@ -42,6 +42,10 @@ export interface ZoneState {
   readonly usable: boolean
   /** Entries of a zone answered from a file, once its data is loaded. */
   readonly entries?: number
+  /** When the data in use of a zone answered from a file was loaded, in Unix seconds. */
+  readonly loadedAtSeconds?: number
+  /** The `$TIMESTAMP` of the zone file in use, in Unix seconds, where it has one. */
+  readonly fileTimestampSeconds?: number
 }
 
 /** What the gauges show, read at scrape time from whoever holds the state. */
@@ -147,6 +151,33 @@ export class BackscatterMetrics {
       collect() {
         this.reset()
         for (const z of state().zones) if (z.entries !== undefined) this.set({ zone: z.zone }, z.entries)
+      },
+    })
+    // A worker whose reload failed holds older data than the others: the oldest is what to watch.
+    new Gauge({
+      name: `${METRIC_PREFIX}zone_file_loaded_timestamp_seconds`,
+      help: 'When the data in use of a zone answered from a file was loaded, in seconds since the epoch.',
+      labelNames: ['zone'],
+      registers,
+      aggregator: 'min',
+      collect() {
+        this.reset()
+        for (const z of state().zones) {
+          if (z.loadedAtSeconds !== undefined) this.set({ zone: z.zone }, z.loadedAtSeconds)
+        }
+      },
+    })
+    new Gauge({
+      name: `${METRIC_PREFIX}zone_file_data_timestamp_seconds`,
+      help: 'The $TIMESTAMP of the zone file in use (when its data was made), in seconds since the epoch; only for files that have one.',
+      labelNames: ['zone'],
+      registers,
+      aggregator: 'min',
+      collect() {
+        this.reset()
+        for (const z of state().zones) {
+          if (z.fileTimestampSeconds !== undefined) this.set({ zone: z.zone }, z.fileTimestampSeconds)
+        }
       },
     })
     // Each worker has a cache of its own: their sum is what is held.

@@ -5,7 +5,7 @@ import DSN from 'haraka-dsn'
 import { keepUnsignedFor, signSender, stripTag, untag, type SignedSender, type Untagged } from './batv-hooks'
 import { configLinesReader } from './batv-settings'
 import { keysFileReader } from './batv/keys-file'
-import { clientToCheck } from './client'
+import { clientToCheck, type SkipKind } from './client'
 import { restore } from './envelope-rewrite'
 import { BackscatterMetrics } from './metrics'
 import { MeteredChecker } from './metrics/checker'
@@ -16,6 +16,7 @@ import { checkBounceRecipient, decideBounceRecipient, tagResultText, tagsChecked
 import { isBounceSender, wireAddress, type EnvelopeAddress } from './sender'
 import { withVerdict, type Pending } from './pending'
 import { parseSettings, type Settings } from './settings'
+import { startupLines } from './startup'
 import { decideVerdict, headerValue, refusal, refusalText, type Verdict, type ZoneOutcome } from './verdict'
 
 type Next = (code?: number, msg?: unknown) => void
@@ -65,6 +66,8 @@ interface State {
   untagged: Untagged
   /** The clock for signing and checking tags (tests set it). */
   now: () => number
+  /** The kinds of skipped client already logged: each is logged once per process. */
+  skipsLogged: Set<SkipKind>
   /** Set by shutdown(): haraka-config still calls back on an edit, and nothing may start again. */
   shutDown?: boolean
 }
@@ -129,20 +132,14 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   const pending = previous?.pending ?? new WeakMap()
   const signed = previous?.signed ?? new WeakMap()
   const untagged = previous?.untagged ?? new WeakMap()
-  this.backscatter = { settings, checker, pending, metrics, endpoint, signed, untagged, now }
+  const skipsLogged = previous?.skipsLogged ?? new Set()
+  this.backscatter = { settings, checker, pending, metrics, endpoint, signed, untagged, now, skipsLogged }
   void endpoint?.listen(settings.metrics.listen)
   previous?.checker.retire()
   // Zone checks start with the process that handles mail (init hooks below),
   // or at the first lookup; a reload carries on where the old checker was.
   if (previous?.checker.isStarted) checker.start()
-  const zones = settings.zones.map((z) => z.name).join(', ')
-  this.loginfo(`checking bounces against ${zones}; action ${settings.action} at score ${settings.threshold}`)
-  const { batv } = settings
-  if (batv.domains.size) {
-    const signs = batv.signKey ? `key ${batv.signKey.id} signs` : 'nothing is signed'
-    const keys = [...batv.keys.keys()].join(', ')
-    this.loginfo(`signed bounces (BATV) for ${[...batv.domains].join(', ')}: ${signs}, key ${keys} check`)
-  }
+  for (const line of startupLines(settings)) this.loginfo(line)
 }
 
 /** Single-process Haraka (or a cluster's master, which handles no mail and checks no zones). */
@@ -232,6 +229,14 @@ function startCheck(
   const client = clientToCheck({ ip: connection.remote.ip, relaying: connection.relaying }, settings)
   if ('skip' in client) {
     txn.results.add(plugin, { skip: client.skip })
+    // Once per kind: a test bounce from this machine must not look ignored, and busy relays must not flood the log.
+    if (!state.skipsLogged.has(client.kind)) {
+      state.skipsLogged.add(client.kind)
+      connection.loginfo(
+        plugin,
+        `bounce not looked up: ${client.skip}; said once, the results of each transaction record it`,
+      )
+    }
     return
   }
   const pending: Pending = { settings, checkTags, verdict: undefined, accepted: [] }

@@ -25,6 +25,8 @@ export interface Setting<T> {
   readonly severity?: 'error'
   /** Free text: `;` and `#` belong to the value, they never start a comment. */
   readonly freeText?: true
+  /** What an empty value does, for the line that says an invalid value falls back to empty (e.g. "metrics stay off"). */
+  readonly emptyMeans?: string
 }
 
 export function setting<T>(
@@ -32,7 +34,7 @@ export function setting<T>(
   // T comes from the kind alone: a default of 'reject' must not widen oneOf(...) to string.
   def: NoInfer<T>,
   doc: string,
-  options: Pick<Setting<NoInfer<T>>, 'onInvalid' | 'severity' | 'freeText'> = {},
+  options: Pick<Setting<NoInfer<T>>, 'onInvalid' | 'severity' | 'freeText' | 'emptyMeans'> = {},
 ): Setting<T> {
   return Object.freeze({ kind, default: def, doc, ...options })
 }

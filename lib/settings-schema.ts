@@ -249,6 +249,7 @@ const METRICS = {
     }),
     '',
     'Where Prometheus scrapes /metrics: PORT (on 127.0.0.1) or IP:PORT; any address but loopback must be written out. Empty: off.',
+    { emptyMeans: 'metrics stay off' },
   ),
 }
 
@@ -280,6 +281,7 @@ const BATV = {
     textOf((v) => (v === '' || dayStartMs(v) !== undefined ? undefined : `"${v}" is not a date YYYY-MM-DD`)),
     '',
     'Day (YYYY-MM-DD, UTC) from which missing is scored: the day signing started plus lifetime_days. Empty: recorded, never scored.',
+    { emptyMeans: 'a missing tag is recorded, never scored' },
   ),
   check_local_parts: setting(
     list(localPart),

@@ -177,7 +177,10 @@ function readSection<K extends Keys>(
       continue
     }
     const fallback = (setting.onInvalid ?? defaults[key]) as SectionValues<K>[typeof key]
-    report.add(name, key, `${reading.why}; using ${setting.kind.format(fallback)}`, setting.severity)
+    const shown = setting.kind.format(fallback)
+    // An empty fallback is said in words: "using " and nothing would read as a cut-off line.
+    const instead = shown === '' ? (setting.emptyMeans ?? 'left empty') : `using ${shown}`
+    report.add(name, key, `${reading.why}; ${instead}`, setting.severity)
     values[key] = fallback
   }
   const patterned = new Map<string, unknown>()

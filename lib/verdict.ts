@@ -113,15 +113,24 @@ export function formatReply(verdict: Verdict, settings: Settings): string {
 }
 
 /**
- * Value of the `[main] header` field: score, listing zones, the BATV results
- * of the accepted recipients (`batv`: given when BATV is on; `none` when no
- * recipient was checked) and the client IP.
+ * Value of the `[main] header` field: score; `listed=` the zones that list the
+ * client, `none` only when every zone answered and none lists it, `unknown`
+ * when none lists it but some zone gave no answer; `unchecked=` the zones that
+ * gave no answer (the lookup failed, the zone is suspended, or it is not asked
+ * for this address family), so that "not checked" never reads as "clean"; the
+ * BATV results of the accepted recipients (`batv`: given when BATV is on;
+ * `none` when no recipient was checked); the client IP.
  */
 export function headerValue(verdict: Verdict, batv?: readonly BatvResult[]): string {
   const parts = [`score=${verdict.score}`]
-  parts.push(`listed=${verdict.listed.length ? verdict.listed.map((o) => o.zone).join(',') : 'none'}`)
-  const failed = verdict.outcomes.filter((o) => o.status === 'error').map((o) => o.zone)
-  if (failed.length) parts.push(`error=${failed.join(',')}`)
+  const unchecked = verdict.outcomes.filter((o) => o.status === 'error' || o.status === 'skipped')
+  const listed = verdict.listed.length
+    ? verdict.listed.map((o) => o.zone).join(',')
+    : unchecked.length
+      ? 'unknown'
+      : 'none'
+  parts.push(`listed=${listed}`)
+  if (unchecked.length) parts.push(`unchecked=${unchecked.map((o) => o.zone).join(',')}`)
   if (batv) {
     const checked = [...new Set(batv.filter((r) => r !== 'not checked'))]
     parts.push(`batv=${checked.length ? checked.join(',') : 'none'}`)

@@ -75,15 +75,47 @@ function megabytes(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MB`
 }
 
-function describeError(err: unknown): string {
+// Node's text of a system error: `ENOENT: no such file or directory, open '/path'`.
+const SYSTEM_ERROR = /^(E[A-Z0-9]+): (.+?)(?:, [a-z_]+(?: '.*')?)?$/s
+
+/**
+ * An error in a few words: a system error as the operating system's reason and
+ * its code, `no such file or directory (ENOENT)` (the caller names the path);
+ * any other error by its message.
+ */
+export function describeError(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown } | null
-  if (e && typeof e.code === 'string' && typeof e.message === 'string') return cleanText(e.message, 160)
+  if (e && typeof e.code === 'string' && typeof e.message === 'string') {
+    const m = SYSTEM_ERROR.exec(e.message)
+    if (m && m[1] === e.code) return cleanText(`${m[2]} (${e.code})`, 160)
+    return cleanText(e.message, 160)
+  }
   return cleanText(String(err), 160)
+}
+
+/** A zone file's state, for `health` and the metrics: what is in use, and what went wrong last. */
+export interface ZoneFileStatus {
+  readonly path: string
+  /** Entries of the data in use; 0 before the first successful load. */
+  readonly entries: number
+  /** When the data in use was loaded (ms since the epoch); undefined before the first successful load. */
+  readonly loadedAtMs: number | undefined
+  /** The modification time of the file the data in use came from (ms since the epoch). */
+  readonly modifiedMs: number | undefined
+  /** The data's `$TIMESTAMP` (Unix seconds); undefined when the file has none. */
+  readonly timestampSeconds: number | undefined
+  /** Why the last load failed or was refused ('' when it did not): a failure after it clears it. */
+  readonly error: string
 }
 
 /** The bytes of a file, or why they could not be had; `signature` is '' when the file could not be opened. */
 type ReadOutcome =
-  | { readonly signature: string; readonly bytes: Buffer; readonly gzipped: boolean }
+  | {
+      readonly signature: string
+      readonly modifiedMs: number
+      readonly bytes: Buffer
+      readonly gzipped: boolean
+    }
   | { readonly signature: string; readonly error: string }
 
 /**
@@ -98,10 +130,13 @@ export class ZoneFileSource {
   private loadedSignature = ''
   private loadedAt = 0
   private loadedEntries = 0
+  private loadedModifiedMs = 0
   // The last file refused: not read again until it changes.
   private refusedSignature = ''
   // The last failure logged, so that a retry failing the same way is not logged again.
   private lastFailure = ''
+  // Why the last load failed, until one succeeds.
+  private lastError = ''
   private watcher: FSWatcher | undefined
   private pollTimer: NodeJS.Timeout | undefined
   private debounceTimer: NodeJS.Timeout | undefined
@@ -131,6 +166,20 @@ export class ZoneFileSource {
   /** Entries in the file whose data is in use (0 before the first successful load). */
   get entries(): number {
     return this.current ? this.loadedEntries : 0
+  }
+
+  /** What is in use and what went wrong last. */
+  get status(): ZoneFileStatus {
+    const loaded = this.current !== undefined
+    const timestamp = this.current?.timestamp ?? 0
+    return {
+      path: this.path,
+      entries: this.entries,
+      loadedAtMs: loaded ? this.loadedAt : undefined,
+      modifiedMs: loaded ? this.loadedModifiedMs : undefined,
+      timestampSeconds: timestamp > 0 ? timestamp : undefined,
+      error: this.lastError,
+    }
   }
 
   /** Load the file and start watching it. Resolves true when data was loaded; never rejects. */
@@ -254,8 +303,10 @@ export class ZoneFileSource {
     this.loadedSignature = file.signature
     this.refusedSignature = ''
     this.lastFailure = ''
+    this.lastError = ''
     this.loadedAt = Date.now()
     this.loadedEntries = parsed.entries
+    this.loadedModifiedMs = file.modifiedMs
     const ms = Math.round(performance.now() - started)
     this.log.info(
       `zone ${this.zoneName}: ${verb} ${this.path} (${megabytes(bytes.length)}${gzipped ? ' uncompressed from gzip' : ''}): ` +
@@ -280,6 +331,7 @@ export class ZoneFileSource {
   private async read(): Promise<ReadOutcome> {
     const maxBytes = this.limits.maxBytes
     let sig = ''
+    let modifiedMs = 0
     try {
       // Non-blocking, so that a FIFO in the file's place cannot hang the load waiting for a writer.
       const handle = await fsp.open(this.path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
@@ -287,6 +339,7 @@ export class ZoneFileSource {
       try {
         const st = await handle.stat()
         sig = signature(st)
+        modifiedMs = st.mtimeMs
         if (!st.isFile()) {
           return {
             signature: sig,
@@ -304,10 +357,11 @@ export class ZoneFileSource {
         return { signature: sig, error: `${megabytes(bytes.length)}, over the ${megabytes(maxBytes)} limit` }
       }
       if (bytes.length < 2 || bytes[0] !== GZIP_MAGIC[0] || bytes[1] !== GZIP_MAGIC[1]) {
-        return { signature: sig, bytes, gzipped: false }
+        return { signature: sig, modifiedMs, bytes, gzipped: false }
       }
       try {
-        return { signature: sig, bytes: await gunzip(bytes, { maxOutputLength: maxBytes }), gzipped: true }
+        const unzipped = await gunzip(bytes, { maxOutputLength: maxBytes })
+        return { signature: sig, modifiedMs, bytes: unzipped, gzipped: true }
       } catch (err) {
         if ((err as { code?: unknown }).code !== 'ERR_BUFFER_TOO_LARGE') throw err
         return { signature: sig, error: `over the ${megabytes(maxBytes)} limit once decompressed` }
@@ -320,6 +374,7 @@ export class ZoneFileSource {
   /** Log why a load failed, once per file and reason, and do not read that file again until it changes. */
   private failed(why: string, fileSignature: string): void {
     if (fileSignature !== '') this.refusedSignature = fileSignature
+    this.lastError = why
     const key = `${fileSignature}\n${why}`
     if (key === this.lastFailure) return
     this.lastFailure = key

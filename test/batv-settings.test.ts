@@ -445,7 +445,9 @@ describe('[batv] missing_from: the rollout', () => {
   for (const bad of ['2026-02-30', '08.12.2026', '2026-12-8', 'soon']) {
     it(`"${bad}" is refused: never scored, one line`, () => {
       const { settings, problems } = parseSettings({ batv: { missing_from: bad } })
-      assert.deepEqual(problems, [`[batv] missing_from: "${bad}" is not a date YYYY-MM-DD; using `])
+      assert.deepEqual(problems, [
+        `[batv] missing_from: "${bad}" is not a date YYYY-MM-DD; a missing tag is recorded, never scored`,
+      ])
       assert.equal(settings.batv.missingFromMs, undefined)
     })
   }

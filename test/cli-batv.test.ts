@@ -199,7 +199,7 @@ describe('sign ADDRESS prints the signed form', () => {
     for (const c of cases) {
       it(c.name, async () => {
         const r = await run(['sign', '--config', keysDir(c.ini ?? BATV, c.keys), ...c.args])
-        assert.equal(r.code, 2, `${r.stdout}${r.stderr}`)
+        assert.equal(r.code, 3, `${r.stdout}${r.stderr}`)
         assert.equal(r.stdout, '')
         assert.match(r.stderr, c.message)
         assert.match(r.stderr, /Try 'haraka-backscatter sign --help'\.$/m)
@@ -528,7 +528,7 @@ describe('explain shows the tag check of a bounce’s recipient', () => {
       '--date',
       '28/11/2026',
     ])
-    assert.equal(r.code, 2)
+    assert.equal(r.code, 3)
     assert.match(r.stderr, /explain: --date "28\/11\/2026" is not a date YYYY-MM-DD/)
   })
 })

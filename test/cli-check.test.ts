@@ -78,7 +78,10 @@ describe('check shows what each zone says about each IP and the verdict a bounce
     const dir = configDir(dnsIni(dns.current))
     const r = await run(['check', '--config', dir, '10.1.2.3', '::ffff:45.33.12.7', '2a01:4f8::1'])
     assert.equal(r.code, 0, r.stderr)
-    assert.match(lineWith(r.stdout, '10.1.2.3', 'accept'), /never looked up: private address 10\.1\.2\.3/)
+    assert.match(
+      lineWith(r.stdout, '10.1.2.3', 'accept'),
+      /never looked up: private address 10\.1\.2\.3 \(\[skip\] private\)$/,
+    )
     // An IPv4-mapped address is the IPv4 address it maps.
     assert.match(r.stdout, /^45\.33\.12\.7 +ips\.backscatterer\.org +passed +listed/m)
     assert.deepEqual(cells(lineWith(r.stdout, '2a01:4f8::1', ZONE)).slice(3), [
@@ -89,10 +92,10 @@ describe('check shows what each zone says about each IP and the verdict a bounce
     ])
   })
 
-  it('shows a zone that failed its health check without counting it, and exits 1', async () => {
+  it('shows a zone that failed its health check without counting it, and exits 2 (CRITICAL)', async () => {
     const dir = configDir(dnsIni(dns.current, `[main]\nzones = ${ZONE}, parked.example\n`))
     const r = await run(['check', '--config', dir, CLEAN])
-    assert.equal(r.code, 1)
+    assert.equal(r.code, 2)
     assert.match(
       r.stdout,
       /parked\.example +FAILED its RFC 5782 test-point check \(lists test point 127\.0\.0\.1/,
@@ -124,7 +127,7 @@ describe('an address the plugin would never look up is shown, but nothing of it 
     )
     assert.equal(clean.status, 'not-listed')
     assert.equal(clean.counted, false)
-    assert.equal(clean.detail, 'not counted: never looked up (private address 10.1.2.3)')
+    assert.equal(clean.detail, 'not counted: never looked up (private address 10.1.2.3 ([skip] private))')
   })
 
   it('the table: SCORE 0 on the line and in the verdict', async () => {
@@ -158,7 +161,7 @@ describe('a failed lookup is reported as failed, and the plugin fails open', () 
   it('a lookup that times out in a healthy zone: "lookup failed (timeout)", not "not listed"', async () => {
     const dir = configDir(dnsIni(dns.current))
     const r = await run(['check', '--config', dir, UNANSWERED])
-    assert.equal(r.code, 1, 'a failed lookup exits 1')
+    assert.equal(r.code, 1, 'a failed lookup exits 1 (WARNING)')
     assert.deepEqual(cells(lineWith(r.stdout, UNANSWERED, ZONE)).slice(2, 4), ['passed', 'error'])
     assert.match(
       lineWith(r.stdout, UNANSWERED, 'accept'),
@@ -180,7 +183,7 @@ describe('a failed lookup is reported as failed, and the plugin fails open', () 
   it('a dead resolver: the zone fails its check, and no IP is called "not listed"', async () => {
     const dir = configDir(dnsIni(dns.current, '[main]\nzones = silent.example\n'))
     const r = await run(['check', '--config', dir, CLEAN])
-    assert.equal(r.code, 1)
+    assert.equal(r.code, 2, 'the zone is unusable: CRITICAL')
     assert.match(r.stdout, /silent\.example +FAILED its RFC 5782 test-point check/)
     assert.match(
       lineWith(r.stdout, CLEAN, 'accept'),
@@ -193,7 +196,7 @@ describe('a failed lookup is reported as failed, and the plugin fails open', () 
   it('with two zones, names the zone that failed and the one that answered', async () => {
     const dir = configDir(dnsIni(dns.current, `[main]\nzones = ${ZONE}, silent.example\n`))
     const r = await run(['check', '--config', dir, CLEAN])
-    assert.equal(r.code, 1)
+    assert.equal(r.code, 2)
     assert.match(
       lineWith(r.stdout, CLEAN, 'accept'),
       /accept: not listed on ips\.backscatterer\.org; lookup failed \(silent\.example: timeout\), the plugin fails open$/,

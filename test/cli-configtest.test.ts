@@ -209,7 +209,7 @@ function normalCommand(line: string): string {
   return m ? `${m[1]} ${path.basename(m[2] ?? '')} ${m[3]}` : line
 }
 
-describe('configtest: bad usage exits 2', () => {
+describe('configtest: bad usage exits 3 (UNKNOWN), as every command', () => {
   for (const args of [
     ['configtest', 'extra'],
     ['configtest', '--json'],
@@ -217,7 +217,7 @@ describe('configtest: bad usage exits 2', () => {
   ]) {
     it(args.join(' '), async () => {
       const r = await run(args)
-      assert.equal(r.code, 2, r.stderr)
+      assert.equal(r.code, 3, r.stderr)
       assert.match(r.stderr, /Try 'haraka-backscatter configtest --help'\.$/m)
     })
   }
@@ -226,7 +226,7 @@ describe('configtest: bad usage exits 2', () => {
     const r = await run(['configtest', '--help'])
     assert.equal(r.code, 0)
     assert.ok(r.stdout.startsWith('Usage: haraka-backscatter configtest [--config DIR]'), r.stdout)
-    assert.match(r.stdout, /Exit status:\n {2}0 .*\n {2}1 .*\n {2}2 .*bad usage/)
+    assert.match(r.stdout, /Exit status:\n {2}0 .*\n {2}1 .*\n {2}3 .*bad usage/)
   })
 
   it('the main help lists it', async () => {

@@ -90,8 +90,18 @@ describe('explain walks through the plugin’s decision for one transaction', ()
     assert.equal(relay.code, 0, relay.stderr)
     assert.match(
       relay.stdout,
-      /^2\. Client +45\.33\.12\.7, relaying: skipped \(relaying client\); never looked up$/m,
+      /^2\. Client +45\.33\.12\.7, relaying: skipped, relaying client \(\[skip\] relaying\): never looked up$/m,
     )
+    assert.deepEqual(cells(lineWith(relay.stdout, '<u@example.org>')), [
+      '<u@example.org>',
+      'accept',
+      'not checked: relaying client ([skip] relaying)',
+    ])
+    assert.deepEqual(cells(lineWith(plain.stdout, '<u@example.org>')), [
+      '<u@example.org>',
+      'accept',
+      'not checked: the sender is not a bounce',
+    ])
     assert.equal(dns.current.queries.length, before, 'no DNS query was sent')
   })
 
@@ -109,6 +119,11 @@ describe('explain walks through the plugin’s decision for one transaction', ()
       'accept',
       'lookup failed (timeout), the plugin fails open',
     ])
+    // The header the plugin would add says the zone was not checked, never that the bounce is clean.
+    assert.match(
+      r.stdout,
+      /^ {3}Header +on accepted mail: X-Haraka-Backscatter: score=0; listed=unknown; unchecked=ips\.backscatterer\.org; ip=45\.33\.12\.9$/m,
+    )
     const json = JSON.parse((await run([...args, '--json'])).stdout)
     assert.equal(json.recipients[0].why, 'lookup failed (timeout), the plugin fails open')
   })

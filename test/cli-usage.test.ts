@@ -38,7 +38,8 @@ describe('options and the command may come in any order', () => {
         ['--json', '--config', dir, 'health'],
         ['health', '--config', dir, '--json'],
       ],
-      expect: /"zone":"ips\.backscatterer\.org","usable":true|^ips\.backscatterer\.org +usable$/m,
+      expect:
+        /"zone":"ips\.backscatterer\.org","status":"ok","usable":true|^ips\.backscatterer\.org +usable$/m,
     },
     {
       name: 'explain',
@@ -105,7 +106,7 @@ describe('configuration', () => {
   })
 })
 
-describe('bad usage exits 2 with a clear message', () => {
+describe('bad usage exits 3 (UNKNOWN, as monitoring plugins say) with a clear message', () => {
   const cases: { name: string; args: string[]; message: RegExp }[] = [
     {
       name: 'an argument that is not an IP',
@@ -186,7 +187,7 @@ describe('bad usage exits 2 with a clear message', () => {
   for (const c of cases) {
     it(c.name, async () => {
       const r = await run(c.args)
-      assert.equal(r.code, 2, `exit status; stderr: ${r.stderr}`)
+      assert.equal(r.code, 3, `exit status 3 (UNKNOWN); stderr: ${r.stderr}`)
       assert.equal(r.stdout, '')
       assert.match(r.stderr, c.message)
       assert.match(r.stderr, /Try 'haraka-backscatter( \w+)? --help'\.\n$/)
@@ -199,7 +200,7 @@ describe('an unknown option is reported as such, wherever it stands', () => {
     const before = await run(['--timeout', '5', 'check', '45.33.12.7'])
     const after = await run(['check', '--timeout', '5', '45.33.12.7'])
     for (const r of [before, after]) {
-      assert.equal(r.code, 2, r.stderr)
+      assert.equal(r.code, 3, r.stderr)
       assert.equal(r.stdout, '')
       assert.match(r.stderr, /^haraka-backscatter check: Unknown option '--timeout'\n/)
       assert.doesNotMatch(r.stderr, /unknown command/)
@@ -215,7 +216,7 @@ describe('an unknown option is reported as such, wherever it stands', () => {
     ]
     for (const [args, message] of cases) {
       const r = await run(args)
-      assert.equal(r.code, 2, args.join(' '))
+      assert.equal(r.code, 3, args.join(' '))
       assert.match(r.stderr, message, args.join(' '))
     }
   })
@@ -228,8 +229,8 @@ describe('--help and help show the usage, the --config option and the exit statu
     [['help'], 'Usage: haraka-backscatter <command>'],
     [['check', '--help'], 'Usage: haraka-backscatter check [--config DIR] [--json] IP...'],
     [['help', 'check'], 'Usage: haraka-backscatter check [--config DIR] [--json] IP...'],
-    [['health', '-h'], 'Usage: haraka-backscatter health [--config DIR] [--json]'],
-    [['help', 'health'], 'Usage: haraka-backscatter health [--config DIR] [--json]'],
+    [['health', '-h'], 'Usage: haraka-backscatter health [--config DIR] [--max-age HOURS] [--json]'],
+    [['help', 'health'], 'Usage: haraka-backscatter health [--config DIR] [--max-age HOURS] [--json]'],
     [['explain', '--help'], 'Usage: haraka-backscatter explain --ip IP --from ADDR --rcpt ADDR...'],
     [['help', 'explain'], 'Usage: haraka-backscatter explain --ip IP --from ADDR --rcpt ADDR...'],
   ] as const) {
@@ -238,7 +239,10 @@ describe('--help and help show the usage, the --config option and the exit statu
       assert.equal(r.code, 0, r.stderr)
       assert.ok(r.stdout.startsWith(usage), r.stdout)
       assert.match(r.stdout, /--config DIR/)
-      assert.match(r.stdout, /Exit status:\n {2}0 .*\n {2}1 .*\n {2}2 .*bad usage/)
+      assert.match(r.stdout, /^Exit status \(as monitoring plugins use it\):\n {2}0 +OK: /m)
+      assert.match(r.stdout, /^ {2}1 +WARNING: /m)
+      assert.match(r.stdout, /^ {2}2 +CRITICAL: /m)
+      assert.match(r.stdout, /^ {2}3 +UNKNOWN: bad usage/m)
     })
   }
 

@@ -57,9 +57,9 @@ describe('the built bin script', () => {
     assert.ok(r.stdout.startsWith('Usage: haraka-backscatter check '), r.stdout)
   })
 
-  it('exits 2 with a message on stderr for bad usage', async () => {
+  it('exits 3 (UNKNOWN) with a message on stderr for bad usage', async () => {
     const r = await runBin(['check', 'mail.example.org'])
-    assert.equal(r.code, 2)
+    assert.equal(r.code, 3)
     assert.equal(r.stdout, '')
     assert.equal(
       r.stderr,

@@ -49,7 +49,13 @@ function knownMix(m: BackscatterMetrics): void {
   m.observeState(() => ({
     zones: [
       { zone: ZONE, usable: true },
-      { zone: FILE_ZONE, usable: false, entries: 1234 },
+      {
+        zone: FILE_ZONE,
+        usable: false,
+        entries: 1234,
+        loadedAtSeconds: 1_764_330_649.5,
+        fileTimestampSeconds: 1_764_330_000,
+      },
     ],
     cacheEntries: 17,
   }))
@@ -151,6 +157,34 @@ describe('recorder: the counts a scrape shows', () => {
     assert.equal(valueOf(samples, `${P}cache_entries`), 5)
   })
 
+  it('zone file gauges: when its data was loaded, and its $TIMESTAMP where it has one', async () => {
+    const m = new BackscatterMetrics()
+    let stamped = true
+    m.observeState(() => ({
+      zones: [
+        { zone: ZONE, usable: true },
+        {
+          zone: FILE_ZONE,
+          usable: true,
+          entries: 10,
+          loadedAtSeconds: 1_764_330_649.5,
+          ...(stamped ? { fileTimestampSeconds: 1_764_330_000 } : {}),
+        },
+      ],
+      cacheEntries: 0,
+    }))
+    let { samples } = await scrape(m)
+    assert.equal(
+      valueOf(samples, `${P}zone_file_loaded_timestamp_seconds`, { zone: FILE_ZONE }),
+      1_764_330_649.5,
+    )
+    assert.equal(valueOf(samples, `${P}zone_file_data_timestamp_seconds`, { zone: FILE_ZONE }), 1_764_330_000)
+    assert.equal(valueOf(samples, `${P}zone_file_loaded_timestamp_seconds`, { zone: ZONE }), undefined)
+    stamped = false
+    ;({ samples } = await scrape(m))
+    assert.equal(valueOf(samples, `${P}zone_file_data_timestamp_seconds`, { zone: FILE_ZONE }), undefined)
+  })
+
   it('label names are fixed per metric, and no label value is an IP address or an e-mail address', async () => {
     const m = new BackscatterMetrics()
     knownMix(m)
@@ -173,6 +207,8 @@ describe('recorder: the counts a scrape shows', () => {
       [`${P}lookup_seconds`]: ['le', 'zone'],
       [`${P}zone_usable`]: ['zone'],
       [`${P}zone_entries`]: ['zone'],
+      [`${P}zone_file_loaded_timestamp_seconds`]: ['zone'],
+      [`${P}zone_file_data_timestamp_seconds`]: ['zone'],
       [`${P}cache_entries`]: [],
     })
   })
@@ -508,7 +544,8 @@ describe('the plugin counts what it did (haraka-test-fixtures, scripted DNS on 1
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-metrics-'))
     t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
     const file = path.join(dir, 'mirror.zone')
-    fs.writeFileSync(file, '127.0.0.2\n45.1.2.0/24\n45.7.0.0/16\n')
+    fs.writeFileSync(file, '$TIMESTAMP 2026:11:28:12:00\n127.0.0.2\n45.1.2.0/24\n45.7.0.0/16\n')
+    const started = Date.now() / 1000
     const tp = setup(`[ips.backscatterer.org]\nfile = ${file}`)
     assert.deepEqual(await transaction(tp, LISTED, '<>', ['a@example.net']), [constants.DENY])
     assert.deepEqual(await transaction(tp, LISTED, '<>', ['a@example.net']), [constants.DENY])
@@ -516,6 +553,12 @@ describe('the plugin counts what it did (haraka-test-fixtures, scripted DNS on 1
     assert.equal(valueOf(samples, `${P}lookups_total`, { outcome: 'listed', source: 'file' }), 2)
     assert.equal(valueOf(samples, `${P}lookup_seconds_count`, { zone: ZONE }), 2)
     assert.equal(valueOf(samples, `${P}zone_entries`, { zone: ZONE }), 3)
+    const loaded = valueOf(samples, `${P}zone_file_loaded_timestamp_seconds`, { zone: ZONE }) ?? 0
+    assert.ok(loaded >= started && loaded <= Date.now() / 1000, `loaded at ${loaded}`)
+    assert.equal(
+      valueOf(samples, `${P}zone_file_data_timestamp_seconds`, { zone: ZONE }),
+      Date.UTC(2026, 10, 28, 12) / 1000,
+    )
     assert.equal(valueOf(samples, `${P}cache_entries`), 0)
   })
 
@@ -536,7 +579,7 @@ describe('the plugin counts what it did (haraka-test-fixtures, scripted DNS on 1
       lines.map((l) => `${l.level} ${l.text}`),
       [
         'logwarn config/backscatter.ini [metrics] listen: ":9100" names no address: write 127.0.0.1:9100, ' +
-          'or 0.0.0.0:9100 to serve every interface; using ',
+          'or 0.0.0.0:9100 to serve every interface; metrics stay off',
       ],
     )
     assert.equal(tp.plugin.backscatter.settings.metrics.listen, undefined)

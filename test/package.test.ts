@@ -31,7 +31,7 @@ describe('npm package', () => {
     assert.equal(pack[0]!.name, 'haraka-plugin-backscatter')
   })
 
-  it('holds the entry, the compiled code with types, the default config, the docs and the SpamAssassin rule', () => {
+  it('holds the entry, the compiled code with types, the default config, the docs and contrib/', () => {
     for (const f of [
       'index.js',
       'dist/plugin.js',
@@ -40,6 +40,8 @@ describe('npm package', () => {
       'README.md',
       'docs/zone-mirror.md',
       'contrib/backscatter.cf',
+      'contrib/prometheus-alerts.yml',
+      'contrib/grafana-dashboard.json',
       'CHANGELOG.md',
       'LICENSE',
       'package.json',
@@ -57,7 +59,7 @@ describe('npm package', () => {
 
   it('holds nothing else: no sources, tests, benchmarks or tooling', () => {
     const allowed =
-      /^(index\.js|package\.json|README\.md|CHANGELOG\.md|LICENSE|config\/backscatter\.ini|docs\/[\w-]+\.md|contrib\/[\w-]+\.cf|dist\/([\w-]+\/)*[\w-]+\.(js|d\.ts)|bin\/haraka-backscatter)$/
+      /^(index\.js|package\.json|README\.md|CHANGELOG\.md|LICENSE|config\/backscatter\.ini|docs\/[\w-]+\.md|contrib\/[\w-]+\.(cf|yml|json)|dist\/([\w-]+\/)*[\w-]+\.(js|d\.ts)|bin\/haraka-backscatter)$/
     assert.deepEqual(
       files.filter((f) => !allowed.test(f)),
       [],

@@ -112,11 +112,11 @@ describe('which senders are looked up: bounce-type only (hook_mail)', () => {
 
 describe('clients that are never looked up', () => {
   const cases: { name: string; ip: string; ini?: string; relaying?: boolean; skip: string }[] = [
-    { name: 'loopback', ip: '127.0.0.1', skip: 'private address 127.0.0.1' },
-    { name: 'private', ip: '10.1.2.3', skip: 'private address 10.1.2.3' },
-    { name: 'link-local', ip: '169.254.7.7', skip: 'private address 169.254.7.7' },
-    { name: 'IPv6 loopback', ip: '::1', skip: 'private address ::1' },
-    { name: 'relaying', ip: LISTED, relaying: true, skip: 'relaying client' },
+    { name: 'loopback', ip: '127.0.0.1', skip: 'private address 127.0.0.1 ([skip] private)' },
+    { name: 'private', ip: '10.1.2.3', skip: 'private address 10.1.2.3 ([skip] private)' },
+    { name: 'link-local', ip: '169.254.7.7', skip: 'private address 169.254.7.7 ([skip] private)' },
+    { name: 'IPv6 loopback', ip: '::1', skip: 'private address ::1 ([skip] private)' },
+    { name: 'relaying', ip: LISTED, relaying: true, skip: 'relaying client ([skip] relaying)' },
     {
       name: '[skip] ips CIDR',
       ip: LISTED,
@@ -141,6 +141,26 @@ describe('clients that are never looked up', () => {
       assert.equal(clientQueries() - before, 0)
     })
   }
+
+  it('the first skip of each kind is logged once, naming the setting; the results record each', async () => {
+    const { plugin } = setup()
+    const lines: string[] = []
+    for (const [ip, relaying] of [
+      ['127.0.0.1', false],
+      ['10.1.2.3', false],
+      [LISTED, true],
+      [LISTED, true],
+    ] as const) {
+      const conn = makeConnection(ip, { relaying })
+      await mail(plugin, conn, '<>')
+      assert.equal(results(conn).skip.length, 1)
+      lines.push(...conn.logs.map((l: { level: string; text: string }) => `${l.level} ${l.text.trim()}`))
+    }
+    assert.deepEqual(lines, [
+      'loginfo bounce not looked up: private address 127.0.0.1 ([skip] private); said once, the results of each transaction record it',
+      'loginfo bounce not looked up: relaying client ([skip] relaying); said once, the results of each transaction record it',
+    ])
+  })
 
   it('[skip] private = false looks up private clients', async () => {
     handler = (q) => (q.name === `3.2.1.10.${ZONE}` ? { a: ['127.0.0.2'] } : listedZone(q))
@@ -189,7 +209,7 @@ describe('clients that are never looked up', () => {
     const { plugin } = setup()
     const conn = makeConnection('::ffff:10.0.0.1')
     await mail(plugin, conn, '<>')
-    assert.deepEqual(results(conn).skip, ['private address 10.0.0.1'])
+    assert.deepEqual(results(conn).skip, ['private address 10.0.0.1 ([skip] private)'])
   })
 })
 
@@ -425,6 +445,28 @@ describe('the header on accepted, checked mail', () => {
     await rcpt(plugin, conn, 'alice@example.com')
     await dataPost(plugin, conn)
     assert.equal(conn.transaction.header.get('X-Haraka-Backscatter'), `score=0; listed=none; ip=${CLEAN}`)
+  })
+
+  it('a zone that gave no answer is named unchecked, and the bounce is not called clean', async () => {
+    // A second zone whose server never answers: its health check suspends it.
+    handler = (q) => (q.name.endsWith('.silent.example') ? { drop: true } : listedZone(q))
+    const { plugin } = setup(`[main]\nzones = ${ZONE}, silent.example`, 'timeout_ms = 200\ntries = 1')
+    const conn = makeConnection(CLEAN)
+    await mail(plugin, conn, '<>')
+    await rcpt(plugin, conn, 'alice@example.com')
+    await dataPost(plugin, conn)
+    assert.equal(
+      conn.transaction.header.get('X-Haraka-Backscatter'),
+      `score=0; listed=unknown; unchecked=silent.example; ip=${CLEAN}`,
+    )
+    const ipv6 = makeConnection('2001:470::7')
+    await mail(plugin, ipv6, '<>')
+    await dataPost(plugin, ipv6)
+    assert.equal(
+      ipv6.transaction.header.get('X-Haraka-Backscatter'),
+      `score=0; listed=unknown; unchecked=${ZONE},silent.example; ip=2001:470::7`,
+      'zones not asked for IPv6 clients did not check this one either',
+    )
   })
 
   it('a bounce only to postmaster from a listed host is accepted with the header', async () => {

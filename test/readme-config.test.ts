@@ -124,6 +124,11 @@ const EXAMPLES: { document: string; holds: string; means: Settings; secrets?: [n
     },
   },
   {
+    document: 'README.md',
+    holds: '; config/backscatter.ini — for a test only: a list of your own instead of ips.backscatterer.org',
+    means: { ...defaults, zones: [zone('try.example', { file: '/tmp/try.zone' })] },
+  },
+  {
     document: 'docs/resolver.md',
     holds: 'servers = 127.0.0.1',
     means: { ...defaults, dns: { ...defaults.dns, servers: ['127.0.0.1'] } },

@@ -235,15 +235,34 @@ describe('headerValue', () => {
     const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org')], defaults)
     assert.equal(headerValue(v), 'score=5; listed=ips.backscatterer.org; ip=45.1.2.3')
   })
-  it('unlisted, and with a failed zone', () => {
+  it('listed=none only when every zone answered and none lists the client', () => {
     const ok = decideVerdict('45.1.2.3', [{ zone: 'ips.backscatterer.org', status: 'not-listed' }], defaults)
     assert.equal(headerValue(ok), 'score=0; listed=none; ip=45.1.2.3')
-    const err = decideVerdict(
-      '45.1.2.3',
-      [{ zone: 'ips.backscatterer.org', status: 'error', reason: 'timeout' }],
-      defaults,
+  })
+  it('a zone that failed, was suspended or was not asked is unchecked: never listed=none', () => {
+    const zone = 'ips.backscatterer.org'
+    for (const outcome of [
+      { zone, status: 'error', reason: 'timeout' },
+      { zone, status: 'skipped', reason: 'zone suspended: test point 127.0.0.2: timeout' },
+      { zone, status: 'skipped', reason: 'IPv6 not checked' },
+    ] as const) {
+      const v = decideVerdict('45.1.2.3', [outcome], defaults)
+      assert.equal(headerValue(v), `score=0; listed=unknown; unchecked=${zone}; ip=45.1.2.3`, outcome.reason)
+    }
+  })
+  it('with several zones: the ones that list, and the ones that gave no answer', () => {
+    const outcomes = [
+      { zone: 'a.example', status: 'not-listed' },
+      { zone: 'b.example', status: 'error', reason: 'SERVFAIL' },
+      { zone: 'c.example', status: 'skipped', reason: 'zone suspended: …' },
+    ] as const
+    const none = decideVerdict('45.1.2.3', outcomes, defaults)
+    assert.equal(headerValue(none), 'score=0; listed=unknown; unchecked=b.example,c.example; ip=45.1.2.3')
+    const some = decideVerdict('45.1.2.3', [...outcomes, listed('ips.backscatterer.org')], defaults)
+    assert.equal(
+      headerValue(some, ['valid']),
+      'score=5; listed=ips.backscatterer.org; unchecked=b.example,c.example; batv=valid; ip=45.1.2.3',
     )
-    assert.equal(headerValue(err), 'score=0; listed=none; error=ips.backscatterer.org; ip=45.1.2.3')
   })
   it('with BATV on: the distinct outcomes of the checked recipients, or none', () => {
     const v = decideVerdict('45.1.2.3', [listed('ips.backscatterer.org')], defaults)

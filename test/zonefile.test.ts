@@ -236,6 +236,18 @@ describe('ip4set syntax', () => {
     assert.equal(fresh.data.lookup('1.2.3.4').status, 'listed')
   })
 
+  test('$TIMESTAMP: the time the data was made is kept (the latest of several); 0 without one', () => {
+    const now = Date.UTC(2024, 5, 1)
+    const stamped = parseZone('$TIMESTAMP 2024:05:31:12:30\n1.2.3.4\n', { now })
+    assert.equal(stamped.data.timestamp, Date.UTC(2024, 4, 31, 12, 30) / 1000)
+    const two = parseZone('$TIMESTAMP 2024-05-30 +2d\n$TIMESTAMP 2024-05-31\n$TIMESTAMP 0\n1.2.3.4\n', {
+      now,
+    })
+    assert.equal(two.data.timestamp, Date.UTC(2024, 4, 31) / 1000)
+    assert.equal(two.data.expiresAt, Date.UTC(2024, 5, 1) / 1000)
+    assert.equal(parseZone('1.2.3.4\n', { now }).data.timestamp, 0)
+  })
+
   test('malformed lines are counted and reported with line numbers, never fatal', () => {
     const lines = [
       '# header',

@@ -12,6 +12,7 @@ import zlib from 'node:zlib'
 
 import { DEFAULT_TTL_SECONDS } from '../lib/zonefile'
 import {
+  describeError,
   MIN_SHARE_OF_ENTRIES,
   refusalOf,
   SHRINK_CHECK_FROM_ENTRIES,
@@ -144,14 +145,64 @@ describe('ZoneFileSource: loading and reloading', () => {
     const w = watched(file)
     assert.equal(await w.source.load(), false)
     assert.equal(w.source.lookup('192.0.2.1'), undefined)
-    assert.match(
-      w.warn[0] ?? '',
-      /^zone z\.test: cannot load .*: ENOENT.*; no data loaded, the zone is not answered from the file$/,
+    // The path once, and the operating system's reason with its code.
+    assert.equal(
+      w.warn[0],
+      `zone z.test: cannot load ${file}: no such file or directory (ENOENT); no data loaded, the zone is not answered from the file`,
     )
+    assert.deepEqual(w.source.status, {
+      path: file,
+      entries: 0,
+      loadedAtMs: undefined,
+      modifiedMs: undefined,
+      timestampSeconds: undefined,
+      error: 'no such file or directory (ENOENT)',
+    })
     replace(file, '192.0.2.1\n')
     await w.loaded(1)
     assert.equal(w.source.lookup('192.0.2.1')?.status, 'listed')
+    assert.equal(w.source.status.error, '', 'a load that succeeds clears the error')
     w.source.close()
+  })
+
+  test('status: entries, when the data was loaded, the file’s modification time and its $TIMESTAMP', async () => {
+    const file = path.join(tmpdir(), 'zone')
+    fs.writeFileSync(file, '$TIMESTAMP 2024:05:31:12:00\n127.0.0.2\n192.0.2.1\n')
+    const modified = new Date('2024-05-31T12:30:00Z')
+    fs.utimesSync(file, modified, modified)
+    const w = watched(file)
+    const before = Date.now()
+    assert.equal(await w.source.load(), true)
+    const status = w.source.status
+    assert.equal(status.entries, 2)
+    assert.equal(status.modifiedMs, modified.getTime())
+    assert.equal(status.timestampSeconds, Date.UTC(2024, 4, 31, 12) / 1000)
+    assert.ok(
+      status.loadedAtMs !== undefined && status.loadedAtMs >= before && status.loadedAtMs <= Date.now(),
+    )
+    assert.equal(status.error, '')
+
+    // A refused reload: the data in use stays, and the status says why the new file was not used.
+    replace(file, '')
+    await w.warned(1)
+    assert.equal(w.source.status.entries, 2)
+    assert.equal(w.source.status.loadedAtMs, status.loadedAtMs)
+    assert.match(w.source.status.error, /^no entries: the file is empty/)
+    w.source.close()
+  })
+
+  test('describeError: a system error as its reason and code, anything else as its message', () => {
+    const system = (code: string, message: string): Error => Object.assign(new Error(message), { code })
+    assert.equal(
+      describeError(system('EACCES', "EACCES: permission denied, open '/var/lib/rbldnsd/zone'")),
+      'permission denied (EACCES)',
+    )
+    assert.equal(
+      describeError(system('EISDIR', 'EISDIR: illegal operation on a directory, read')),
+      'illegal operation on a directory (EISDIR)',
+    )
+    assert.equal(describeError(system('Z_DATA_ERROR', 'incorrect header check')), 'incorrect header check')
+    assert.equal(describeError(new Error('plain')), 'Error: plain')
   })
 
   test('reloads when the file is replaced by rename; a failed reload keeps the old data', async () => {

@@ -31,6 +31,11 @@ const EXPLAIN_OPTIONS = {
   date: { type: 'string' },
 } as const
 
+const HEALTH_OPTIONS = {
+  ...COMMON_OPTIONS,
+  'max-age': { type: 'string' },
+} as const
+
 const SIGN_OPTIONS = {
   ...COMMON_OPTIONS,
   key: { type: 'string' },
@@ -38,11 +43,11 @@ const SIGN_OPTIONS = {
 } as const
 
 /** Every option any command takes: enough to tell an option's value from the command word. */
-const ALL_OPTIONS = { ...EXPLAIN_OPTIONS, ...SIGN_OPTIONS } as const
+const ALL_OPTIONS = { ...EXPLAIN_OPTIONS, ...HEALTH_OPTIONS, ...SIGN_OPTIONS } as const
 
 const COMMAND_OPTIONS = {
   check: COMMON_OPTIONS,
-  health: COMMON_OPTIONS,
+  health: HEALTH_OPTIONS,
   explain: EXPLAIN_OPTIONS,
   sign: SIGN_OPTIONS,
   configtest: CONFIGTEST_OPTIONS,

@@ -2,8 +2,8 @@
 import { ipArgument, stringOption, type Values } from './args'
 import { loadConfig } from './config'
 import { bounceVerdict } from './decision'
-import { EXIT, UsageError, type Io } from './io'
-import { hasProblem, healthLines, lookupAll, ROW_HEADINGS, rowCells, withChecker } from './lookups'
+import { UsageError, type Io } from './io'
+import { lookupStatus, healthLines, lookupAll, ROW_HEADINGS, rowCells, withChecker } from './lookups'
 import { table } from './table'
 
 export async function runCheck(values: Values, positionals: readonly string[], io: Io): Promise<number> {
@@ -11,7 +11,7 @@ export async function runCheck(values: Values, positionals: readonly string[], i
   const ips = [...new Set(positionals.map((p) => ipArgument(p, 'check')))]
   const { settings } = loadConfig(stringOption(values, 'config'), io)
   const { reports, health } = await withChecker(settings, (c) => lookupAll(c, settings, ips))
-  const status = hasProblem(reports, health) ? EXIT.PROBLEM : EXIT.OK
+  const status = lookupStatus(reports, health)
 
   if (values.json) {
     for (const report of reports) {

@@ -15,7 +15,8 @@ export async function runConfigtest(values: Values, positionals: readonly string
     const errors = findings.filter((f) => f.severity === 'error').length
     const warnings = findings.length - errors
     io.err(`${PROG} configtest: failed: ${counted(errors, 'error')}, ${counted(warnings, 'warning')}\n`)
-    return EXIT.PROBLEM
+    // Any problem, warning or error, fails the test, as nginx -t does.
+    return EXIT.WARNING
   }
   const { batv } = settings
   const keys = batv.domains.size ? `; BATV keys ${[...batv.keys.keys()].join(', ')}` : ''

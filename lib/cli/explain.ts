@@ -11,7 +11,7 @@ import { addressArgument, dateOption, ipArgument, noArguments, stringOption, typ
 import { loadConfig } from './config'
 import { acceptWhy } from './decision'
 import { EXIT, UsageError, type Io } from './io'
-import { hasProblem, lookupAll, ROW_HEADINGS, rowCells, withChecker, type IpReport } from './lookups'
+import { lookupStatus, lookupAll, ROW_HEADINGS, rowCells, withChecker, type IpReport } from './lookups'
 import { acceptedResults, addressText, explainRecipient, type RecipientLine } from './recipients'
 import { quote, table } from './table'
 
@@ -93,9 +93,12 @@ export async function runExplain(values: Values, positionals: readonly string[],
   const report = result?.reports[0]
   const verdict = report?.verdict
   const checkTags = tagsCheckedFor(from, settings.batv)
-  const recipients = rcpts.map((rcpt) => explainRecipient(rcpt, report, settings, nowMs, checkTags))
+  const unchecked = `not checked: ${sender.bounce ? skip : 'the sender is not a bounce'}`
+  const recipients = rcpts.map((rcpt) =>
+    explainRecipient(rcpt, report, settings, nowMs, checkTags, unchecked),
+  )
   const reply = recipients.find((r) => r.reply)?.reply ?? ''
-  const status = result && hasProblem(result.reports, result.health) ? EXIT.PROBLEM : EXIT.OK
+  const status = result ? lookupStatus(result.reports, result.health) : EXIT.OK
   const batvOn = settings.batv.domains.size > 0
   const batvResults = checkTags ? acceptedResults(recipients) : undefined
   const header = verdict && settings.header ? `${settings.header}: ${headerValue(verdict, batvResults)}` : ''
@@ -127,7 +130,7 @@ export async function runExplain(values: Values, positionals: readonly string[],
   lines.push(step('Sender', `MAIL FROM:${addressText(from)}: ${sender.why}`))
   const who = `${ip}${relaying ? ', relaying' : ''}`
   if (!sender.bounce) lines.push(step('Client', 'not looked up: the sender is not a bounce'))
-  else if (skip) lines.push(step('Client', `${who}: skipped (${skip}); never looked up`))
+  else if (skip) lines.push(step('Client', `${who}: skipped, ${skip}: never looked up`))
   else lines.push(step('Client', `${who}: ${clientPasses(relaying, settings)}: looked up`))
   if (report) {
     lines.push(

@@ -1,26 +1,115 @@
-// `haraka-backscatter health`: every zone's RFC 5782 test points, with timings.
+// `haraka-backscatter health`: every zone's RFC 5782 test points, with timings,
+// and each zone file's entries and age. Its exit status is a monitoring check's.
 import type { PointProbe, ZoneProbe } from '../checker'
+import type { ZoneFileStatus } from '../zonesource'
 import { noArguments, stringOption, type Values } from './args'
 import { loadConfig, resolverText } from './config'
-import { EXIT, type Io } from './io'
+import { EXIT, UsageError, type Io } from './io'
 import { withChecker } from './lookups'
-import { lookupText, table } from './table'
+import { lookupText, quote, table } from './table'
 
-/** A zone's probe as the command reports it: usable or not, and why, or what to watch. */
-interface ZoneReport {
+/** Hours after which a zone file's data counts as stale, unless --max-age says otherwise. */
+export const DEFAULT_MAX_AGE_HOURS = 6
+
+/** How a zone stands, as a monitoring check says it. */
+export type Level = 'ok' | 'warning' | 'critical'
+
+const LEVEL_EXIT: Record<Level, number> = { ok: EXIT.OK, warning: EXIT.WARNING, critical: EXIT.CRITICAL }
+
+/** A zone file as `health` reports it. */
+export interface FileReport {
+  readonly path: string
+  /** Data is in use (the file loaded once). */
+  readonly loaded: boolean
+  readonly entries: number
+  /** When the file in use was last modified, ISO 8601 ('' when nothing is loaded). */
+  readonly modified: string
+  /** Its `$TIMESTAMP`, ISO 8601 ('' when it has none). */
+  readonly timestamp: string
+  /**
+   * Seconds since the data was made: since its `$TIMESTAMP`, else since the
+   * file was modified (rsync keeps the mirror's time); undefined when nothing is loaded.
+   */
+  readonly ageSeconds: number | undefined
+  /** Older than --max-age. */
+  readonly stale: boolean
+  /** Why the last load failed ('' when it did not). */
+  readonly error: string
+}
+
+/** A zone's probe as the command reports it: how it stands, and why. */
+export interface ZoneReport {
   readonly zone: string
+  readonly level: Level
+  /** The plugin uses its answers. */
   readonly usable: boolean
   /** Why the zone is unusable, or what is odd about a usable one ('' when nothing is). */
   readonly reason: string
   readonly points: readonly PointProbe[]
+  readonly file?: FileReport
 }
 
-function zoneReport(probe: ZoneProbe): ZoneReport {
+/** A time as ISO 8601 to the second, UTC; '' for none. */
+const iso = (ms: number | undefined): string =>
+  ms === undefined ? '' : new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z')
+
+export function fileReport(s: ZoneFileStatus, nowMs: number, maxAgeHours: number): FileReport {
+  const loaded = s.loadedAtMs !== undefined
+  const madeMs = s.timestampSeconds !== undefined ? s.timestampSeconds * 1000 : s.modifiedMs
+  const ageSeconds =
+    !loaded || madeMs === undefined ? undefined : Math.max(0, Math.round((nowMs - madeMs) / 1000))
+  return {
+    path: s.path,
+    loaded,
+    entries: s.entries,
+    modified: loaded ? iso(s.modifiedMs) : '',
+    timestamp: iso(s.timestampSeconds === undefined ? undefined : s.timestampSeconds * 1000),
+    ageSeconds,
+    stale: ageSeconds !== undefined && maxAgeHours > 0 && ageSeconds > maxAgeHours * 3600,
+    error: s.error,
+  }
+}
+
+/** An age for people: `40 s`, `35 min`, `7.2 h`, `3.1 days`. */
+export function ageText(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`
+  if (seconds < 172_800) return `${(seconds / 3600).toFixed(1)} h`
+  return `${(seconds / 86_400).toFixed(1)} days`
+}
+
+/**
+ * How a zone stands. CRITICAL: unusable (the plugin suspends it), a zone file
+ * that cannot be loaded included. WARNING: in use, but a test point failed, its
+ * file is older than `maxAgeHours` or the last reload of its file failed.
+ */
+export function zoneReport(probe: ZoneProbe, file: FileReport | undefined, maxAgeHours: number): ZoneReport {
   const { zone, points, assessment: a } = probe
-  if (points.length === 0) return { zone, usable: true, reason: 'ipv4 and ipv6 off: never queried', points }
-  if (!a.usable) return { zone, usable: false, reason: a.reason, points }
-  const reason = a.warning ? `${a.warning}: its data may be empty or stale` : ''
-  return { zone, usable: true, reason, points }
+  const base = { zone, points, ...(file ? { file } : {}) }
+  if (file && !file.loaded) {
+    const reason = `cannot load ${file.path}: ${file.error || 'not loaded'}`
+    return { ...base, level: 'critical', usable: false, reason }
+  }
+  if (points.length === 0)
+    return { ...base, level: 'ok', usable: true, reason: 'ipv4 and ipv6 off: never queried' }
+  if (!a.usable) return { ...base, level: 'critical', usable: false, reason: a.reason }
+  const warnings: string[] = []
+  if (a.warning) warnings.push(`${a.warning}: its data may be empty or stale`)
+  if (file?.stale && file.ageSeconds !== undefined) {
+    warnings.push(`zone file data ${ageText(file.ageSeconds)} old, over --max-age ${maxAgeHours} h`)
+  }
+  if (file?.error) warnings.push(`the last load of ${file.path} failed (${file.error}); older data in use`)
+  return { ...base, level: warnings.length ? 'warning' : 'ok', usable: true, reason: warnings.join('; ') }
+}
+
+/** `--max-age HOURS`: a number of hours, 0 for never stale. */
+function maxAgeOption(values: Values): number {
+  const text = stringOption(values, 'max-age')
+  if (text === undefined) return DEFAULT_MAX_AGE_HOURS
+  if (!/^\d+(\.\d+)?$/.test(text)) {
+    throw new UsageError(`--max-age ${quote(text)} is not a number of hours (0: never stale)`, 'health')
+  }
+  return Number(text)
 }
 
 function jsonLine(z: ZoneReport): string {
@@ -34,16 +123,59 @@ function jsonLine(z: ZoneReport): string {
     ms: p.ms,
     ok: p.ok,
   }))
-  return `${JSON.stringify({ zone: z.zone, usable: z.usable, reason: z.reason, points })}\n`
+  const f = z.file
+  const file = f && {
+    path: f.path,
+    loaded: f.loaded,
+    entries: f.entries,
+    modified: f.modified || null,
+    timestamp: f.timestamp || null,
+    age_seconds: f.ageSeconds ?? null,
+    stale: f.stale,
+    error: f.error,
+  }
+  const { zone, level, usable, reason } = z
+  return `${JSON.stringify({ zone, status: level, usable, reason, points, ...(file ? { file } : {}) })}\n`
+}
+
+/** The first line, as a monitoring check's: the status, and what is wrong, worst first. */
+function summaryLine(zones: readonly ZoneReport[], level: Level): string {
+  if (level === 'ok') return `BACKSCATTER OK: ${zones.map((z) => z.zone).join(', ')} usable\n`
+  const problems = [
+    ...zones.filter((z) => z.level === 'critical'),
+    ...zones.filter((z) => z.level === 'warning'),
+  ]
+  const text = problems.map((z) => `${z.zone}${z.usable ? '' : ' unusable'}: ${z.reason}`).join('; ')
+  return `BACKSCATTER ${level.toUpperCase()}: ${text}\n`
+}
+
+/** A zone file in a few words: entries and age, or why it is not loaded. */
+function fileLine(zone: string, f: FileReport): string {
+  if (!f.loaded) return `${zone} from ${f.path}: cannot load: ${f.error || 'not loaded'}`
+  const since = f.timestamp ? `$TIMESTAMP ${f.timestamp}` : `file modified ${f.modified}`
+  const age = f.ageSeconds === undefined ? '' : `, data ${ageText(f.ageSeconds)} old (${since})`
+  return `${zone} from ${f.path}: ${f.entries} entries${age}`
 }
 
 export async function runHealth(values: Values, positionals: readonly string[], io: Io): Promise<number> {
   noArguments(positionals, 'health')
+  const maxAgeHours = maxAgeOption(values)
   const { settings, source } = loadConfig(stringOption(values, 'config'), io)
   // probeZone is the plugin's own health check: a zone file is waited for, however long it loads.
-  const probes = await withChecker(settings, (c) => Promise.all(settings.zones.map((z) => c.probeZone(z))))
-  const zones = probes.map(zoneReport)
-  const status = zones.some((z) => !z.usable) ? EXIT.PROBLEM : EXIT.OK
+  const zones = await withChecker(settings, async (c) => {
+    const probes = await Promise.all(settings.zones.map((z) => c.probeZone(z)))
+    const nowMs = Date.now()
+    return probes.map((probe) => {
+      const status = c.fileStatus(probe.zone)
+      return zoneReport(probe, status && fileReport(status, nowMs, maxAgeHours), maxAgeHours)
+    })
+  })
+  const level: Level = zones.some((z) => z.level === 'critical')
+    ? 'critical'
+    : zones.some((z) => z.level === 'warning')
+      ? 'warning'
+      : 'ok'
+  const status = LEVEL_EXIT[level]
 
   if (values.json) {
     for (const z of zones) io.out(jsonLine(z))
@@ -61,16 +193,19 @@ export async function runHealth(values: Values, positionals: readonly string[], 
     z.zone,
     z.usable ? `usable${z.reason ? `, but ${z.reason}` : ''}` : `UNUSABLE: ${z.reason}`,
   ])
-  const suspended =
-    status === EXIT.PROBLEM
-      ? '\nThe plugin suspends an unusable zone and ignores its answers until it passes again.\n'
-      : ''
+  const notes: string[] = []
+  if (level === 'critical') {
+    notes.push('The plugin suspends an unusable zone and ignores its answers until it passes again.')
+  }
+  if (zones.some((z) => z.file?.stale)) {
+    notes.push('A stale zone file is still used: check that the job that mirrors it runs.')
+  }
   // A file zone's TIME is its lookup in the loaded data; the load itself is not counted.
-  const files = settings.zones.filter((z) => z.file).map((z) => `${z.name} from ${z.file}\n`)
+  const files = zones.filter((z) => z.file).map((z) => `${fileLine(z.zone, z.file as FileReport)}\n`)
   const filesText = files.length ? `files:     ${files.join('           ')}` : ''
   io.out(
-    `config:    ${source}\nresolvers: ${resolverText(settings)}\n${filesText}\n` +
-      `${table(rows)}\n${table(verdicts)}${suspended}`,
+    `${summaryLine(zones, level)}config:    ${source}\nresolvers: ${resolverText(settings)}\n${filesText}\n` +
+      `${table(rows)}\n${table(verdicts)}${notes.length ? `\n${notes.join('\n')}\n` : ''}`,
   )
   return status
 }

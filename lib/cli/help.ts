@@ -2,16 +2,23 @@
 import { PROG } from './io'
 import { KEYS_FILE } from '../batv/keys-file'
 import { INI } from './config'
+import { DEFAULT_MAX_AGE_HOURS } from './health'
 
 const CONFIG_HELP = `  --config DIR  Haraka config directory holding ${INI} (a Haraka install
                 directory with config/${INI} also works). Its settings
                 override the package defaults key by key, as in Haraka.
                 Default: ./config when it holds ${INI}, else the defaults.`
 
-const EXIT_HELP = `Exit status:
-  0  done: every zone usable and every lookup answered
-  1  a zone is unusable (lists 127.0.0.1, errors, no answer) or a lookup failed
-  2  bad usage: unknown command or option, a bad argument, unreadable --config`
+const EXIT_HELP = `Exit status (as monitoring plugins use it):
+  0  OK: every zone usable, every lookup answered
+  1  WARNING: a zone in use does not list its test point 127.0.0.2, a lookup
+     failed (the plugin fails open), or (health) a zone file's data is older
+     than --max-age or its last reload failed
+  2  CRITICAL: a zone is unusable and the plugin suspends it: it lists
+     127.0.0.1, its test points get errors or no answer, or its zone file
+     cannot be loaded
+  3  UNKNOWN: bad usage (unknown command or option, a bad argument, an
+     unreadable --config) or an error of the command itself`
 
 export const HELP = {
   main: `Usage: ${PROG} <command> [options]
@@ -21,7 +28,8 @@ the configuration and lookup code of the Haraka plugin haraka-plugin-backscatter
 
 Commands:
   check IP...          listed or not, A answers, TXT, score and verdict per IP
-  health               RFC 5782 test points of every zone, with timings
+  health               RFC 5782 test points of every zone, with timings, and
+                       each zone file's entries and age: a monitoring check
   explain --ip IP --from ADDR --rcpt ADDR...
                        the whole decision for one transaction, step by step
   sign ADDRESS         the signed (BATV, prvs=) form of an address
@@ -54,7 +62,7 @@ ${CONFIG_HELP}
 
 ${EXIT_HELP}
 `,
-  health: `Usage: ${PROG} health [--config DIR] [--json]
+  health: `Usage: ${PROG} health [--config DIR] [--max-age HOURS] [--json]
 
 Query every zone's RFC 5782 test points through the configured resolvers:
 127.0.0.2 should be listed and 127.0.0.1 must not be (::ffff:7f00:2 and
@@ -63,11 +71,18 @@ and whether the zone is usable. A zone that lists 127.0.0.1, answers with an
 error or does not answer is unusable, and the plugin suspends it. A zone that
 does not list 127.0.0.2 looks empty: it stays usable, with a warning (unusable
 with require_test_point = true). A zone answered from a file is judged on its
-data, once the file has loaded.
+data, once the file has loaded; its entries and the age of its data (since its
+$TIMESTAMP, else since the file was modified) are shown. The first line sums
+it up for monitoring: BACKSCATTER OK, WARNING or CRITICAL, and why.
 
 Options:
 ${CONFIG_HELP}
-  --json        one JSON object per zone per line
+  --max-age HOURS
+                a zone file's data older than this is stale: a warning.
+                Default ${DEFAULT_MAX_AGE_HOURS}; 0: never stale
+  --json        one JSON object per zone per line: zone, status (ok, warning
+                or critical), usable, reason, points, and file for a zone
+                answered from a file
   -h, --help    show this help
 
 ${EXIT_HELP}
@@ -111,7 +126,7 @@ ${CONFIG_HELP}
 Exit status:
   0  no problem: the plugin would load this configuration without a warning
   1  a warning or an error (keys still in a place they were kept before count)
-  2  bad usage: an unknown option, an argument, an unreadable --config
+  3  bad usage: an unknown option, an argument, an unreadable --config
 `,
   sign: `Usage: ${PROG} sign [--key N] [--date YYYY-MM-DD] [--json] ADDRESS
 
@@ -129,8 +144,8 @@ ${CONFIG_HELP}
   -h, --help    show this help
 
 Exit status:
-  0  printed (a warning on stderr when the domain is not in [batv] domains)
-  2  bad usage: not an address, <>, an address tagged already, no such key
-     or no key configured, a bad option, an unreadable --config
+  0  OK: printed (a warning on stderr when the domain is not in [batv] domains)
+  3  UNKNOWN: bad usage: not an address, <>, an address tagged already, no
+     such key or no key configured, a bad option, an unreadable --config
 `,
 } as const

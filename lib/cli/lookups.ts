@@ -6,6 +6,7 @@ import type { HealthState } from '../health'
 import type { LookupResult } from '../resolver'
 import type { Settings, ZoneSettings } from '../settings'
 import { decideVerdict, listingScore, type Verdict, type ZoneOutcome } from '../verdict'
+import { EXIT } from './io'
 import { quote, table } from './table'
 
 export type HealthLabel = 'passed' | 'failed' | 'unchecked' | 'off'
@@ -211,12 +212,17 @@ export async function lookupAll(
   return { reports, health }
 }
 
-/** A zone failed its health check, or a lookup failed: exit status 1. */
-export function hasProblem(reports: readonly IpReport[], health: Map<string, ZoneHealthInfo>): boolean {
-  return (
-    reports.some((r) => r.rows.some((row) => row.status === 'error' || row.health === 'failed')) ||
-    [...health.values()].some((h) => h.label === 'failed')
-  )
+/**
+ * The exit status of `check` and `explain`, as `health` judges zones: CRITICAL
+ * when a zone failed its health check; WARNING when a lookup failed (the plugin
+ * fails open) or a zone in use failed a test point; else OK.
+ */
+export function lookupStatus(reports: readonly IpReport[], health: Map<string, ZoneHealthInfo>): number {
+  const states = [...health.values()]
+  if (states.some((h) => h.label === 'failed')) return EXIT.CRITICAL
+  const failedLookup = reports.some((r) => r.rows.some((row) => row.status === 'error'))
+  const warned = states.some((h) => h.label === 'passed' && h.reason !== '')
+  return failedLookup || warned ? EXIT.WARNING : EXIT.OK
 }
 
 /** One line per zone: did it pass its health check. */

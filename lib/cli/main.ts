@@ -74,9 +74,9 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       const where = err.command || (command === 'help' ? '' : (command ?? ''))
       io.err(`${PROG}${where ? ` ${where}` : ''}: ${err.message}\n`)
       io.err(`Try '${PROG}${where ? ` ${where}` : ''} --help'.\n`)
-      return EXIT.USAGE
+      return EXIT.UNKNOWN
     }
     io.err(`${PROG}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
-    return EXIT.PROBLEM
+    return EXIT.UNKNOWN
   }
 }

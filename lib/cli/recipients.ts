@@ -96,7 +96,8 @@ function exemptWhy(wire: string, settings: Settings): string {
 /**
  * What the plugin does with recipient `rcpt` at `nowMs`: of a checked bounce
  * when `report` is given, else of mail it does not check (a tag to a signing
- * domain is only removed). `checkTags`: the sender is checked for tags (tagsCheckedFor).
+ * domain is only removed), and `uncheckedWhy` says why it is not checked. `checkTags`: the
+ * sender is checked for tags (tagsCheckedFor).
  */
 export function explainRecipient(
   rcpt: Address,
@@ -104,6 +105,7 @@ export function explainRecipient(
   settings: Settings,
   nowMs: number,
   checkTags: boolean,
+  uncheckedWhy = 'transaction not checked',
 ): RecipientLine {
   const wire = wireAddress(rcpt)
   const shown = addressText(rcpt)
@@ -115,7 +117,7 @@ export function explainRecipient(
 
   if (!report) {
     const tag = notChecked(untaggedAddress(wire, settings.batv))
-    const why = 'transaction not checked'
+    const why = uncheckedWhy
     return { rcpt: shown, action: 'accept', why, reply: '', score: null, ...withTag(tag, false) }
   }
   const { rcpt: name, tag, exempt } = checkBounceRecipient(wire, settings, nowMs, checkTags)

@@ -3,7 +3,7 @@
 // the checker reports them where it obtains each answer.
 import { BackscatterChecker, type CheckerOptions } from '../checker'
 import type { Log } from '../log'
-import type { BackscatterMetrics, MetricsState } from '../metrics'
+import type { BackscatterMetrics, MetricsState, ZoneState } from '../metrics'
 import type { Settings } from '../settings'
 
 export class MeteredChecker extends BackscatterChecker {
@@ -11,12 +11,20 @@ export class MeteredChecker extends BackscatterChecker {
     super(settings, log, { ...options, observe: metrics.lookup.bind(metrics) })
   }
 
-  /** What the gauges show: each zone's health and zone-file entries, and the cache's size. */
+  /** What the gauges show: each zone's health and zone-file data, and the cache's size. */
   metricsState(): MetricsState {
     return {
-      zones: this.healthStates().map(({ zone, state }) => {
-        const entries = this.fileEntries(zone)
-        return { zone, usable: state === 'usable', ...(entries ? { entries } : {}) }
+      zones: this.healthStates().map(({ zone, state }): ZoneState => {
+        const usable = state === 'usable'
+        const file = this.fileStatus(zone)
+        if (!file?.entries || file.loadedAtMs === undefined) return { zone, usable }
+        return {
+          zone,
+          usable,
+          entries: file.entries,
+          loadedAtSeconds: file.loadedAtMs / 1000,
+          ...(file.timestampSeconds !== undefined ? { fileTimestampSeconds: file.timestampSeconds } : {}),
+        }
       }),
       cacheEntries: this.cacheSize,
     }

@@ -25,6 +25,8 @@ export interface ZoneMeta {
   readonly ttlSeconds: number
   /** Unix seconds after which rbldnsd stops serving the data; 0 = never. */
   readonly expiresAt: number
+  /** `$TIMESTAMP`: when the data was made, in Unix seconds; 0 = the file has none. */
+  readonly timestamp: number
 }
 
 /** The values answers are made of: id 0 is "excluded", ids from 1 are (A, TXT template) pairs. */
@@ -133,6 +135,7 @@ export class ZoneData {
         base: undefined,
         ttlSeconds: DEFAULT_TTL_SECONDS,
         expiresAt: 0,
+        timestamp: 0,
       },
     )
   }
@@ -150,6 +153,11 @@ export class ZoneData {
   /** When the data expires ($TIMESTAMP), as Unix seconds; 0 = never. */
   get expiresAt(): number {
     return this.meta.expiresAt
+  }
+
+  /** When the data was made ($TIMESTAMP), as Unix seconds; 0 = the file does not say. */
+  get timestamp(): number {
+    return this.meta.timestamp
   }
 
   private aRecords(g: number): string[] {

@@ -111,6 +111,8 @@ export class ZoneDirectives {
   ttlSeconds = DEFAULT_TTL_SECONDS
   /** Unix seconds after which rbldnsd stops serving the data; 0 = never. */
   expiresAt = 0
+  /** `$TIMESTAMP`: when the data was made, in Unix seconds (the latest, when several); 0 = none. */
+  madeAt = 0
   /** `$MAXRANGE4`: the most addresses one entry may cover; 0 = no limit. */
   maxRange = 0
   /** `$0`..`$9`: the first definition of each wins. */
@@ -217,6 +219,8 @@ export class ZoneDirectives {
       return { fatal: `data timestamp is ${stamp - nowSeconds} sec in the future, aborting loading` }
     }
     if (expires && (!this.expiresAt || this.expiresAt > expires)) this.expiresAt = expires
+    // rbldnsd only checks the stamp; it is kept here to tell how old a mirror's data is.
+    if (stamp > this.madeAt) this.madeAt = stamp
     return 'ok'
   }
 }

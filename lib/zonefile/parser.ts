@@ -273,7 +273,7 @@ export class ZoneParser {
       }
       merged = yield* overlay(merged, swept)
     }
-    const { subst, base, ttlSeconds, expiresAt } = this.directives
+    const { subst, base, ttlSeconds, expiresAt, madeAt } = this.directives
     return new ZoneData(
       merged,
       groups.values,
@@ -283,6 +283,7 @@ export class ZoneParser {
         base,
         ttlSeconds,
         expiresAt,
+        timestamp: madeAt,
       },
     )
   }

@@ -107,7 +107,7 @@ describe(`signed bounces (BATV) in a real Haraka ${HARAKA_VERSION}`, () => {
 
   test('the plugin reads the key as text and says what it signs', async () => {
     await haraka.waitForLog(
-      /\[backscatter\] signed bounces \(BATV\) for example\.net: key 1 signs, key 1 check/,
+      /\[backscatter\] signed bounces \(BATV\) for example\.net: senders are signed with key 1, tags are checked with key 1;/,
     )
     assert.doesNotMatch(haraka.log(), new RegExp(`\\b${SECRET}\\b`), 'the secret is never logged')
     assert.doesNotMatch(haraka.log(), /backscatter\.keys/, 'config/backscatter.keys read with no problem')

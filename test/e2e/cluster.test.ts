@@ -52,7 +52,7 @@ describe('Haraka in cluster mode (nodes=2)', () => {
     await haraka.waitForLog(/\[server\] worker \d listening on 127\.0\.0\.1:/, { count: 2 })
     // The master loads the plugins too, so at least three loads and checks.
     await haraka.waitForLog(
-      /\[backscatter\] checking bounces against ips\.backscatterer\.org; action reject/,
+      /\[backscatter\] checking bounces against ips\.backscatterer\.org \(by DNS through \S+\); a recipient is rejected with 550/,
       {
         count: 3,
       },

@@ -29,6 +29,7 @@ import { findSpamAssassin, startSpamd, type Spamd } from '../support/spamd'
 
 const LISTED = '45.4.0.1'
 const UNLISTED = '45.4.0.9'
+const IPV6 = '2001:470::9'
 const RULE = 'HARAKA_BACKSCATTER'
 const BATV_RULE = 'HARAKA_BACKSCATTER_BATV'
 const SECRET = 'e2e-spamassassin-secret'
@@ -175,6 +176,17 @@ describe('SpamAssassin scores a listed bounce with the shipped contrib/backscatt
     )
     assert.equal(d.scores[RULE], undefined, `X-Spam-Status: ${d.status}`)
     assert.equal(d.scores[BATV_RULE], undefined, `a missing tag is not scored: ${d.status}`)
+    assert.doesNotMatch(d.spamdLine, new RegExp(`\\b${RULE}\\b`))
+  })
+
+  test(`a bounce whose zone gave no answer (listed=unknown) does not hit ${RULE}`, async () => {
+    // ips.backscatterer.org lists IPv4 only: an IPv6 client is not looked up there.
+    const d = await deliver(IPV6, '')
+    assert.equal(
+      headerOf(d.message, 'X-Haraka-Backscatter'),
+      `score=0; listed=unknown; unchecked=${ZONE}; batv=missing; ip=${IPV6}`,
+    )
+    assert.equal(d.scores[RULE], undefined, `X-Spam-Status: ${d.status}`)
     assert.doesNotMatch(d.spamdLine, new RegExp(`\\b${RULE}\\b`))
   })
 

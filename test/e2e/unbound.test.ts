@@ -214,7 +214,10 @@ describe("unbound in front of rbldnsd, with docs/resolver.md's config", { skip }
     // Haraka's 30 s hook timeout, that only a lookup ignoring its budget breaks.
     assert.ok(elapsedMs < BUDGET_MS + 5000, `MAIL to end of DATA took ${elapsedMs} ms`)
     const msg = await haraka.message(queuedId(r.data) ?? 'none')
-    assert.equal(headerOf(msg, 'X-Haraka-Backscatter'), `score=0; listed=none; error=${ZONE}; ip=${FRESH}`)
+    assert.equal(
+      headerOf(msg, 'X-Haraka-Backscatter'),
+      `score=0; listed=unknown; unchecked=${ZONE}; ip=${FRESH}`,
+    )
     await c.quit()
     await haraka.waitForLog(new RegExp(`\\[e2e_results\\] port=${clientPort} `))
     const results = loggedResults(haraka.log(), clientPort)

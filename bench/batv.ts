@@ -1,7 +1,7 @@
-// Signed bounces (lib/batv.ts): what checking a recipient's tag costs at RCPT
+// Signed bounces (lib/batv/sign.ts): what checking a recipient's tag costs at RCPT
 // and signing a sender costs at MAIL, timed with tinybench in batches of
-// calls over distinct addresses. node:crypto's createHmac is timed beside
-// them, as the reason lib/batv/hmac-sha1.ts exists. Then what ordinary mail
+// calls over distinct addresses. node:crypto's createHmac, which signs, is
+// timed beside them. Then what ordinary mail
 // pays: the plugin's hooks for an ordinary sender, with [batv] off and on,
 // in the same run, rounds alternating.
 //
@@ -13,8 +13,8 @@ import { Bench } from 'tinybench'
 
 import path from 'node:path'
 
-import * as source from '../lib/batv'
-import { BatvKey, prepareKeys, signAddress, verifyAddress } from '../lib/batv'
+import * as source from '../lib/batv/sign'
+import { BatvKey, prepareKeys, signAddress, verifyAddress } from '../lib/batv/sign'
 import { DAY_MS } from '../lib/batv/tag'
 import { dnsblZone, startDns } from '../test/support/dns-server'
 import { addr, testIni, type HarakaConnection, type HarakaTestPlugin } from '../test/support/harness'
@@ -64,11 +64,11 @@ const BATV_INI = '[batv]\ndomains = example.com\nsign_key = 1\n'
 const BATV_KEYS = '1 = s3cret\n'
 
 /**
- * lib/batv.ts as Haraka runs it: compiled to dist/ by tsc (`npm run bench`
+ * lib/batv/sign.ts as Haraka runs it: compiled to dist/ by tsc (`npm run bench`
  * builds it first). The other rows run lib/ through tsx, as the tests do.
  */
 function compiledBatv(): typeof source {
-  const file = path.join(__dirname, '..', 'dist', 'batv.js')
+  const file = path.join(__dirname, '..', 'dist', 'batv', 'sign.js')
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(file) as typeof source
@@ -289,7 +289,7 @@ async function ordinaryMailCost(rounds: number, calls: number): Promise<Ordinary
 export function renderBatv(r: BatvResult): string {
   const o0 = r.ordinary[0]
   return [
-    `Signed bounces (lib/batv.ts; tinybench, ${r.timeMs} ms per task, a sample is ${BATCH} calls on distinct ` +
+    `Signed bounces (lib/batv/sign.ts; tinybench, ${r.timeMs} ms per task, a sample is ${BATCH} calls on distinct ` +
       'addresses; figures per call: mean, median and p99 of the samples, ± the relative margin of error; ' +
       'CPU per call from process.cpuUsage, best of 5 runs; "met" compares the mean, "met by CPU" the CPU per ' +
       'call, which other load on the machine sways less)',

@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     const m = await benchMetrics(metricsOptionsFromEnv())
     sections.push(`### Metrics\n\n${renderMetrics(m)}`)
     log(renderMetrics(m))
-    log('in process: signed bounces (lib/batv.ts), and ordinary mail with [batv] off and on')
+    log('in process: signed bounces (lib/batv/sign.ts), and ordinary mail with [batv] off and on')
     const b = await benchBatv(batvOptionsFromEnv())
     sections.push(`### Signed bounces\n\n${renderBatv(b)}`)
     log(renderBatv(b))

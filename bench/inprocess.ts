@@ -18,9 +18,9 @@ import {
 import { dnsblZone, startDns, type ScriptedDns } from '../test/support/dns-server'
 import { startZone } from '../test/support/rbldnsd'
 import { Resolver } from 'node:dns/promises'
-import { isBounceSender } from '../lib/sender'
-import { parseSettings } from '../lib/settings'
-import { decideRecipient, decideVerdict, formatReply, type ZoneOutcome } from '../lib/verdict'
+import { isBounceSender } from '../lib/core/sender'
+import { parseSettings } from '../lib/settings/parse'
+import { decideRecipient, decideVerdict, formatReply } from '../lib/core/verdict'
 import {
   clientIp,
   envInt,
@@ -36,6 +36,7 @@ import {
 } from './common'
 import { fmtNs, perCallRow, targetCells, type PerCallRow } from './per-call'
 import { benchZoneFile, wideRangeLines, type ZoneBenchResult } from './zonefile'
+import type { ZoneOutcome } from '../lib/core/types'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const fixtures = require('haraka-test-fixtures') as HarakaConnection
@@ -180,7 +181,7 @@ export async function benchInProcess(
       )
     }
 
-    // The decision core (lib/sender.ts, lib/verdict.ts).
+    // The decision core (lib/core/sender.ts, lib/core/verdict.ts).
     const settings = parseSettings({}).settings
     const outcomes: ZoneOutcome[] = [{ zone: ZONE, status: 'listed', codes: ['127.0.0.2'], reason: 'Listed' }]
     const notListed: ZoneOutcome[] = [{ zone: ZONE, status: 'not-listed' }]
@@ -375,7 +376,7 @@ export function renderInProcess(r: InProcessResult): string {
       ),
     )
   }
-  out.push('', 'Zone file (lib/zonefile/ and lib/zonesource.ts via bench/zonefile.ts)', '')
+  out.push('', 'Zone file (lib/zonefile/ and lib/zonefile/source.ts via bench/zonefile.ts)', '')
   out.push(
     table(
       ['entries', 'file MB', 'load ms', 'heap MB', 'typed arrays MB', 'lookups/s', 'target (1M)', 'met'],

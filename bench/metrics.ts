@@ -11,10 +11,10 @@ import { performance } from 'node:perf_hooks'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { Bench } from 'tinybench'
 
-import { BackscatterChecker } from '../lib/checker'
-import { BackscatterMetrics, LOOKUP_SECONDS_BUCKETS } from '../lib/metrics'
+import { BackscatterChecker } from '../lib/dns/checker'
+import { BackscatterMetrics, LOOKUP_SECONDS_BUCKETS } from '../lib/metrics/metrics'
 import { MeteredChecker } from '../lib/metrics/checker'
-import { parseSettings } from '../lib/settings'
+import { parseSettings } from '../lib/settings/parse'
 import { dnsblZone, startDns } from '../test/support/dns-server'
 import { envInt, fmt, fmtSpread, QUICK, runStandalone, spread, table, type Spread } from './common'
 import { fmtNs, perCallRow, targetCells, type PerCallRow } from './per-call'
@@ -183,7 +183,7 @@ export function renderMetrics(r: MetricsBenchResult): string {
     table(
       ['checker', 'CPU ns per check'],
       [
-        ['plain (lib/checker.ts)', fmtSpread(r.checker.plainNs, 0)],
+        ['plain (lib/dns/checker.ts)', fmtSpread(r.checker.plainNs, 0)],
         ['metered (lib/metrics/checker.ts)', fmtSpread(r.checker.meteredNs, 0)],
         ['metered less plain, round by round', fmtSpread(r.checker.extraNs, 0)],
       ],

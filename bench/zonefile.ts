@@ -1,4 +1,4 @@
-// Benchmark of the local zone mirror (lib/zonefile/, lib/zonesource.ts): load
+// Benchmark of the local zone mirror (lib/zonefile/, lib/zonefile/source.ts): load
 // time, heap, lookups per second, the longest event-loop stall while a large
 // file reloads, and the memory a file of wide overlapping ranges takes to load.
 //
@@ -12,7 +12,7 @@ import path from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 
 import { ipToString, parseZone } from '../lib/zonefile'
-import { ZoneFileSource } from '../lib/zonesource'
+import { ZoneFileSource } from '../lib/zonefile/source'
 import { prng } from '../test/support/prng'
 
 export interface ZoneBenchRow {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
-import { classifyAnswer, cleanText, MAX_TEXT_LENGTH, reasonFromTxt } from '../lib/answer'
+import { classifyAnswer, cleanText, MAX_TEXT_LENGTH, reasonFromTxt } from '../lib/core/answer'
 
 describe('classifyAnswer', () => {
   it('no A records: not listed', () => {

@@ -16,9 +16,9 @@ import { after, before, describe, it } from 'node:test'
 
 import { Address } from '@haraka/email-address'
 
-import { BatvKey, dayNumber, prepareKeys, signAddress, verifyAddress } from '../lib/batv'
+import { BatvKey, dayNumber, prepareKeys, signAddress, verifyAddress } from '../lib/batv/sign'
 import { DAY_MS } from '../lib/batv/tag'
-import { wireAddress } from '../lib/sender'
+import { wireAddress } from '../lib/core/sender'
 import { findProgram } from './support/programs'
 
 const EXIM = findProgram('exim4')

@@ -8,7 +8,7 @@ import { after, afterEach, before, describe, it } from 'node:test'
 
 import fixtures from 'haraka-test-fixtures'
 
-import { BatvKey, signAddress } from '../lib/batv'
+import { BatvKey, signAddress } from '../lib/batv/sign'
 import { DAY_MS } from '../lib/batv/tag'
 import { dnsblZone, startDns, type ScriptedDns } from './support/dns-server'
 import {

@@ -1,11 +1,17 @@
 // [batv], [batv.keys] and [recipient_domains]: read once, problems named by
 // key, secrets read as written and never quoted back.
+import type { TagKey } from '../lib/core/types'
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
-import { BatvKey, signAddress } from '../lib/batv'
-import { dayText, secretsFromLines } from '../lib/batv-settings'
-import { parseSettings, type ConfigProblem, type ReadConfigLines, type ReadKeysFile } from '../lib/settings'
+import { BatvKey, signAddress } from '../lib/batv/sign'
+import { dayText, secretsFromLines } from '../lib/settings/batv'
+import {
+  parseSettings,
+  type ConfigProblem,
+  type ReadConfigLines,
+  type ReadKeysFile,
+} from '../lib/settings/parse'
 import { loadDeploymentIni } from './support/load-ini'
 
 const NOON = Date.parse('2026-12-01T12:00:00Z')
@@ -46,7 +52,7 @@ function parse(ini: string, more: Record<string, string> = {}, keys?: KeysFile) 
 const withKeys = (ini: string, keys: string, mode?: number) => parse(ini, {}, { text: keys, mode })
 
 /** Does `key` sign as a key made from `secret` does? */
-function signsAs(key: BatvKey | undefined, secret: string): boolean {
+function signsAs(key: TagKey | undefined, secret: string): boolean {
   assert.ok(key, 'the key exists')
   const reference = BatvKey.create(key.id, secret)
   assert.ok(reference instanceof BatvKey)

@@ -17,7 +17,7 @@ import {
   signAddress,
   verifyAddress,
   type TagCheck,
-} from '../lib/batv'
+} from '../lib/batv/sign'
 import { DAY_MS } from '../lib/batv/tag'
 import { prng } from './support/prng'
 

@@ -8,10 +8,9 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { after, before, describe, it, mock } from 'node:test'
 
-import { BackscatterChecker, type ZoneProbe } from '../lib/checker'
-import { DnsblResolver } from '../lib/resolver'
-import type { ZoneOutcome } from '../lib/verdict'
-import { parseSettings, type ZoneSettings } from '../lib/settings'
+import { BackscatterChecker, type ZoneProbe } from '../lib/dns/checker'
+import { DnsblResolver } from '../lib/dns/resolver'
+import { parseSettings } from '../lib/settings/parse'
 import {
   dnsblZone,
   IPV6_TEST_POINT,
@@ -22,6 +21,7 @@ import {
   type ScriptedDns,
 } from './support/dns-server'
 import { advance, onMockClock, turn, until } from './support/mock-clock'
+import type { ZoneOutcome, ZoneSettings } from '../lib/core/types'
 
 const ZONE = 'bl.test'
 

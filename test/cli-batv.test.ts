@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
-import { dayNumber, prepareKeys, verifyAddress } from '../lib/batv'
+import { dayNumber, prepareKeys, verifyAddress } from '../lib/batv/sign'
 import { DAY_MS } from '../lib/batv/tag'
 import fixtures from 'haraka-test-fixtures'
 

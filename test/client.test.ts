@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
-import { zoneSkipReason } from '../lib/client'
+import { zoneSkipReason } from '../lib/core/client'
 
 describe('zoneSkipReason: a zone is queried only for the address families it checks', () => {
   const v4only = { ipv4: true, ipv6: false }

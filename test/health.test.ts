@@ -8,7 +8,7 @@ import {
   type Assessment,
   type HealthSnapshot,
   type HealthState,
-} from '../lib/health'
+} from '../lib/dns/health'
 
 const listed = { status: 'listed', codes: ['127.0.0.2'], reason: '', ttlSeconds: 60 } as const
 const clean = { status: 'not-listed' } as const

@@ -8,9 +8,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, afterEach, before, describe, it } from 'node:test'
 
-import { BackscatterMetrics, LOOKUP_SECONDS_BUCKETS, METRIC_PREFIX } from '../lib/metrics'
+import { BackscatterMetrics, LOOKUP_SECONDS_BUCKETS, METRIC_PREFIX } from '../lib/metrics/metrics'
 import { clusterExposition, processExposition } from '../lib/metrics/cluster'
-import { formatListen, isLoopback, parseListen, type ListenAddress } from '../lib/metrics/listen'
+import { formatListen, isLoopback, parseListen } from '../lib/settings/listen'
 import { MetricsEndpoint, type Exposition } from '../lib/metrics/server'
 import { startDns, dnsblZone, type ScriptedDns } from './support/dns-server'
 import {
@@ -22,6 +22,7 @@ import {
   type Sample,
 } from './support/exposition'
 import { constants, mail, makeConnection, makeTestPlugin, rcpt, type TestPlugin } from './support/harness'
+import type { ListenAddress } from '../lib/core/types'
 
 const ZONE = 'ips.backscatterer.org'
 const FILE_ZONE = 'mirror.example'

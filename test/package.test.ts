@@ -34,8 +34,8 @@ describe('npm package', () => {
   it('holds the entry, the compiled code with types, the default config, the docs and contrib/', () => {
     for (const f of [
       'index.js',
-      'dist/plugin.js',
-      'dist/plugin.d.ts',
+      'dist/haraka/plugin.js',
+      'dist/haraka/plugin.d.ts',
       'config/backscatter.ini',
       'README.md',
       'docs/zone-mirror.md',

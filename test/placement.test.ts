@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
-import { recipientPluginsBefore } from '../lib/placement'
+import { recipientPluginsBefore } from '../lib/haraka/placement'
 import { makeTestPlugin } from './support/harness'
 
 describe('recipientPluginsBefore', () => {

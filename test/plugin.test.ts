@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, it } from 'node:test'
 
-import { queryName } from '../lib/resolver'
+import { queryName } from '../lib/dns/resolver'
 import {
   addr,
   constants,

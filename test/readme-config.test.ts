@@ -1,31 +1,26 @@
 // The documentation says what the code does: every backscatter.ini example in
 // README.md and docs/ loads as printed and means what its comments say, and the
 // README's settings tables say what the settings table says.
+import type { TagKey } from '../lib/core/types'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
-import { prepareKeys, signAddress, type BatvKey } from '../lib/batv'
+import { prepareKeys, signAddress, type BatvKey } from '../lib/batv/sign'
 import { KEYS_FILE, parseKeysFile } from '../lib/batv/keys-file'
-import {
-  parseSettings,
-  type BatvSettings,
-  type ReadConfigLines,
-  type ReadKeysFile,
-  type Settings,
-  type ZoneSettings,
-} from '../lib/settings'
+import { parseSettings, type ReadConfigLines, type ReadKeysFile } from '../lib/settings/parse'
 import {
   SECTIONS,
   ZONE_PRESETS,
   ZONE_SECTION,
   ZONE_SECTION_NAME,
   type SectionSpec,
-} from '../lib/settings-schema'
-import type { Setting } from '../lib/settings-kinds'
+} from '../lib/settings/schema'
+import type { Setting } from '../lib/settings/kinds'
 import { REPO } from './support/harness'
 import { loadDeploymentIni, loadPackageIni } from './support/load-ini'
+import type { BatvSettings, Settings, ZoneSettings } from '../lib/core/types'
 
 const DOCUMENTS = [
   'README.md',
@@ -205,7 +200,7 @@ function exampleKeysFile(document: string): ReadKeysFile {
 }
 
 /** Does `key` sign as a key made from `secret`? */
-function signsWith(key: BatvKey | undefined, id: number, secret: string): boolean {
+function signsWith(key: TagKey | undefined, id: number, secret: string): boolean {
   const reference = keysOf([[id, secret]]).get(id)!
   const now = dayStart('2026-12-01')
   const a = key && signAddress('bob@example.com', key, 7, now)
@@ -309,7 +304,7 @@ function shown(setting: Setting<unknown>, value: unknown): string {
   return text === '' ? '(empty)' : `\`${text}\``
 }
 
-describe("the README's settings tables follow the table in lib/settings-schema.ts", () => {
+describe("the README's settings tables follow the table in lib/settings/schema.ts", () => {
   const readme = readmeSettings()
   const sections: [string, { keys: Record<string, Setting<unknown>> }][] = [
     ...Object.entries(SECTIONS),

@@ -3,10 +3,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
-import { BatvKey, signAddress } from '../lib/batv'
+import { BatvKey, signAddress } from '../lib/batv/sign'
 import { DAY_MS } from '../lib/batv/tag'
 import {
-  checkRecipientTag,
   decideBounceRecipient,
   isExempt,
   isUnsignedDestination,
@@ -14,10 +13,11 @@ import {
   recipientAction,
   recipientName,
   tagResultText,
-  untaggedAddress,
-} from '../lib/recipient'
-import { parseSettings, type ReadKeysFile, type Settings } from '../lib/settings'
-import { decideVerdict, type ZoneOutcome } from '../lib/verdict'
+} from '../lib/core/recipient'
+import { parseSettings, type ReadKeysFile } from '../lib/settings/parse'
+import { decideVerdict } from '../lib/core/verdict'
+import type { Settings, ZoneOutcome } from '../lib/core/types'
+import { checkRecipientTag, untaggedAddress } from '../lib/batv/recipient'
 
 const NOON = 20785 * DAY_MS + DAY_MS / 2
 const VALID = 'prvs=1792f288fc=bob@example.com'

@@ -6,11 +6,11 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { after, afterEach, before, describe, it, mock } from 'node:test'
 
-import { BackscatterChecker, keepsZoneState } from '../lib/checker'
-import type { Log } from '../lib/log'
-import { DnsblResolver } from '../lib/resolver'
-import { parseSettings } from '../lib/settings'
-import { ZoneFileSource } from '../lib/zonesource'
+import { BackscatterChecker, keepsZoneState } from '../lib/dns/checker'
+import type { Log } from '../lib/core/log'
+import { DnsblResolver } from '../lib/dns/resolver'
+import { parseSettings } from '../lib/settings/parse'
+import { ZoneFileSource } from '../lib/zonefile/source'
 import { dnsblZone, reverseIpv4, startDns, TYPE, type Handler, type ScriptedDns } from './support/dns-server'
 import {
   constants,

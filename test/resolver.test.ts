@@ -3,9 +3,10 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 
-import { DnsblResolver, queryName, type LookupResult } from '../lib/resolver'
+import { DnsblResolver, queryName } from '../lib/dns/resolver'
 import { reverseIpv4, startDns, TYPE, type Script, type ScriptedDns } from './support/dns-server'
 import { advance, onMockClock, STEP_MS, until } from './support/mock-clock'
+import type { LookupResult } from '../lib/core/types'
 
 const ZONE = 'bl.test'
 const IP = '45.1.2.3'

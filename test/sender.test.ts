@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
-import { isBounceSender, isNullSender, localPart, wireAddress } from '../lib/sender'
-import { parseSettings } from '../lib/settings'
+import { isBounceSender, isNullSender, localPart, wireAddress } from '../lib/core/sender'
+import { parseSettings } from '../lib/settings/parse'
 import { addr } from './support/harness'
 
 const defaults = parseSettings({}).settings.senders

@@ -3,8 +3,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
-import { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer, parseSettings } from '../lib/settings'
-import { settingRows, ZONE_SECTION, ZONE_SECTION_NAME, zoneDefaults } from '../lib/settings-schema'
+import { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer, parseSettings } from '../lib/settings/parse'
+import { settingRows, ZONE_SECTION, ZONE_SECTION_NAME, zoneDefaults } from '../lib/settings/schema'
 import { REPO } from './support/harness'
 import { loadDeploymentIni, loadPackageIni } from './support/load-ini'
 

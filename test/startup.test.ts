@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
-import { parseSettings } from '../lib/settings'
-import { listText, startupLines } from '../lib/startup'
+import { parseSettings } from '../lib/settings/parse'
+import { listText, startupLines } from '../lib/haraka/startup'
 import { makeTestPlugin } from './support/harness'
 import { loadDeploymentIni } from './support/load-ini'
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
-import { fillTemplate, parseTemplate } from '../lib/template'
+import { fillTemplate, parseTemplate } from '../lib/core/template'
 
 const values = {
   ip: '45.1.2.3',

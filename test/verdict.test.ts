@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import DSN from 'haraka-dsn'
 
-import { isExempt, recipientName } from '../lib/recipient'
-import { parseSettings } from '../lib/settings'
+import { isExempt, recipientName } from '../lib/core/recipient'
+import { parseSettings } from '../lib/settings/parse'
 import {
   decideRecipient,
   decideVerdict,
@@ -13,8 +13,8 @@ import {
   listingScore,
   MAX_REPLY_LENGTH,
   refusal,
-  type ZoneOutcome,
-} from '../lib/verdict'
+} from '../lib/core/verdict'
+import type { ZoneOutcome } from '../lib/core/types'
 
 const two = parseSettings({
   main: { zones: 'ips.backscatterer.org, bounces.example.net', threshold: 5 },

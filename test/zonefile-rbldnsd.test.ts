@@ -12,12 +12,13 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import zlib from 'node:zlib'
 
-import { reasonFromTxt } from '../lib/answer'
-import { DnsblResolver, type LookupResult } from '../lib/resolver'
+import { reasonFromTxt } from '../lib/core/answer'
+import { DnsblResolver } from '../lib/dns/resolver'
 import { ipToString, parseIPv4, type ZoneFormat } from '../lib/zonefile'
-import { ZoneFileSource } from '../lib/zonesource'
+import { ZoneFileSource } from '../lib/zonefile/source'
 import { prng } from './support/prng'
 import { findRbldnsd, freeUdpPort } from './support/rbldnsd'
+import type { LookupResult } from '../lib/core/types'
 
 const ZONE = 'ips.backscatterer.test'
 

@@ -18,7 +18,7 @@ import {
   SHRINK_CHECK_FROM_ENTRIES,
   ZoneFileSource,
   type ZoneFileOptions,
-} from '../lib/zonesource'
+} from '../lib/zonefile/source'
 
 const dirs: string[] = []
 after(() => {
@@ -271,7 +271,7 @@ describe('ZoneFileSource: loading and reloading', () => {
     const file = path.join(tmpdir(), 'zone')
     fs.writeFileSync(file, '192.0.2.1\n')
     const script = `
-      const { ZoneFileSource } = require(${JSON.stringify(path.resolve(__dirname, '..', 'lib', 'zonesource.ts'))})
+      const { ZoneFileSource } = require(${JSON.stringify(path.resolve(__dirname, '..', 'lib', 'zonefile', 'source.ts'))})
       const src = new ZoneFileSource(${JSON.stringify(file)}, 'z.test', { info() {}, warn() {} }, { pollMs: 1000 })
       src.load().then((ok) => console.log('loaded', ok))
     `

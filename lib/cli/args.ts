@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util'
 import { Address } from '@haraka/email-address'
 import { normalize_ip } from 'haraka-net-utils'
 
-import { dayStartMs } from '../settings-schema'
+import { dayStartMs } from '../settings/schema'
 import { UsageError } from './io'
 import { quote } from './table'
 

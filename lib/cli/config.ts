@@ -5,10 +5,11 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 
-import { configLinesReader } from '../batv-settings'
+import { configLinesReader } from '../settings/batv'
 import { keysFileReader } from '../batv/keys-file'
-import { parseSettings, type Settings } from '../settings'
+import { parseSettings } from '../settings/parse'
 import { PROG, UsageError, type Io } from './io'
+import type { Settings } from '../core/types'
 
 export const INI = 'backscatter.ini'
 

@@ -1,8 +1,8 @@
 // What the plugin does with a bounce, in words: accept and why, or the reply it refuses with.
-import type { BounceDecision } from '../recipient'
-import type { Settings } from '../settings'
-import { decideRecipient, formatReply, refusal, type Verdict } from '../verdict'
+import type { BounceDecision } from '../core/recipient'
+import { decideRecipient, formatReply, refusal } from '../core/verdict'
 import type { IpReport } from './lookups'
+import type { Settings, Verdict } from '../core/types'
 
 type AcceptWhy = Extract<BounceDecision, { action: 'accept' }>['why']
 

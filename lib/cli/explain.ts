@@ -1,12 +1,11 @@
 // `haraka-backscatter explain`: the plugin's whole decision for one transaction, step by step.
 import type { Address } from '@haraka/email-address'
 
-import { dayText } from '../batv-settings'
-import { clientToCheck } from '../client'
-import { tagsCheckedFor } from '../recipient'
-import { isBounceSender, isNullSender, localPart } from '../sender'
-import type { Settings } from '../settings'
-import { headerValue } from '../verdict'
+import { dayText } from '../settings/batv'
+import { clientToCheck } from '../core/client'
+import { tagsCheckedFor } from '../core/recipient'
+import { isBounceSender, isNullSender, localPart } from '../core/sender'
+import { headerValue } from '../core/verdict'
 import { addressArgument, dateOption, ipArgument, noArguments, stringOption, type Values } from './args'
 import { loadConfig } from './config'
 import { acceptWhy } from './decision'
@@ -14,6 +13,7 @@ import { EXIT, UsageError, type Io } from './io'
 import { lookupStatus, lookupAll, ROW_HEADINGS, rowCells, withChecker, type IpReport } from './lookups'
 import { acceptedResults, addressText, explainRecipient, type RecipientLine } from './recipients'
 import { quote, table } from './table'
+import type { Settings } from '../core/types'
 
 function senderWhy(from: Address, settings: Settings): { bounce: boolean; why: string } {
   const bounce = isBounceSender(from, settings.senders)

@@ -1,7 +1,7 @@
 // `haraka-backscatter health`: every zone's RFC 5782 test points, with timings,
 // and each zone file's entries and age. Its exit status is a monitoring check's.
-import type { PointProbe, ZoneProbe } from '../checker'
-import type { ZoneFileStatus } from '../zonesource'
+import type { PointProbe, ZoneProbe } from '../dns/checker'
+import type { ZoneFileStatus } from '../zonefile/source'
 import { noArguments, stringOption, type Values } from './args'
 import { loadConfig, resolverText } from './config'
 import { EXIT, UsageError, type Io } from './io'

@@ -1,13 +1,12 @@
 // Every IP looked up in every zone as the plugin would, kept as rows that show
 // what each zone said and what of it counts.
-import { BackscatterChecker } from '../checker'
-import { clientToCheck, zoneSkipReason } from '../client'
-import type { HealthState } from '../health'
-import type { LookupResult } from '../resolver'
-import type { Settings, ZoneSettings } from '../settings'
-import { decideVerdict, listingScore, type Verdict, type ZoneOutcome } from '../verdict'
+import { BackscatterChecker } from '../dns/checker'
+import { clientToCheck, zoneSkipReason } from '../core/client'
+import type { HealthState } from '../dns/health'
+import { decideVerdict, listingScore } from '../core/verdict'
 import { EXIT } from './io'
 import { quote, table } from './table'
+import type { LookupResult, Settings, Verdict, ZoneOutcome, ZoneSettings } from '../core/types'
 
 export type HealthLabel = 'passed' | 'failed' | 'unchecked' | 'off'
 

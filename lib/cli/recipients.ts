@@ -3,24 +3,23 @@
 // BATV tag check of a recipient that is tagged or in a signing domain.
 import type { Address } from '@haraka/email-address'
 
-import { canCarryTag } from '../batv'
+import { canCarryTag } from '../batv/sign'
 import { looksTagged } from '../batv/tag'
 import {
-  checkBounceRecipient,
   decideBounceRecipient,
   isExempt,
   notChecked,
   recipientName,
   tagResultText,
-  untaggedAddress,
   type BatvResult,
   type RecipientTag,
-} from '../recipient'
-import { isNullSender, wireAddress } from '../sender'
-import type { Settings } from '../settings'
-import { refusal, refusalText } from '../verdict'
+} from '../core/recipient'
+import { isNullSender, wireAddress } from '../core/sender'
+import { refusal, refusalText } from '../core/verdict'
 import { acceptWhy } from './decision'
 import type { IpReport } from './lookups'
+import type { Settings } from '../core/types'
+import { checkBounceRecipient, untaggedAddress } from '../batv/recipient'
 
 /** An address as given on the command line: `<>`, `<user@host>`, `<postmaster>`. */
 export function addressText(a: Address): string {

@@ -1,10 +1,10 @@
 // `haraka-backscatter sign ADDRESS`: the signed form of an address, made with
 // the configured key and lifetime by the plugin's own signAddress, for tests
 // and for other MTAs. Never prints a secret: the keys hold none.
-import { signAddress, type SignRefusal } from '../batv'
-import { dayText } from '../batv-settings'
+import { signAddress, type SignRefusal } from '../batv/sign'
+import { dayText } from '../settings/batv'
 import { KEYS_FILE } from '../batv/keys-file'
-import { wireAddress } from '../sender'
+import { wireAddress } from '../core/sender'
 import { addressArgument, dateOption, stringOption, type Values } from './args'
 import { loadConfig } from './config'
 import { EXIT, PROG, UsageError, type Io } from './io'

@@ -1,5 +1,5 @@
 // Text output for people: aligned columns and quoted values.
-import type { LookupResult } from '../resolver'
+import type { LookupResult } from '../core/types'
 
 /** Rows as aligned columns; the last column is not padded. */
 export function table(rows: readonly (readonly string[])[], indent = ''): string {

@@ -1,10 +1,10 @@
 // The checker as the plugin runs it: each zone's outcome for a bounce counted,
 // with where the answer came from and how long the bounce waited for it, as
 // the checker reports them where it obtains each answer.
-import { BackscatterChecker, type CheckerOptions } from '../checker'
-import type { Log } from '../log'
-import type { BackscatterMetrics, MetricsState, ZoneState } from '../metrics'
-import type { Settings } from '../settings'
+import { BackscatterChecker, type CheckerOptions } from '../dns/checker'
+import type { Log } from '../core/log'
+import type { BackscatterMetrics, MetricsState, ZoneState } from './metrics'
+import type { Settings } from '../core/types'
 
 export class MeteredChecker extends BackscatterChecker {
   constructor(settings: Settings, log: Log, metrics: BackscatterMetrics, options: CheckerOptions = {}) {

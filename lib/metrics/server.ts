@@ -2,7 +2,8 @@
 // cannot bind is one error line, and a scrape only reads counts already kept.
 import http from 'node:http'
 
-import { formatListen, isLoopback, type ListenAddress } from './listen'
+import { formatListen, isLoopback } from '../settings/listen'
+import type { ListenAddress } from '../core/types'
 
 export interface EndpointLog {
   info(msg: string): void

@@ -5,11 +5,11 @@
  */
 import net from 'node:net'
 
-import { classifyAnswer, MAX_TEXT_LENGTH, reasonFromTxt } from '../answer'
-import type { LookupResult } from '../resolver'
+import { classifyAnswer, MAX_TEXT_LENGTH, reasonFromTxt } from '../core/answer'
 import { DEFAULT_TTL_SECONDS, expandTxt } from './directives'
 import { ipToString, parseIPv4 } from './ipv4'
 import { NO_SEGMENTS, type Segments } from './merge'
+import type { LookupResult } from '../core/types'
 
 /** The raw DNS answer rbldnsd would give for one IP: A and TXT records in answer order. */
 export interface ZoneAnswer {

@@ -4,7 +4,7 @@
  * handed to ZoneDirectives. It reads the bytes in place and allocates nothing
  * per entry line beyond the blocks it stores; build() turns them into ZoneData.
  */
-import { cleanText } from '../answer'
+import { cleanText } from '../core/answer'
 import { addRange, BlockList, LEVELS, newLevels } from './blocks'
 import { BANG, COLON, DOLLAR, isComment, isSpace, LINE_FEED, NUL } from './chars'
 import { ZoneDirectives } from './directives'

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { after, before } from 'node:test'
 
 import { main } from '../../lib/cli/main'
-import { DnsblResolver } from '../../lib/resolver'
+import { DnsblResolver } from '../../lib/dns/resolver'
 import { dnsblZone, startDns, TYPE, type Handler, type ScriptedDns } from '../support/dns-server'
 
 export const ZONE = 'ips.backscatterer.org'

@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
-import { BatvKey, signAddress, verifyAddress } from '../../lib/batv'
+import { BatvKey, signAddress, verifyAddress } from '../../lib/batv/sign'
 import {
   createDeployment,
   HARAKA_VERSION,

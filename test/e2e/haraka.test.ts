@@ -91,7 +91,7 @@ describe(`a real Haraka ${HARAKA_VERSION} with the plugin installed from its npm
 
   test('Haraka loads backscatter from the installed tarball and the zone passes its test points', async () => {
     const installed = path.join(dep.dir, 'node_modules', 'haraka-plugin-backscatter')
-    assert.ok(fs.existsSync(path.join(installed, 'dist', 'plugin.js')))
+    assert.ok(fs.existsSync(path.join(installed, 'dist', 'haraka', 'plugin.js')))
     const deployment = JSON.parse(fs.readFileSync(path.join(dep.dir, 'package.json'), 'utf8')) as {
       dependencies?: Record<string, string>
     }

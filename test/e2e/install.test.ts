@@ -69,7 +69,10 @@ describe("the README's Install section, run as printed", () => {
   /** Start Haraka in `dep` with backscatter, and check that it runs and refuses a listed bounce. */
   async function assertLoaded(dep: Deployment): Promise<void> {
     const installed = path.join(dep.dir, 'node_modules', PACKAGE)
-    assert.ok(fs.existsSync(path.join(installed, 'dist', 'plugin.js')), 'dist/plugin.js was built')
+    assert.ok(
+      fs.existsSync(path.join(installed, 'dist', 'haraka', 'plugin.js')),
+      'dist/haraka/plugin.js was built',
+    )
     assert.ok(fs.existsSync(path.join(installed, 'config', 'backscatter.ini')))
     assert.ok(!fs.existsSync(path.join(installed, 'lib')), 'sources are not installed')
     const haraka = await startHaraka(dep, {

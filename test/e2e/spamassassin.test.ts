@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
-import { BatvKey, signAddress } from '../../lib/batv'
+import { BatvKey, signAddress } from '../../lib/batv/sign'
 
 import {
   connectWithXclient,

@@ -8,7 +8,7 @@ import { Address } from '@haraka/email-address'
 import constants from 'haraka-constants'
 import fixtures from 'haraka-test-fixtures'
 
-import * as pluginSource from '../../lib/plugin'
+import * as pluginSource from '../../lib/haraka/plugin'
 
 export const REPO = path.resolve(__dirname, '..', '..')
 

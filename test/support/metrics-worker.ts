@@ -1,7 +1,7 @@
 // A cluster worker for test/metrics.test.ts: counts a fixed mix (worker i: i+1
 // listed DNS lookups, 2 refused recipients, i+1 cached answers, zone usable only
 // in worker 1, file zone entries 100+i), answers the master's scrapes, says ready.
-import { BackscatterMetrics } from '../../lib/metrics'
+import { BackscatterMetrics } from '../../lib/metrics/metrics'
 import { answerClusterScrapes } from '../../lib/metrics/cluster'
 
 const i = Number(process.env.METRICS_WORKER)

@@ -1,7 +1,6 @@
 import net from 'node:net'
 import { ip_in_list, is_private_ip, normalize_ip } from 'haraka-net-utils'
-
-import type { Settings, ZoneSettings } from './settings'
+import type { Settings, ZoneSettings } from './types'
 
 export interface Client {
   /** The connecting address as Haraka reports it (XCLIENT/PROXY already applied). */

@@ -1,7 +1,6 @@
 // The lines the plugin logs when it loads its settings: what it checks, where
 // the answers come from, what happens to a listed bounce, and what BATV uses.
-import type { BatvSettings } from './batv-settings'
-import type { Settings, ZoneSettings } from './settings'
+import type { BatvSettings, Settings, ZoneSettings } from '../core/types'
 
 /** `a`, `a and b`, `a, b and c`. */
 export function listText(items: readonly string[]): string {

@@ -2,7 +2,7 @@
 // removed from a recipient at RCPT (and put back when the recipient is refused). A new address is made with the class of the
 // one Haraka handed over (its own @haraka/email-address), so it serializes,
 // formats and queues exactly as Haraka's own.
-import type { EnvelopeAddress } from './sender'
+import type { EnvelopeAddress } from '../core/sender'
 
 type AddressClass = new (user: string, host?: string) => EnvelopeAddress
 

@@ -7,38 +7,11 @@ import {
   type BounceDecision,
   type RecipientTag,
 } from './recipient'
-import type { Action, Settings, ZoneSettings } from './settings'
 import { fillTemplate } from './template'
+import type { Action, ListedOutcome, Settings, Verdict, ZoneOutcome, ZoneSettings } from './types'
 
 /** Longest reply text; with the code it stays inside RFC 5321's 512-octet reply line. */
 export const MAX_REPLY_LENGTH = 400
-
-/** What one zone said about the client. */
-export type ZoneOutcome =
-  | {
-      readonly zone: string
-      readonly status: 'listed'
-      readonly codes: readonly string[]
-      /** Clean TXT reason ('' when the zone gave none). */
-      readonly reason: string
-    }
-  | { readonly zone: string; readonly status: 'not-listed' }
-  | { readonly zone: string; readonly status: 'error'; readonly reason: string }
-  | { readonly zone: string; readonly status: 'skipped'; readonly reason: string }
-
-export type ListedOutcome = Extract<ZoneOutcome, { status: 'listed' }>
-
-/** The decision for one transaction's client, before any recipient is looked at. */
-export interface Verdict {
-  readonly ip: string
-  readonly outcomes: readonly ZoneOutcome[]
-  /** Listings, highest score first. */
-  readonly listed: readonly ListedOutcome[]
-  /** Sum of the listing zones' scores. */
-  readonly score: number
-  /** The score reached the threshold, so the configured action applies. */
-  readonly actionable: boolean
-}
 
 /** Score of one listing: the best per-answer score that matches, else the zone's score. */
 export function listingScore(zone: ZoneSettings, codes: readonly string[]): number {

@@ -2,12 +2,7 @@
 // operator writes out another address: a bare port means 127.0.0.1, and every
 // interface is 0.0.0.0 or [::], never an empty host.
 import net from 'node:net'
-
-export interface ListenAddress {
-  /** An IP address literal, never a name to resolve. */
-  readonly host: string
-  readonly port: number
-}
+import type { ListenAddress } from '../core/types'
 
 /** The address as written in the ini and in log lines: `127.0.0.1:9100`, `[::1]:9100`. */
 export function formatListen({ host, port }: ListenAddress): string {

@@ -3,7 +3,7 @@
 // key chosen, the rollout date read. The secrets are read from the files' text,
 // because haraka-config turns `0123` into 123; no problem line ever quotes a
 // secret or a line that may hold one.
-import { BatvKey } from './batv'
+import { BatvKey } from '../batv/sign'
 import {
   KEYS_FILE,
   modeProblem,
@@ -11,11 +11,12 @@ import {
   type ConfigProblem,
   type ReadKeysFile,
   type WrittenSecret,
-} from './batv/keys-file'
-import { DAY_MS, dayNumber } from './batv/tag'
-import { dayStartMs, SECTIONS, type SectionValues } from './settings-schema'
+} from '../batv/keys-file'
+import { DAY_MS, dayNumber } from '../batv/tag'
+import { dayStartMs, SECTIONS, type SectionValues } from './schema'
+import type { BatvSettings } from '../core/types'
 
-export type { ConfigProblem, ReadKeysFile } from './batv/keys-file'
+export type { ConfigProblem, ReadKeysFile } from '../batv/keys-file'
 
 /** Reads a file of Haraka's config folder as its lines (haraka-config's `data` type), or says why it cannot. */
 export type ReadConfigLines = (name: string) => readonly string[] | { readonly error: string }
@@ -30,31 +31,6 @@ export function configLinesReader(getData: (name: string) => unknown): ReadConfi
       return { error: err instanceof Error ? err.message : String(err) }
     }
   }
-}
-
-export interface BatvSettings {
-  /** Lower-case domains whose senders are signed and whose bounces are checked; empty: BATV is off. */
-  readonly domains: ReadonlySet<string>
-  /** The keys that check tags, by number. Never the secrets' text. */
-  readonly keys: ReadonlyMap<number, BatvKey>
-  /** `[batv] sign_key`. */
-  readonly signKeyId: number
-  /** The key that signs; undefined: nothing is signed (sign is off, or there is no such key). */
-  readonly signKey: BatvKey | undefined
-  readonly lifetimeDays: number
-  /** Sign the MAIL FROM of relaying clients. */
-  readonly sign: boolean
-  readonly scores: { readonly missing: number; readonly invalid: number; readonly valid: number }
-  /** `[batv] missing_from` as written ('' for none). */
-  readonly missingFrom: string
-  /** 00:00 UTC of missing_from: from then on `missing` is scored; undefined: never. */
-  readonly missingFromMs: number | undefined
-  /** Lower-case local parts of senders checked for tags besides the null sender; empty: <> only. */
-  readonly checkLocalParts: ReadonlySet<string>
-  /** Lower-case addresses and @domains whose mail leaves unsigned. */
-  readonly unsignedRecipients: ReadonlySet<string>
-  /** `[batv] keys_file`: another file of the config folder holding [batv.keys] (read for one more release). */
-  readonly keysFile: string
 }
 
 export const KEYS_SECTION = 'batv.keys'

@@ -1,11 +1,10 @@
 // The zone files a checker answers from: each loaded (and watched) once, when
 // the checker starts or at the first lookup, and handed with its data to the
 // checker of a config reload that names the same file.
-import { settleWithin } from './deadline'
-import type { Log } from './log'
-import type { LookupResult } from './resolver'
-import type { ZoneSettings } from './settings'
-import { ZoneFileSource, type ZoneFileStatus } from './zonesource'
+import { settleWithin } from '../core/deadline'
+import type { Log } from '../core/log'
+import { ZoneFileSource, type ZoneFileStatus } from './source'
+import type { LookupResult, ZoneSettings } from '../core/types'
 
 /** A zone file being answered from, and whom to tell when new data is in use. */
 interface FileZone {

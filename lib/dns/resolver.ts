@@ -2,21 +2,9 @@ import dns, { promises as dnsPromises, type RecordWithTtl } from 'node:dns'
 import net from 'node:net'
 import { ipv6_reverse } from 'haraka-net-utils'
 
-import { classifyAnswer, reasonFromTxt } from './answer'
-import { settleWithin } from './deadline'
-
-/** What one lookup of one IP in one zone found. */
-export type LookupResult =
-  | {
-      readonly status: 'listed'
-      readonly codes: readonly string[]
-      /** Clean TXT reason, '' when the zone gave none or the TXT query failed. */
-      readonly reason: string
-      /** Shortest TTL of the A records, in seconds. */
-      readonly ttlSeconds: number
-    }
-  | { readonly status: 'not-listed' }
-  | { readonly status: 'error'; readonly reason: string }
+import { classifyAnswer, reasonFromTxt } from '../core/answer'
+import { settleWithin } from '../core/deadline'
+import type { LookupResult } from '../core/types'
 
 /** RFC 5782 §2.1 and §2.4: reversed octets, or reversed nibbles for IPv6. */
 export function queryName(ip: string, zone: string): string {

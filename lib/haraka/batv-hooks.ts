@@ -1,12 +1,13 @@
 // The envelope changes of signed bounces (BATV) at MAIL and RCPT: sign the
 // sender of a relaying client, put the sender back for a destination that must
 // not see it signed, take the tag off a recipient that is not a checked bounce.
-import { signAddress, type SignRefusal } from './batv'
-import { looksTagged } from './batv/tag'
-import type { BatvSettings } from './batv-settings'
+import { signAddress, type SignRefusal } from '../batv/sign'
+import { looksTagged } from '../batv/tag'
 import { addressLike, rewriteInPlace, snapshot, type AddressSnapshot } from './envelope-rewrite'
-import { isUnsignedDestination, recipientName, untaggedAddress } from './recipient'
-import { isNullSender, wireAddress, type EnvelopeAddress } from './sender'
+import { isUnsignedDestination, recipientName } from '../core/recipient'
+import { isNullSender, wireAddress, type EnvelopeAddress } from '../core/sender'
+import type { BatvSettings } from '../core/types'
+import { untaggedAddress } from '../batv/recipient'
 
 /** A transaction whose sender was signed. */
 export interface SignedSender {

@@ -2,9 +2,9 @@ import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 
 import { AnswerCache, outcomeOf } from './answer-cache'
-import { zoneSkipReason } from './client'
-import { settleWithin } from './deadline'
-import { FileZones } from './file-zones'
+import { zoneSkipReason } from '../core/client'
+import { settleWithin } from '../core/deadline'
+import { FileZones } from '../zonefile/file-zones'
 import {
   answeredAsRequired,
   assessTestPoints,
@@ -14,11 +14,10 @@ import {
   type HealthState,
   type TestPointAnswers,
 } from './health'
-import { DnsblResolver, type LookupResult } from './resolver'
-import type { Log } from './log'
-import type { DnsSettings, Settings, ZoneSettings } from './settings'
-import type { ZoneOutcome } from './verdict'
-import type { ZoneFileStatus } from './zonesource'
+import { DnsblResolver } from './resolver'
+import type { Log } from '../core/log'
+import type { ZoneFileStatus } from '../zonefile/source'
+import type { DnsSettings, LookupResult, Settings, ZoneOutcome, ZoneSettings } from '../core/types'
 
 /** Where a zone's answer to a check came from. */
 export type AnswerSource = 'dns' | 'file' | 'cache'

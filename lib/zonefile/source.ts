@@ -10,10 +10,10 @@ import { performance } from 'node:perf_hooks'
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 
-import { cleanText } from './answer'
-import type { Log } from './log'
-import type { LookupResult } from './resolver'
-import { parseZoneAsync, ZONE_LIMITS, type ZoneData, type ZoneFormat, type ZoneLimits } from './zonefile'
+import { cleanText } from '../core/answer'
+import type { Log } from '../core/log'
+import { parseZoneAsync, ZONE_LIMITS, type ZoneData, type ZoneFormat, type ZoneLimits } from '.'
+import type { LookupResult } from '../core/types'
 
 export interface ZoneFileOptions {
   readonly format?: ZoneFormat

@@ -6,9 +6,8 @@
 // joined nor kept, and only the answers of a zone in use are kept.
 import { LRUCache } from 'lru-cache'
 
-import type { DnsblResolver, LookupResult } from './resolver'
-import type { DnsSettings } from './settings'
-import type { ZoneOutcome } from './verdict'
+import type { DnsblResolver } from './resolver'
+import type { DnsSettings, LookupResult, ZoneOutcome } from '../core/types'
 
 type CachedResult = Exclude<LookupResult, { status: 'error' }>
 

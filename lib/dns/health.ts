@@ -1,4 +1,4 @@
-import type { LookupResult } from './resolver'
+import type { LookupResult } from '../core/types'
 
 /**
  * RFC 5782 §5 test points: a working IPv4 list MUST list 127.0.0.2 and MUST NOT

@@ -2,9 +2,8 @@
 // verdict once known, the lookup while it runs. Most bounces come from clients
 // whose answers are cached: their verdict is known at MAIL, and the hooks after
 // it answer at once, with no promise to wait on.
-import type { BatvResult } from './recipient'
-import type { Settings } from './settings'
-import type { Verdict } from './verdict'
+import type { BatvResult } from '../core/recipient'
+import type { Settings, Verdict } from '../core/types'
 
 /** One transaction's check: started in hook_mail, awaited in hook_rcpt and data_post. */
 export interface Pending {

@@ -1,12 +1,6 @@
-import {
-  readBatv,
-  type BatvSettings,
-  type ConfigProblem,
-  type ReadConfigLines,
-  type ReadKeysFile,
-} from './batv-settings'
-import { listenAddress, type ListenAddress } from './metrics/listen'
-import { withoutComment, type Setting } from './settings-kinds'
+import { readBatv, type ConfigProblem, type ReadConfigLines, type ReadKeysFile } from './batv'
+import { listenAddress } from './listen'
+import { withoutComment, type Setting } from './kinds'
 import {
   SECTIONS,
   configDomain,
@@ -15,100 +9,14 @@ import {
   defaultsOf,
   zoneDefaults,
   zoneKey,
-  type RECIPIENT_ACTIONS,
   type SectionSpec,
   type SectionValues,
-} from './settings-schema'
-import { parseTemplate, type Template } from './template'
+} from './schema'
+import { parseTemplate } from '../core/template'
+import type { DnsSettings, RecipientAction, Settings, ZoneSettings } from '../core/types'
 
-export { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer } from './settings-schema'
-export type { BatvSettings, ConfigProblem, ReadConfigLines, ReadKeysFile } from './batv-settings'
-
-/** What the plugin does with a bounce whose score reaches the threshold. */
-export type Action = SectionValues<typeof SECTIONS.main.keys>['action']
-
-/** The action for one recipient domain: an Action, or off (never refused, like an exempt recipient). */
-export type RecipientAction = (typeof RECIPIENT_ACTIONS)[number]
-
-export interface ZoneSettings {
-  /** DNS zone queried, e.g. `ips.backscatterer.org`. */
-  readonly name: string
-  /** Score added when the zone lists the client and no per-answer score matches. */
-  readonly score: number
-  /** Per-answer scores, keyed by A record (`127.0.0.2`). Overrides `score`. */
-  readonly answerScores: ReadonlyMap<string, number>
-  /** Query the zone for IPv4 clients. */
-  readonly ipv4: boolean
-  /** Query the zone for IPv6 clients (ips.backscatterer.org lists IPv4 only). */
-  readonly ipv6: boolean
-  /** Where a refused sender can look the listing up; `{ip}` is replaced. Empty: none. */
-  readonly lookupUrl: string
-  /** rbldnsd zone file to answer from instead of DNS. Empty: use DNS. */
-  readonly file: string
-  /**
-   * Suspend the zone when it does not list its RFC 5782 positive test point
-   * (127.0.0.2). Off, a missing entry only warns: it cannot cause a false refusal.
-   */
-  readonly requireTestPoint: boolean
-}
-
-export interface DnsSettings {
-  /** Resolvers as `ip` or `ip:port`. Empty: the system resolvers. */
-  readonly servers: readonly string[]
-  /** Wait for one DNS try, in milliseconds. */
-  readonly timeoutMs: number
-  /** DNS tries per query; a lookup never waits longer than timeoutMs × tries. */
-  readonly tries: number
-  /** Cached answers (per zone and IP) at most; 0 turns the cache off. */
-  readonly cacheSize: number
-  /** Longest time a listing is cached, whatever its TTL, in seconds. */
-  readonly maxTtlSeconds: number
-  /** How long a not-listed answer is cached, in seconds. */
-  readonly negativeTtlSeconds: number
-  /** Seconds between RFC 5782 test-point checks of each zone; 0 turns them off. */
-  readonly healthIntervalSeconds: number
-}
-
-export interface Settings {
-  readonly zones: readonly ZoneSettings[]
-  /** Score at which `action` applies. */
-  readonly threshold: number
-  readonly action: Action
-  /** Reply text; placeholders {ip} {zone} {reason} {url} {score}. */
-  readonly message: string
-  /** `message`, split at its placeholders. */
-  readonly messageTemplate: Template
-  /**
-   * Recipients always accepted, lower case: local parts, `local@domain` and
-   * `@domain`; postmaster always among them (RFC 5321 §4.5.1).
-   */
-  readonly exemptRecipients: ReadonlySet<string>
-  /** Per lower-case recipient domain, the action used instead of `action`. */
-  readonly recipientActions: ReadonlyMap<string, RecipientAction>
-  /** Header added to accepted, checked messages. Empty: none. */
-  readonly header: string
-  readonly senders: {
-    /** Treat the null sender `<>` as a bounce. */
-    readonly null: boolean
-    /** Lower-case local parts that mark a bounce-type sender (always includes postmaster). */
-    readonly localParts: ReadonlySet<string>
-  }
-  readonly skip: {
-    /** Skip private, loopback and link-local clients. */
-    readonly private: boolean
-    /** Skip relaying (authenticated or relay-allowed) clients. */
-    readonly relaying: boolean
-    /** Addresses and CIDRs never looked up. */
-    readonly ips: readonly string[]
-  }
-  readonly dns: DnsSettings
-  readonly metrics: {
-    /** Where /metrics is served; undefined: not served. */
-    readonly listen: ListenAddress | undefined
-  }
-  /** Signed bounces (BATV); off while `batv.domains` is empty. */
-  readonly batv: BatvSettings
-}
+export { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer } from './schema'
+export type { ConfigProblem, ReadConfigLines, ReadKeysFile } from './batv'
 
 /** The result of reading the ini: settings to use and one line per problem found. */
 export interface ParsedSettings {

@@ -18,6 +18,9 @@
 // with this rule on every tag this rule accepts when lifetimeDays ≤ 7, and
 // also accepts long-expired tags that this rule refuses.
 import crypto from 'node:crypto'
+import type { InvalidReason, TagKey } from '../core/types'
+
+export type { InvalidReason } from '../core/types'
 
 import {
   asciiLower,
@@ -31,9 +34,9 @@ import {
   splitAddress,
   tagLocalPart,
   type ParsedTag,
-} from './batv/tag'
+} from './tag'
 
-export { dayNumber, parseTag, type ParsedTag } from './batv/tag'
+export { dayNumber, parseTag, type ParsedTag } from './tag'
 
 /** Exim's `${prvs}` always signs for this many days; keep `lifetimeDays` at it in a fleet with Exim. */
 export const EXIM_LIFETIME_DAYS = 7
@@ -45,7 +48,7 @@ export const MAX_LIFETIME_DAYS = 365
 export const MAX_SECRET_BYTES = 64
 
 /** A key ready to sign and check tags. Its secret is held in a KeyObject, which never prints it. */
-export class BatvKey {
+export class BatvKey implements TagKey {
   /** Key number 0..9, the K of the tag. */
   readonly id: number
   readonly #secret: crypto.KeyObject
@@ -123,7 +126,7 @@ export type SignOutcome = { ok: true; address: string } | { ok: false; reason: S
  * tagged with `key`, valid from `nowMs` until the end of the day
  * `lifetimeDays` later (UTC). Or why it stays unsigned.
  */
-export function signAddress(address: string, key: BatvKey, lifetimeDays: number, nowMs: number): SignOutcome {
+export function signAddress(address: string, key: TagKey, lifetimeDays: number, nowMs: number): SignOutcome {
   if (address === '') return { ok: false, reason: 'null sender' }
   if (!isLifetimeDays(lifetimeDays) || !Number.isFinite(nowMs)) {
     return { ok: false, reason: 'bad lifetime or clock' }
@@ -158,17 +161,6 @@ function fitsRfc5321(address: string): boolean {
   )
 }
 
-/** Why a tag does not count. */
-export type InvalidReason =
-  /** Starts with `prvs=` but is not a well-formed tag. */
-  | 'malformed'
-  /** No key with the tag's number. */
-  | 'unknown key'
-  /** The signature does not match. */
-  | 'bad signature'
-  /** Genuine, but past the end of its expiry day (or further ahead than `lifetimeDays`). */
-  | 'expired'
-
 /** The result of checking a recipient address for a tag. `original` is the address to deliver to. */
 export type TagCheck =
   | { status: 'valid'; keyId: number; original: string }
@@ -186,7 +178,7 @@ export type TagCheck =
  */
 export function verifyAddress(
   address: string,
-  keys: ReadonlyMap<number, BatvKey>,
+  keys: ReadonlyMap<number, TagKey>,
   lifetimeDays: number,
   nowMs: number,
 ): TagCheck {
@@ -228,7 +220,7 @@ const received = Buffer.alloc(3)
 const expected = Buffer.alloc(3)
 
 // Over the lower-cased address only, as Exim's RCPT ACL check: one verdict on both.
-function signatureMatches(key: BatvKey, tag: ParsedTag): boolean {
+function signatureMatches(key: TagKey, tag: ParsedTag): boolean {
   const { keyId, expiryStamp: expiry, signature, mailbox: address } = tag
   putBytes(received, signature)
   return sameBytes(key.signatureOf(asciiLower(address), signedHead(keyId, expiry)))

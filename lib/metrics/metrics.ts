@@ -4,9 +4,9 @@
 // never a client IP, an address or a secret, so the number of series stays bounded.
 import { Counter, Gauge, Registry } from 'prom-client'
 
-import type { AnswerSource } from './checker'
-import { BucketTally, talliedHistogram } from './metrics/histogram'
-import type { ZoneOutcome } from './verdict'
+import type { AnswerSource } from '../dns/checker'
+import { BucketTally, talliedHistogram } from './histogram'
+import type { ZoneOutcome } from '../core/types'
 
 export const METRIC_PREFIX = 'haraka_backscatter_'
 

@@ -5,9 +5,9 @@
 // as [batv] or [batv.keys] (with `patternKeys` for keys chosen by the operator).
 import net from 'node:net'
 
-import { EXIM_LIFETIME_DAYS, MAX_LIFETIME_DAYS } from './batv'
-import { routingDomain } from './domain'
-import { parseListen } from './metrics/listen'
+import { EXIM_LIFETIME_DAYS, MAX_LIFETIME_DAYS } from '../batv/sign'
+import { routingDomain } from '../core/domain'
+import { parseListen } from './listen'
 import {
   boolean,
   integer,
@@ -19,8 +19,9 @@ import {
   type Item,
   type Kind,
   type Setting,
-} from './settings-kinds'
-import { PLACEHOLDERS } from './template'
+} from './kinds'
+import { PLACEHOLDERS } from '../core/template'
+import { ACTIONS, RECIPIENT_ACTIONS } from '../core/types'
 
 export const BACKSCATTERER = 'ips.backscatterer.org'
 
@@ -179,7 +180,7 @@ const MAIN = {
     'Score at which the action applies: the sum over the zones that list the client.',
   ),
   action: setting(
-    oneOf(['reject', 'defer', 'score']),
+    oneOf(ACTIONS),
     'reject',
     'reject: 550 5.7.1 per recipient; defer: 450 4.7.1; score: never refuse, only score.',
     // A typo must not refuse mail the operator meant to accept: score refuses nothing.
@@ -299,9 +300,6 @@ const BATV = {
     "Deprecated: a file in Haraka's config folder holding a [batv.keys] section, read for one more release. Keys belong in config/backscatter.keys.",
   ),
 }
-
-/** A per-recipient-domain action: the [main] actions, and off (never refused). */
-export const RECIPIENT_ACTIONS = ['reject', 'defer', 'score', 'off'] as const
 
 const ZONE = {
   score: setting(SCORE, 5, 'Score when the zone lists the client.'),

@@ -1,7 +1,8 @@
 // The text of a BATV "prvs" tag (draft-levine-smtp-batv, as Exim writes it):
 //   prvs=KDDDSSSSSS=local@domain
 // K the key number, DDD the expiry day modulo 1000, SSSSSS six hex digits of
-// signature. Reading and writing the text only; signing lives in ../batv.ts.
+// signature. Reading and writing the text only; signing lives in sign.ts.
+import { unquoteLocalPart } from '../core/address'
 
 /** Milliseconds in a day: day numbers count whole UTC days since 1970-01-01, as Exim does. */
 export const DAY_MS = 86_400_000
@@ -79,7 +80,7 @@ export function looksTagged(address: string): boolean {
 export function splitAddress(address: string): { localPart: string; domain: string } | undefined {
   const at = address.lastIndexOf('@')
   if (at <= 0 || at === address.length - 1) return undefined
-  const localPart = unquote(address.slice(0, at))
+  const localPart = unquoteLocalPart(address.slice(0, at))
   if (localPart === '') return undefined
   return { localPart, domain: address.slice(at + 1) }
 }
@@ -152,11 +153,6 @@ function hexValue(c: number): number {
 
 function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39
-}
-
-function unquote(localPart: string): string {
-  if (localPart.length < 2 || !localPart.startsWith('"') || !localPart.endsWith('"')) return localPart
-  return localPart.slice(1, -1).replace(/\\(.)/gs, '$1')
 }
 
 function quote(localPart: string): string {

@@ -1,6 +1,7 @@
 // One recipient of a bounce: who it is (exempt? which domain's action?), what
 // its BATV tag says, and what becomes of it once the zones have answered.
 // Pure: plain data in, plain data out; the clock is an argument.
+import { unquoteLocalPart } from './address'
 import { isNullSender, localPart, type EnvelopeAddress } from './sender'
 import type { BatvSettings, InvalidReason, RecipientAction, Settings, Verdict } from './types'
 
@@ -13,9 +14,7 @@ export interface RecipientName {
 /** The mailbox of `address` (wire form, no angle brackets, or a bare local part). */
 export function recipientName(address: string): RecipientName {
   const at = address.lastIndexOf('@')
-  const local = at < 0 ? address : address.slice(0, at)
-  const quoted = local.length >= 2 && local.startsWith('"') && local.endsWith('"')
-  const localPart = (quoted ? local.slice(1, -1).replace(/\\(.)/g, '$1') : local).toLowerCase()
+  const localPart = unquoteLocalPart(at < 0 ? address : address.slice(0, at)).toLowerCase()
   return { localPart, domain: at < 0 ? '' : address.slice(at + 1).toLowerCase() }
 }
 

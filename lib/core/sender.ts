@@ -1,3 +1,5 @@
+import { unquoteLocalPart } from './address'
+
 /** The parts of an envelope address the sender test needs (Haraka's Address has them). */
 export interface EnvelopeAddress {
   readonly user: string | null | undefined
@@ -37,9 +39,7 @@ export function isBounceSender(from: EnvelopeAddress | null | undefined, rules: 
  */
 export function localPart(addr: EnvelopeAddress | null | undefined): string {
   const user = addr?.user
-  if (!user) return ''
-  const quoted = user.length >= 2 && user.startsWith('"') && user.endsWith('"')
-  return (quoted ? user.slice(1, -1).replace(/\\(.)/g, '$1') : user).toLowerCase()
+  return user ? unquoteLocalPart(user).toLowerCase() : ''
 }
 
 /**

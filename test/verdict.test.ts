@@ -111,24 +111,36 @@ describe('decideRecipient', () => {
   const miss = decideVerdict('45.1.2.3', [{ zone: 'ips.backscatterer.org', status: 'not-listed' }], defaults)
 
   it('rejects an ordinary recipient of a listed bounce', () => {
-    assert.deepEqual(decideRecipient(hit, 'alice', defaults), { action: 'reject' })
+    assert.deepEqual(decideRecipient(hit, 'alice', defaults), {
+      action: 'reject',
+      cause: 'listing',
+      score: 5,
+    })
   })
 
   it('accepts postmaster and abuse (RFC 5321 §4.5.1), in any case', () => {
-    assert.deepEqual(decideRecipient(hit, 'postmaster', defaults), { action: 'accept', why: 'exempt' })
-    assert.deepEqual(decideRecipient(hit, 'ABUSE', defaults), { action: 'accept', why: 'exempt' })
+    assert.deepEqual(decideRecipient(hit, 'postmaster', defaults), {
+      action: 'accept',
+      why: 'exempt',
+      score: 5,
+    })
+    assert.deepEqual(decideRecipient(hit, 'ABUSE', defaults), { action: 'accept', why: 'exempt', score: 5 })
     assert.equal(isExempt(recipientName('PostMaster'), defaults), true)
   })
 
   it('accepts everyone when not listed', () => {
-    assert.deepEqual(decideRecipient(miss, 'alice', defaults), { action: 'accept', why: 'not-listed' })
+    assert.deepEqual(decideRecipient(miss, 'alice', defaults), {
+      action: 'accept',
+      why: 'not-listed',
+      score: 0,
+    })
   })
 
   it('defer and score actions', () => {
     const defer = parseSettings({ main: { action: 'defer' } }).settings
     const score = parseSettings({ main: { action: 'score' } }).settings
-    assert.deepEqual(decideRecipient(hit, 'alice', defer), { action: 'defer' })
-    assert.deepEqual(decideRecipient(hit, 'alice', score), { action: 'accept', why: 'score-only' })
+    assert.deepEqual(decideRecipient(hit, 'alice', defer), { action: 'defer', cause: 'listing', score: 5 })
+    assert.deepEqual(decideRecipient(hit, 'alice', score), { action: 'accept', why: 'score-only', score: 5 })
   })
 })
 
@@ -143,13 +155,25 @@ describe('decideRecipient: addresses and domains too', () => {
     assert.equal(isExempt(recipientName('NoReply@Example.com'), s), true)
     assert.equal(isExempt(recipientName('x@Lists.Example.com'), s), true)
     assert.equal(isExempt(recipientName('noreply'), s), false)
-    assert.deepEqual(decideRecipient(hit, 'x@lists.example.com', s), { action: 'accept', why: 'exempt' })
+    assert.deepEqual(decideRecipient(hit, 'x@lists.example.com', s), {
+      action: 'accept',
+      why: 'exempt',
+      score: 5,
+    })
   })
 
   it("the recipient domain's action; off is never refused", () => {
-    assert.deepEqual(decideRecipient(hit, 'a@example.org', s), { action: 'defer' })
-    assert.deepEqual(decideRecipient(hit, 'a@example.info', s), { action: 'accept', why: 'exempt' })
-    assert.deepEqual(decideRecipient(hit, 'a@example.com', s), { action: 'reject' })
+    assert.deepEqual(decideRecipient(hit, 'a@example.org', s), {
+      action: 'defer',
+      cause: 'listing',
+      score: 5,
+    })
+    assert.deepEqual(decideRecipient(hit, 'a@example.info', s), { action: 'accept', why: 'off', score: 5 })
+    assert.deepEqual(decideRecipient(hit, 'a@example.com', s), {
+      action: 'reject',
+      cause: 'listing',
+      score: 5,
+    })
   })
 })
 

@@ -2,10 +2,10 @@
 // checked for tags, removed from the address either way. Pure: plain data in,
 // plain data out; the clock is an argument.
 import {
-  isExempt,
+  exemption,
   notChecked,
-  recipientAction,
   recipientName,
+  type Exemption,
   type RecipientName,
   type RecipientTag,
 } from '../core/recipient'
@@ -47,8 +47,8 @@ export interface BounceRecipient {
   readonly rcpt: RecipientName
   /** What its tag says; `not checked` when BATV is off, the sender is not checked for tags, or the recipient is exempt. */
   readonly tag: RecipientTag
-  /** In exempt_recipients, or its domain's action is off: always accepted, its tag not checked. */
-  readonly exempt: boolean
+  /** Why it is always accepted, its tag not checked (see exemption); undefined when it is not. */
+  readonly exempt: Exemption | undefined
 }
 
 /**
@@ -67,10 +67,8 @@ export function checkBounceRecipient(
     ? checkRecipientTag(address, settings.batv, nowMs)
     : notChecked(untaggedAddress(address, settings.batv))
   const rcpt = recipientName(tag.original)
-  if (isExempt(rcpt, settings) || recipientAction(rcpt, settings) === 'off') {
-    return { rcpt, tag: notChecked(tag.original), exempt: true }
-  }
-  return { rcpt, tag, exempt: false }
+  const exempt = exemption(rcpt, settings)
+  return { rcpt, tag: exempt ? notChecked(tag.original) : tag, exempt }
 }
 
 /**

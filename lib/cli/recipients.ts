@@ -7,11 +7,11 @@ import { canCarryTag } from '../batv/sign'
 import { looksTagged } from '../batv/tag'
 import {
   decideBounceRecipient,
-  isExempt,
   notChecked,
   recipientName,
   tagResultText,
   type BatvResult,
+  type Exemption,
   type RecipientTag,
 } from '../core/recipient'
 import { isNullSender, wireAddress } from '../core/sender'
@@ -86,10 +86,10 @@ function notCheckedWhy(
   return `${domain || 'no domain'} is not in [batv] domains`
 }
 
-function exemptWhy(wire: string, settings: Settings): string {
-  const name = recipientName(wire)
-  if (isExempt(name, settings)) return 'exempt recipient ([main] exempt_recipients)'
-  return `action off for ${name.domain} ([recipient_domains])`
+function exemptWhy(exempt: Exemption, domain: string): string {
+  return exempt === 'exempt'
+    ? 'exempt recipient ([main] exempt_recipients)'
+    : `action off for ${domain} ([recipient_domains])`
 }
 
 /**
@@ -121,7 +121,7 @@ export function explainRecipient(
   }
   const { rcpt: name, tag, exempt } = checkBounceRecipient(wire, settings, nowMs, checkTags)
   if (exempt) {
-    const why = exemptWhy(tag.original, settings)
+    const why = exemptWhy(exempt, name.domain)
     return { rcpt: shown, action: 'accept', why, reply: '', score: null, ...withTag(tag, true) }
   }
   const d = decideBounceRecipient(report.verdict, name, tag, settings)

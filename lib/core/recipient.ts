@@ -18,9 +18,13 @@ export function recipientName(address: string): RecipientName {
   return { localPart, domain: at < 0 ? '' : address.slice(at + 1).toLowerCase() }
 }
 
-/** Is the recipient listed by local part, by address or by @domain? */
+/**
+ * Is the recipient in a list of local parts, addresses and @domains (as the
+ * settings read them)? A quoted local part that holds an `@` is still a local
+ * part: `"noreply@example.com"@example.net` is not noreply@example.com.
+ */
 export function matchesRecipient(rcpt: RecipientName, list: ReadonlySet<string>): boolean {
-  if (list.has(rcpt.localPart)) return true
+  if (!rcpt.localPart.includes('@') && list.has(rcpt.localPart)) return true
   if (rcpt.domain === '') return false
   return list.has(`${rcpt.localPart}@${rcpt.domain}`) || list.has(`@${rcpt.domain}`)
 }
@@ -30,16 +34,23 @@ export function isExempt(rcpt: RecipientName, settings: Settings): boolean {
   return matchesRecipient(rcpt, settings.exemptRecipients)
 }
 
-/** Does mail to this recipient leave with the sender unsigned ([batv] unsigned_recipients)? */
+/** Does mail to this recipient leave with the sender unsigned ([batv] unsigned_recipients: addresses and @domains)? */
 export function isUnsignedDestination(rcpt: RecipientName, batv: BatvSettings): boolean {
-  if (batv.unsignedRecipients.size === 0) return false
-  const list = batv.unsignedRecipients
-  return list.has(`${rcpt.localPart}@${rcpt.domain}`) || list.has(`@${rcpt.domain}`)
+  return matchesRecipient(rcpt, batv.unsignedRecipients)
 }
 
 /** The action for a recipient's domain: `[recipient_domains]`, else `[main] action`. */
 export function recipientAction(rcpt: RecipientName, settings: Settings): RecipientAction {
   return settings.recipientActions.get(rcpt.domain) ?? settings.action
+}
+
+/** Why a recipient always gets its mail: named in [main] exempt_recipients, or its domain's action is off. */
+export type Exemption = 'exempt' | 'off'
+
+/** Why this recipient is never refused and its tag never checked, or undefined when it may be. */
+export function exemption(rcpt: RecipientName, settings: Settings): Exemption | undefined {
+  if (isExempt(rcpt, settings)) return 'exempt'
+  return recipientAction(rcpt, settings) === 'off' ? 'off' : undefined
 }
 
 export type BatvResult = 'valid' | 'invalid' | 'missing' | 'not checked'
@@ -80,15 +91,19 @@ export function tagResultText(tag: RecipientTag): string {
   return `${tag.result}${key}${reason}${unscored}`
 }
 
+/** What becomes of one recipient of a checked bounce, and the score it was judged on. */
 export type BounceDecision =
   | {
       readonly action: 'accept'
-      readonly why: 'not-listed' | 'below-threshold' | 'exempt' | 'off' | 'score-only'
+      readonly why: 'not-listed' | 'below-threshold' | Exemption | 'score-only'
       readonly score: number
     }
   | { readonly action: 'reject' | 'defer'; readonly cause: 'listing' | 'batv'; readonly score: number }
 
-const round = (n: number): number => Math.round(n * 1000) / 1000
+/** A score to three decimals, as written in the settings: 0.7 + 0.1 is 0.8, reaches a threshold of 0.8 and reads 0.8. */
+export function roundScore(n: number): number {
+  return Math.round(n * 1000) / 1000
+}
 
 /**
  * What to do with one recipient of a checked bounce: the zones' score plus the
@@ -102,12 +117,14 @@ export function decideBounceRecipient(
   tag: Pick<RecipientTag, 'score' | 'scored'>,
   settings: Settings,
 ): BounceDecision {
-  const score = round((verdict?.score ?? 0) + (tag.scored ? tag.score : 0))
+  const score = roundScore((verdict?.score ?? 0) + (tag.scored ? tag.score : 0))
   if (!verdict?.listed.length && !tag.scored) return { action: 'accept', why: 'not-listed', score }
   if (score < settings.threshold) return { action: 'accept', why: 'below-threshold', score }
-  if (isExempt(rcpt, settings)) return { action: 'accept', why: 'exempt', score }
+  const exempt = exemption(rcpt, settings)
+  if (exempt) return { action: 'accept', why: exempt, score }
   const action = recipientAction(rcpt, settings)
-  if (action === 'off') return { action: 'accept', why: 'off', score }
-  if (action === 'score') return { action: 'accept', why: 'score-only', score }
-  return { action, cause: verdict?.actionable ? 'listing' : 'batv', score }
+  if (action === 'reject' || action === 'defer') {
+    return { action, cause: verdict?.actionable ? 'listing' : 'batv', score }
+  }
+  return { action: 'accept', why: 'score-only', score }
 }

@@ -3,6 +3,7 @@ import {
   decideBounceRecipient,
   notChecked,
   recipientName,
+  roundScore,
   type BatvResult,
   type BounceDecision,
   type RecipientTag,
@@ -23,8 +24,6 @@ export function listingScore(zone: ZoneSettings, codes: readonly string[]): numb
   return best ?? zone.score
 }
 
-const round = (n: number): number => Math.round(n * 1000) / 1000
-
 /** Sum the listings SpamAssassin style and compare with the threshold. */
 export function decideVerdict(ip: string, outcomes: readonly ZoneOutcome[], settings: Settings): Verdict {
   const scored: { outcome: ListedOutcome; score: number }[] = []
@@ -35,7 +34,7 @@ export function decideVerdict(ip: string, outcomes: readonly ZoneOutcome[], sett
     scored.push({ outcome: o, score: zone ? listingScore(zone, o.codes) : 0 })
   }
   scored.sort((a, b) => b.score - a.score)
-  const score = round(scored.reduce((sum, s) => sum + s.score, 0))
+  const score = roundScore(scored.reduce((sum, s) => sum + s.score, 0))
   return {
     ip,
     outcomes,
@@ -45,20 +44,13 @@ export function decideVerdict(ip: string, outcomes: readonly ZoneOutcome[], sett
   }
 }
 
-export type RecipientDecision =
-  | { readonly action: 'accept'; readonly why: 'not-listed' | 'below-threshold' | 'exempt' | 'score-only' }
-  | { readonly action: Exclude<Action, 'score'> }
-
 /**
  * What the zones alone make of one recipient of a checked transaction, its tag
  * not checked. `recipient`: a local part, or an address (then exempt addresses
  * and @domains, and the domain's action in [recipient_domains], apply too).
  */
-export function decideRecipient(verdict: Verdict, recipient: string, settings: Settings): RecipientDecision {
-  const d = decideBounceRecipient(verdict, recipientName(recipient), notChecked(recipient), settings)
-  if (d.action !== 'accept') return { action: d.action }
-  // A domain whose action is off is never refused, as an exempt recipient.
-  return { action: 'accept', why: d.why === 'off' ? 'exempt' : d.why }
+export function decideRecipient(verdict: Verdict, recipient: string, settings: Settings): BounceDecision {
+  return decideBounceRecipient(verdict, recipientName(recipient), notChecked(recipient), settings)
 }
 
 const HAS_URL = /\bhttps?:\/\/|\bwww\./i

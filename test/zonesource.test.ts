@@ -12,7 +12,6 @@ import zlib from 'node:zlib'
 
 import { DEFAULT_TTL_SECONDS } from '../lib/zonefile'
 import {
-  describeError,
   MIN_SHARE_OF_ENTRIES,
   refusalOf,
   SHRINK_CHECK_FROM_ENTRIES,
@@ -189,20 +188,6 @@ describe('ZoneFileSource: loading and reloading', () => {
     assert.equal(w.source.status.loadedAtMs, status.loadedAtMs)
     assert.match(w.source.status.error, /^no entries: the file is empty/)
     w.source.close()
-  })
-
-  test('describeError: a system error as its reason and code, anything else as its message', () => {
-    const system = (code: string, message: string): Error => Object.assign(new Error(message), { code })
-    assert.equal(
-      describeError(system('EACCES', "EACCES: permission denied, open '/var/lib/rbldnsd/zone'")),
-      'permission denied (EACCES)',
-    )
-    assert.equal(
-      describeError(system('EISDIR', 'EISDIR: illegal operation on a directory, read')),
-      'illegal operation on a directory (EISDIR)',
-    )
-    assert.equal(describeError(system('Z_DATA_ERROR', 'incorrect header check')), 'incorrect header check')
-    assert.equal(describeError(new Error('plain')), 'Error: plain')
   })
 
   test('reloads when the file is replaced by rename; a failed reload keeps the old data', async () => {

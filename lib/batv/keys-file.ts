@@ -4,6 +4,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
 
+import { describeError } from '../core/error'
+
 /** The keys file's name in Haraka's config folder. */
 export const KEYS_FILE = 'backscatter.keys'
 
@@ -89,12 +91,6 @@ export function modeProblem(mode: number, file = KEYS_FILE): ConfigProblem | und
   }
 }
 
-function reason(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code
-  if (code === 'EACCES' || code === 'EPERM') return `permission denied (${code})`
-  return err instanceof Error ? err.message : String(err)
-}
-
 /**
  * A ReadKeysFile over the first of `dirs` that holds the file (the
  * deployment's config folder, then the package's), its lines read through
@@ -112,7 +108,7 @@ export function keysFileReader(
       const data = getData(KEYS_FILE)
       text = Array.isArray(data) ? { lines: data.map(String) } : { error: 'not readable as text' }
     } catch (err) {
-      text = { error: reason(err) }
+      text = { error: describeError(err) }
     }
     for (const dir of dirs) {
       if (!dir) continue
@@ -122,13 +118,13 @@ export function keysFileReader(
         stat = fs.statSync(file)
       } catch (err) {
         if ((err as { code?: unknown }).code === 'ENOENT') continue
-        return { error: reason(err) }
+        return { error: describeError(err) }
       }
       if (!stat.isFile()) return { error: 'not a regular file' }
       try {
         fs.accessSync(file, fs.constants.R_OK)
       } catch (err) {
-        return { error: reason(err) }
+        return { error: describeError(err) }
       }
       return 'lines' in text ? { lines: text.lines, mode: stat.mode } : text
     }

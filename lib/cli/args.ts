@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util'
 import { Address } from '@haraka/email-address'
 import { normalize_ip } from 'haraka-net-utils'
 
+import { describeError } from '../core/error'
 import { dayStartMs } from '../settings/schema'
 import { UsageError } from './io'
 import { quote } from './table'
@@ -97,10 +98,7 @@ export function parseCommandLine(args: readonly string[]): CommandLine {
     const parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true })
     return { command: name, values: parsed.values as Values, positionals: parsed.positionals }
   } catch (err) {
-    throw new UsageError(
-      err instanceof Error ? err.message : String(err),
-      name === undefined || name === 'help' ? '' : name,
-    )
+    throw new UsageError(describeError(err), name === undefined || name === 'help' ? '' : name)
   }
 }
 
@@ -131,8 +129,7 @@ export function addressArgument(text: string, what: string, command: string): Ad
   try {
     return new Address(bracketed)
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err)
-    throw new UsageError(`${what} ${quote(text)} is not an envelope address: ${why}`, command)
+    throw new UsageError(`${what} ${quote(text)} is not an envelope address: ${describeError(err)}`, command)
   }
 }
 

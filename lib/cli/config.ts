@@ -7,6 +7,7 @@ import path from 'node:path'
 
 import { configLinesReader } from '../settings/batv'
 import { keysFileReader } from '../batv/keys-file'
+import { describeError } from '../core/error'
 import { parseSettings } from '../settings/parse'
 import { PROG, UsageError, type Io } from './io'
 import type { Settings } from '../core/types'
@@ -38,7 +39,7 @@ function fsErrorText(err: unknown): string {
   if (code === 'ENOENT') return 'no such directory'
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
   if (code === 'ENOTDIR') return 'not a directory'
-  return err instanceof Error ? err.message : String(err)
+  return describeError(err)
 }
 
 /** The folder whose backscatter.ini overrides the defaults, or undefined for none. */

@@ -43,7 +43,10 @@ function errorCode(err: unknown): string {
   return typeof code === 'string' ? code : 'EUNKNOWN'
 }
 
-/** Short, fixed text for a DNS error code: never echo text that came from the wire. */
+/**
+ * Short, fixed text for a DNS error code, not describeError: it describes the
+ * code alone, never the error's message, which names the query and may echo the wire.
+ */
 export function describeDnsError(code: string): string {
   switch (code) {
     case 'ETIMEOUT':

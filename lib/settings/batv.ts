@@ -4,6 +4,7 @@
 // because haraka-config turns `0123` into 123; no problem line ever quotes a
 // secret or a line that may hold one.
 import { BatvKey } from '../batv/sign'
+import { describeError } from '../core/error'
 import {
   KEYS_FILE,
   modeProblem,
@@ -28,7 +29,7 @@ export function configLinesReader(getData: (name: string) => unknown): ReadConfi
       const lines = getData(name)
       return Array.isArray(lines) ? lines.map(String) : { error: 'not readable as text' }
     } catch (err) {
-      return { error: err instanceof Error ? err.message : String(err) }
+      return { error: describeError(err) }
     }
   }
 }

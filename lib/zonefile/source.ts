@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks'
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 
-import { cleanText } from '../core/answer'
+import { describeError } from '../core/error'
 import type { Log } from '../core/log'
 import { parseZoneAsync, ZONE_LIMITS, type ZoneData, type ZoneFormat, type ZoneLimits } from '.'
 import type { LookupResult } from '../core/types'
@@ -73,24 +73,6 @@ function signature(st: Stats): string {
 
 function megabytes(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MB`
-}
-
-// Node's text of a system error: `ENOENT: no such file or directory, open '/path'`.
-const SYSTEM_ERROR = /^(E[A-Z0-9]+): (.+?)(?:, [a-z_]+(?: '.*')?)?$/s
-
-/**
- * An error in a few words: a system error as the operating system's reason and
- * its code, `no such file or directory (ENOENT)` (the caller names the path);
- * any other error by its message.
- */
-export function describeError(err: unknown): string {
-  const e = err as { code?: unknown; message?: unknown } | null
-  if (e && typeof e.code === 'string' && typeof e.message === 'string') {
-    const m = SYSTEM_ERROR.exec(e.message)
-    if (m && m[1] === e.code) return cleanText(`${m[2]} (${e.code})`, 160)
-    return cleanText(e.message, 160)
-  }
-  return cleanText(String(err), 160)
 }
 
 /** A zone file's state, for `health` and the metrics: what is in use, and what went wrong last. */

@@ -5,9 +5,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import { describe, it } from 'node:test'
 
-import { keysFileReader } from '../lib/batv/keys-file'
+import { configLinesReader, keysFileReader } from '../lib/batv/keys-file'
 import { describeError } from '../lib/core/error'
-import { configLinesReader } from '../lib/settings/batv'
 
 const system = (code: string, message: string): Error => Object.assign(new Error(message), { code })
 

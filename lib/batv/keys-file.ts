@@ -1,6 +1,7 @@
 // config/backscatter.keys: the BATV secrets, one `N=secret` a line. Only this
 // parser reads the file, never haraka-config's ini reader, so a mistyped line
-// is reported by its number and never shown: it may hold a secret.
+// is reported by its number and never shown: it may hold a secret. The files
+// that held keys before it are read as lines through the same reader.
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -80,6 +81,21 @@ export function parseKeysFile(
   return { secrets, problems }
 }
 
+/** Reads a file of Haraka's config folder as its lines (haraka-config's `data` type), or says why it cannot. */
+export type ReadConfigLines = (name: string) => readonly string[] | { readonly error: string }
+
+/** A ReadConfigLines over haraka-config's `get(name, 'data')`; never throws (a bad name is an error value). */
+export function configLinesReader(getData: (name: string) => unknown): ReadConfigLines {
+  return (name) => {
+    try {
+      const lines = getData(name)
+      return Array.isArray(lines) ? lines.map(String) : { error: 'not readable as text' }
+    } catch (err) {
+      return { error: describeError(err) }
+    }
+  }
+}
+
 /** A warning when group or others may read the file (`mode & 0o077`), as ssh gives for a private key. */
 export function modeProblem(mode: number, file = KEYS_FILE): ConfigProblem | undefined {
   if ((mode & 0o077) === 0) return undefined
@@ -103,13 +119,8 @@ export function keysFileReader(
 ): ReadKeysFile {
   return () => {
     // Asked for even when there is no file, so that one created later is watched and read.
-    let text: KeysFileText
-    try {
-      const data = getData(KEYS_FILE)
-      text = Array.isArray(data) ? { lines: data.map(String) } : { error: 'not readable as text' }
-    } catch (err) {
-      text = { error: describeError(err) }
-    }
+    const lines = configLinesReader(getData)(KEYS_FILE)
+    const text: KeysFileText = 'error' in lines ? lines : { lines }
     for (const dir of dirs) {
       if (!dir) continue
       const file = path.join(dir, KEYS_FILE)

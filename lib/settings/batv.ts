@@ -4,12 +4,12 @@
 // because haraka-config turns `0123` into 123; no problem line ever quotes a
 // secret or a line that may hold one.
 import { BatvKey } from '../batv/sign'
-import { describeError } from '../core/error'
 import {
   KEYS_FILE,
   modeProblem,
   parseKeysFile,
   type ConfigProblem,
+  type ReadConfigLines,
   type ReadKeysFile,
   type WrittenSecret,
 } from '../batv/keys-file'
@@ -17,22 +17,7 @@ import { DAY_MS, dayNumber } from '../batv/tag'
 import { dayStartMs, SECTIONS, type SectionValues } from './schema'
 import type { BatvSettings } from '../core/types'
 
-export type { ConfigProblem, ReadKeysFile } from '../batv/keys-file'
-
-/** Reads a file of Haraka's config folder as its lines (haraka-config's `data` type), or says why it cannot. */
-export type ReadConfigLines = (name: string) => readonly string[] | { readonly error: string }
-
-/** A ReadConfigLines over haraka-config's `get(name, 'data')`; never throws (a bad name is an error value). */
-export function configLinesReader(getData: (name: string) => unknown): ReadConfigLines {
-  return (name) => {
-    try {
-      const lines = getData(name)
-      return Array.isArray(lines) ? lines.map(String) : { error: 'not readable as text' }
-    } catch (err) {
-      return { error: describeError(err) }
-    }
-  }
-}
+export type { ConfigProblem, ReadConfigLines, ReadKeysFile } from '../batv/keys-file'
 
 export const KEYS_SECTION = 'batv.keys'
 export const MAIN_FILE = 'backscatter.ini'

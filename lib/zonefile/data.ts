@@ -5,7 +5,7 @@
  */
 import net from 'node:net'
 
-import { classifyAnswer, MAX_TEXT_LENGTH, reasonFromTxt } from '../core/answer'
+import { classifyAnswer, reasonFromTxt } from '../core/answer'
 import { DEFAULT_TTL_SECONDS, expandTxt } from './directives'
 import { ipToString, parseIPv4 } from './ipv4'
 import { NO_SEGMENTS, type Segments } from './merge'
@@ -38,10 +38,6 @@ export interface ZoneValues {
 const NOT_LISTED: LookupResult = Object.freeze({ status: 'not-listed' })
 const NOT_AN_IP: LookupResult = Object.freeze({ status: 'error', reason: 'not an IP address' })
 const EXPIRED: LookupResult = Object.freeze({ status: 'error', reason: 'zone data expired ($TIMESTAMP)' })
-const LONGEST_IP = '255.255.255.255'.length
-// Read once: under tsx (tests, benchmarks) an imported binding is a getter read
-// on every use, a tenth of a lookup's time.
-const addressOf = parseIPv4
 
 /** An in-memory zone: answers like rbldnsd serving the parsed file. */
 export class ZoneData {
@@ -53,9 +49,6 @@ export class ZoneData {
   // Per group: the result when it does not depend on the IP, else undefined.
   private readonly fixed: (LookupResult | undefined)[]
   private readonly codes: (readonly string[])[]
-  // Per group: the clean reason split where the IP goes, when a plain join gives
-  // exactly what cleaning the expanded TXT gives (the fast path for hits).
-  private readonly pieces: (readonly string[] | undefined)[]
 
   constructor(
     ranges: Segments,
@@ -75,9 +68,7 @@ export class ZoneData {
     }
     this.fixed = []
     this.codes = []
-    this.pieces = []
     for (let g = 0; g < groupValues.length; g++) {
-      this.pieces.push(this.splitAtIp(g))
       const a = this.aRecords(g)
       const cls = classifyAnswer(a)
       this.codes.push(cls.kind === 'listed' ? cls.codes : [])
@@ -99,29 +90,6 @@ export class ZoneData {
         )
       }
     }
-  }
-
-  /**
-   * The group's only TXT template expanded with a marker for the IP and split
-   * there, if joining the pieces with any IP needs no cleaning: printable ASCII,
-   * no double spaces, no space at either end, short enough never to be cut.
-   */
-  private splitAtIp(g: number): readonly string[] | undefined {
-    const values = this.groupValues[g] ?? []
-    if (values.length !== 1) return undefined
-    const t = expandTxt(this.values.txt[values[0] as number] ?? '', '\u0000', this.meta.subst, this.meta.base)
-    if (!t.usesIp) return undefined
-    const pieces = t.text.split('\u0000')
-    const longest = t.text.length + (pieces.length - 1) * (LONGEST_IP - 1)
-    if (longest > MAX_TEXT_LENGTH || !/^[\x20-\x7e]*$/.test(pieces.join(''))) return undefined
-    if (
-      pieces.some((p) => p.includes('  ')) ||
-      pieces[0]?.startsWith(' ') ||
-      pieces[pieces.length - 1]?.endsWith(' ')
-    ) {
-      return undefined
-    }
-    return pieces
   }
 
   /** A zone that lists nothing. */
@@ -208,19 +176,13 @@ export class ZoneData {
    * expired, not an IP). IPv6 addresses are never listed in IPv4 datasets.
    */
   lookup(ip: string): LookupResult {
-    const n = addressOf(ip)
+    const n = parseIPv4(ip)
     if (n < 0) return net.isIPv6(ip) ? NOT_LISTED : NOT_AN_IP
     if (this.meta.expiresAt > 0 && this.expired()) return EXPIRED
     const g = this.find(n)
     if (g < 0) return NOT_LISTED
     const fixed = this.fixed[g]
     if (fixed) return fixed
-    const pieces = this.pieces[g]
-    if (pieces) {
-      let reason = pieces[0] as string
-      for (let i = 1; i < pieces.length; i++) reason += ip + (pieces[i] as string)
-      return { status: 'listed', codes: this.codes[g] ?? [], reason, ttlSeconds: this.meta.ttlSeconds }
-    }
     return {
       status: 'listed',
       codes: this.codes[g] ?? [],
@@ -231,7 +193,7 @@ export class ZoneData {
 
   /** The raw records rbldnsd would answer for `ip` (A, TXT), or undefined when it answers none. */
   answers(ip: string): ZoneAnswer | undefined {
-    const n = addressOf(ip)
+    const n = parseIPv4(ip)
     if (n < 0 || (this.meta.expiresAt > 0 && this.expired())) return undefined
     const g = this.find(n)
     if (g < 0) return undefined

@@ -3,8 +3,8 @@
  * `$NS`, `$TTL`, `$MAXRANGE4`, `$TIMESTAMP`, `$0`..`$9`, `$=`) and the TXT
  * templates they feed (txtsubst).
  */
-import { DOLLAR, EQUALS, isSpace } from './chars'
-import { DIGIT_ZERO, isDigit, mask } from './ipv4'
+import { DIGIT_ZERO, DOLLAR, EQUALS, isDigit, isSpace } from './chars'
+import { mask } from './ipv4'
 
 /** rbldnsd's default record TTL (35 minutes) when the file has no `$TTL`. */
 export const DEFAULT_TTL_SECONDS = 35 * 60

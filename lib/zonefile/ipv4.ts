@@ -4,18 +4,9 @@
  * `10.0.0.1-9`). The line parsers read bytes in place and report through a
  * cursor their caller owns, so a line costs no allocation.
  */
+import net from 'node:net'
 
-// The bytes of addresses. Module constants, not imports: parseIPv4 is on the
-// lookup path, where an imported binding costs a read per use under tsx.
-const DASH = 0x2d
-const DOT = 0x2e
-const SLASH = 0x2f
-export const DIGIT_ZERO = 0x30
-const DIGIT_NINE = 0x39
-
-export function isDigit(c: number | undefined): c is number {
-  return c !== undefined && c >= DIGIT_ZERO && c <= DIGIT_NINE
-}
+import { DASH, DIGIT_ZERO, DOT, isDigit, SLASH } from './chars'
 
 /** Where an address parser stopped and what it read; reused from line to line. */
 export interface Ip4Cursor {
@@ -41,29 +32,10 @@ export function ipToString(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`
 }
 
-/** A canonical dotted-quad IPv4 address as a number, or -1. */
+/** A canonical dotted-quad IPv4 address (no leading zeros, as net.isIPv4 wants) as a number, or -1. */
 export function parseIPv4(s: string): number {
-  const len = s.length
-  if (len < 7 || len > 15) return -1
-  let addr = 0
-  let oct = 0
-  let digits = 0
-  let dots = 0
-  for (let i = 0; i < len; i++) {
-    const c = s.charCodeAt(i)
-    if (c === DOT) {
-      if (digits === 0 || ++dots > 3) return -1
-      addr = addr * 256 + oct
-      oct = 0
-      digits = 0
-    } else if (c >= DIGIT_ZERO && c <= DIGIT_NINE) {
-      if (digits > 0 && oct === 0) return -1
-      oct = oct * 10 + (c - DIGIT_ZERO)
-      if (++digits > 3 || oct > 255) return -1
-    } else return -1
-  }
-  if (digits === 0 || dots !== 3) return -1
-  return addr * 256 + oct
+  if (!net.isIPv4(s)) return -1
+  return s.split('.').reduce((n, octet) => n * 256 + Number(octet), 0)
 }
 
 /**

@@ -4,7 +4,6 @@
  * rejection before the deadline still rejects.
  */
 export function settleWithin<T, L>(promise: Promise<T>, ms: number, late: L): Promise<T | L> {
-  // One promise and one timer per call: every DNS try goes through here.
   return new Promise<T | L>((resolve, reject) => {
     const timer = setTimeout(resolve, Math.max(0, ms), late)
     promise.then(

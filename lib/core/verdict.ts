@@ -29,7 +29,6 @@ export function decideVerdict(ip: string, outcomes: readonly ZoneOutcome[], sett
   const scored: { outcome: ListedOutcome; score: number }[] = []
   for (const o of outcomes) {
     if (o.status !== 'listed') continue
-    // A handful of zones: a search costs less than building a map for every bounce.
     const zone = settings.zones.find((z) => z.name === o.zone)
     scored.push({ outcome: o, score: zone ? listingScore(zone, o.codes) : 0 })
   }

@@ -1,15 +1,15 @@
 // Rewriting Haraka's envelope addresses: the signed sender at MAIL, the tag
-// removed from a recipient at RCPT (and put back when the recipient is refused). A new address is made with the class of the
-// one Haraka handed over (its own @haraka/email-address), so it serializes,
-// formats and queues exactly as Haraka's own.
+// removed from a recipient at RCPT (and put back when the recipient is
+// refused). A new address is made with the class of the one Haraka handed over
+// (its own @haraka/email-address), so it serializes, formats and queues exactly
+// as Haraka's own.
 import type { EnvelopeAddress } from '../core/sender'
 
 type AddressClass = new (user: string, host?: string) => EnvelopeAddress
 
 /**
  * A new address of `like`'s class for `wire` (no brackets, well formed: made
- * by the BATV code), or undefined when it cannot be made. Built from its parts,
- * not parsed again: that costs about half.
+ * by the BATV code), or undefined when it cannot be made.
  */
 export function addressLike(like: EnvelopeAddress, wire: string): EnvelopeAddress | undefined {
   const make = (like as { constructor?: unknown }).constructor

@@ -216,23 +216,14 @@ function signedHead(keyId: number, expiry: number): string {
   return `${keyId}${String(expiry).padStart(3, '0')}`
 }
 
-const received = Buffer.alloc(3)
-const expected = Buffer.alloc(3)
-
 // Over the lower-cased address only, as Exim's RCPT ACL check: one verdict on both.
 function signatureMatches(key: TagKey, tag: ParsedTag): boolean {
-  const { keyId, expiryStamp: expiry, signature, mailbox: address } = tag
-  putBytes(received, signature)
-  return sameBytes(key.signatureOf(asciiLower(address), signedHead(keyId, expiry)))
+  const expected = key.signatureOf(asciiLower(tag.mailbox), signedHead(tag.keyId, tag.expiryStamp))
+  return crypto.timingSafeEqual(signatureBytes(tag.signature), signatureBytes(expected))
 }
 
-function putBytes(into: Buffer, signature: number): void {
-  into[0] = signature >>> 16
-  into[1] = (signature >>> 8) & 255
-  into[2] = signature & 255
-}
-
-function sameBytes(signature: number): boolean {
-  putBytes(expected, signature)
-  return crypto.timingSafeEqual(received, expected)
+function signatureBytes(signature: number): Buffer {
+  const bytes = Buffer.alloc(3)
+  bytes.writeUIntBE(signature, 0, 3)
+  return bytes
 }

@@ -34,9 +34,8 @@ export interface ParsedTag {
 export const TAG_LENGTH = 16
 
 const TAG_PREFIX = /^"?prvs=/i
-const CHAR_P = 0x70 // p
-const CHAR_UPPER_P = 0x50 // P
-const CHAR_QUOTE = 0x22 // "
+// `prvs=KDDDSSSSSS=`: the key digit, the day, the signature; prvs and the hex digits in any case.
+const TAG_HEAD = /^prvs=(\d)(\d{3})([0-9a-f]{6})=/i
 // A local part quoted already, as in Exim's `${prvs}` of a quoted address (`prvs=…="a b"@x`).
 const QUOTED_STRING = /^"(?:[^"\\]|\\.)*"$/s
 // RFC 5321 Dot-string, with RFC 6532's UTF-8 allowed in atext.
@@ -63,16 +62,12 @@ export function daysToExpiry(expiry: number, nowMs: number): number {
 
 /** Lower-case ASCII letters only, as Exim does (other bytes, UTF-8 among them, are left alone). */
 export function asciiLower(text: string): string {
-  if (!/[A-Z]/.test(text)) return text
-  // toLowerCase() would also change some non-ASCII letters; it is only safe (and fast) on ASCII.
-  return /[^\0-\x7f]/.test(text) ? text.replace(/[A-Z]+/g, (s) => s.toLowerCase()) : text.toLowerCase()
+  // Not toLowerCase() on the whole: it would also change some non-ASCII letters.
+  return text.replace(/[A-Z]+/g, (s) => s.toLowerCase())
 }
 
-/** Does the address start like a prvs tag (`prvs=`, any case, quoted or not)? Cheap: no full parse. */
+/** Does the address start like a prvs tag (`prvs=`, any case, quoted or not), well formed or not? */
 export function looksTagged(address: string): boolean {
-  // Most addresses fail on the first character, before any regular expression runs.
-  const first = address.charCodeAt(0)
-  if (first !== CHAR_P && first !== CHAR_UPPER_P && first !== CHAR_QUOTE) return false
   return TAG_PREFIX.test(address)
 }
 
@@ -108,51 +103,27 @@ export function parseTag(address: string): ParsedTag | undefined {
   if (address.startsWith('"')) {
     // Quoted: unquote, read the tag, quote the original again if it needs it.
     const parts = splitAddress(address)
-    if (!parts || parts.localPart.length <= TAG_LENGTH || !isTagHead(parts.localPart)) return undefined
+    const head = parts && TAG_HEAD.exec(parts.localPart)
+    if (!parts || !head || parts.localPart.length <= TAG_LENGTH) return undefined
     const localPart = parts.localPart.slice(TAG_LENGTH)
-    const original = joinAddress(localPart, parts.domain)
-    return tagParts(parts.localPart, original, `${localPart}@${parts.domain}`)
+    return tagParts(head, joinAddress(localPart, parts.domain), `${localPart}@${parts.domain}`)
   }
-  // Plain, the usual case, read without a regular expression: it runs for every tagged RCPT.
   const at = address.lastIndexOf('@')
-  if (at <= TAG_LENGTH || at === address.length - 1 || !isTagHead(address)) return undefined
+  const head = TAG_HEAD.exec(address)
+  if (!head || at <= TAG_LENGTH || at === address.length - 1) return undefined
   const original = address.slice(TAG_LENGTH)
-  return tagParts(address, original, original)
+  return tagParts(head, original, original)
 }
 
-function tagParts(head: string, original: string, mailbox: string): ParsedTag {
-  let signature = 0
-  for (let i = 9; i < 15; i++) signature = signature * 16 + hexValue(head.charCodeAt(i))
+function tagParts(head: RegExpExecArray, original: string, mailbox: string): ParsedTag {
+  const [, keyId, expiry, signature] = head
   return {
-    keyId: head.charCodeAt(5) - 0x30,
-    expiryStamp:
-      (head.charCodeAt(6) - 0x30) * 100 + (head.charCodeAt(7) - 0x30) * 10 + head.charCodeAt(8) - 0x30,
-    signature,
+    keyId: Number(keyId),
+    expiryStamp: Number(expiry),
+    signature: Number.parseInt(signature ?? '', 16),
     original,
     mailbox,
   }
-}
-
-/** Does `text` start with `prvs=KDDDSSSSSS=` (prvs and hex in any case)? */
-function isTagHead(text: string): boolean {
-  for (let i = 0; i < 4; i++) {
-    if ((text.charCodeAt(i) | 0x20) !== 'prvs'.charCodeAt(i)) return false
-  }
-  if (text.charCodeAt(4) !== 0x3d || text.charCodeAt(15) !== 0x3d) return false
-  for (let i = 5; i < 9; i++) if (!isDigit(text.charCodeAt(i))) return false
-  for (let i = 9; i < 15; i++) if (hexValue(text.charCodeAt(i)) < 0) return false
-  return true
-}
-
-/** 0..15 for a hex digit in either case, -1 for anything else. */
-function hexValue(c: number): number {
-  if (isDigit(c)) return c - 0x30
-  const lower = c | 0x20
-  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1
-}
-
-function isDigit(c: number): boolean {
-  return c >= 0x30 && c <= 0x39
 }
 
 function quote(localPart: string): string {

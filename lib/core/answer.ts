@@ -27,22 +27,16 @@ export function classifyAnswer(addresses: readonly string[]): Classification {
 /** Longest TXT reason kept, in characters; a reply line must stay well under 512 octets. */
 export const MAX_TEXT_LENGTH = 200
 
-/** Text that cleanText's folding would change: a character outside \x20-\x7e, two spaces, a space at either end. */
-const NEEDS_FOLDING = /[^\x20-\x7e]| {2}|^ | $/
-
 /**
  * Make text from DNS safe for an SMTP reply, a log line or a header: control
  * characters (CR, LF, NUL, DEL, C1…) become spaces, runs of white space fold,
  * non-ASCII is dropped, and the result is cut to `max` characters.
  */
 export function cleanText(text: string, max = MAX_TEXT_LENGTH): string {
-  // Most text is clean already: then the folding below would return it unchanged.
-  const folded = NEEDS_FOLDING.test(text)
-    ? text
-        .replace(/[^\x20-\x7e]+/g, ' ')
-        .replace(/ {2,}/g, ' ')
-        .trim()
-    : text
+  const folded = text
+    .replace(/[^\x20-\x7e]+/g, ' ')
+    .replace(/ {2,}/g, ' ')
+    .trim()
   return folded.length > max ? `${folded.slice(0, max - 3).trimEnd()}...` : folded
 }
 

@@ -21,8 +21,7 @@ export type ClientCheck =
  * `::ffff:a.b.c.d` is unmapped first, so it is treated as the IPv4 address it is.
  */
 export function clientToCheck(client: Client, settings: Settings): ClientCheck {
-  // A dotted-quad IPv4 address (net.isIPv4 allows no leading zeros) is its own normal form.
-  const ip = client.ip ? (net.isIPv4(client.ip) ? client.ip : normalize_ip(client.ip)) : null
+  const ip = client.ip ? normalize_ip(client.ip) : null
   if (!ip) return { skip: 'no client IP address', kind: 'no-ip' }
   if (settings.skip.relaying && client.relaying) {
     return { skip: 'relaying client ([skip] relaying)', kind: 'relaying' }
@@ -36,15 +35,9 @@ export function clientToCheck(client: Client, settings: Settings): ClientCheck {
   return { ip }
 }
 
-/**
- * Why `zone` is not queried for `ip` (it does not check that address family),
- * or undefined when it is. `family`: net.isIP(ip), when the caller has it.
- */
-export function zoneSkipReason(
-  zone: Pick<ZoneSettings, 'ipv4' | 'ipv6'>,
-  ip: string,
-  family = net.isIP(ip),
-): string | undefined {
+/** Why `zone` is not queried for `ip` (it does not check that address family), or undefined when it is. */
+export function zoneSkipReason(zone: Pick<ZoneSettings, 'ipv4' | 'ipv6'>, ip: string): string | undefined {
+  const family = net.isIP(ip)
   if (family === 6 && !zone.ipv6) return 'IPv6 not checked'
   if (family === 4 && !zone.ipv4) return 'IPv4 not checked'
   return undefined

@@ -231,10 +231,9 @@ export class BackscatterChecker {
     this.start()
     const zones = this.settings.zones
     const startedMs = this.observe && this.files.size ? performance.now() : undefined
-    const family = net.isIP(ip)
     const outcomes: ZoneOutcome[] = []
     for (const zone of zones) {
-      const outcome = this.answerNow(zone, ip, family)
+      const outcome = this.answerNow(zone, ip)
       if (!outcome) return undefined
       outcomes.push(outcome)
     }
@@ -250,7 +249,7 @@ export class BackscatterChecker {
 
   private async checkZone(zone: ZoneSettings, ip: string): Promise<ZoneOutcome> {
     const startedMs = performance.now()
-    const now = this.answerNow(zone, ip, net.isIP(ip))
+    const now = this.answerNow(zone, ip)
     const outcome = now ?? (await this.waitForAnswer(zone, ip))
     this.report(
       zone.name,
@@ -262,9 +261,9 @@ export class BackscatterChecker {
   }
 
   /** The zone's answer if it can be given without waiting, else undefined. */
-  private answerNow(zone: ZoneSettings, ip: string, family: number): ZoneOutcome | undefined {
-    if (family === 0) return { zone: zone.name, status: 'error', reason: 'not an IP address' }
-    const skip = zoneSkipReason(zone, ip, family)
+  private answerNow(zone: ZoneSettings, ip: string): ZoneOutcome | undefined {
+    if (!net.isIP(ip)) return { zone: zone.name, status: 'error', reason: 'not an IP address' }
+    const skip = zoneSkipReason(zone, ip)
     if (skip !== undefined) return { zone: zone.name, status: 'skipped', reason: skip }
     const health = this.health.get(zone.name)
     // No verdict before the zone's first check: only waitForAnswer() waits for it.

@@ -275,22 +275,15 @@ function settle(
  * reasons, score. Empty lists are left out (haraka-results logs any `err` key).
  */
 function verdictResult(v: Verdict): Record<string, unknown> {
-  // Lists made only when used: this runs for every checked bounce.
-  let pass: string[] | undefined
-  let fail: string[] | undefined
-  let err: string[] | undefined
-  let skip: string[] | undefined
+  const lists: Record<'pass' | 'fail' | 'err' | 'skip', string[]> = { pass: [], fail: [], err: [], skip: [] }
   for (const o of v.outcomes) {
-    if (o.status === 'listed') (fail ??= []).push(o.zone)
-    else if (o.status === 'not-listed') (pass ??= []).push(o.zone)
-    else if (o.status === 'error') (err ??= []).push(`${o.zone}: ${o.reason}`)
-    else (skip ??= []).push(`${o.zone}: ${o.reason}`)
+    if (o.status === 'listed') lists.fail.push(o.zone)
+    else if (o.status === 'not-listed') lists.pass.push(o.zone)
+    else if (o.status === 'error') lists.err.push(`${o.zone}: ${o.reason}`)
+    else lists.skip.push(`${o.zone}: ${o.reason}`)
   }
   const result: Record<string, unknown> = { score: v.score }
-  if (pass) result.pass = pass
-  if (fail) result.fail = fail
-  if (err) result.err = err
-  if (skip) result.skip = skip
+  for (const [key, list] of Object.entries(lists)) if (list.length) result[key] = list
   return result
 }
 

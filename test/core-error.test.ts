@@ -1,14 +1,18 @@
 // describeError: one way to put an error in a few words, for the zone files,
-// the keys and config files, and the command.
+// the keys and config files, the metrics endpoint and the command.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import { describe, it } from 'node:test'
+import zlib from 'node:zlib'
 
 import { configLinesReader, keysFileReader } from '../lib/batv/keys-file'
 import { describeError } from '../lib/core/error'
 
-const system = (code: string, message: string): Error => Object.assign(new Error(message), { code })
+// A system error as node makes it: code, negative errno, and a message naming the path.
+const system = (code: string, message: string): Error =>
+  Object.assign(new Error(message), { code, errno: -(os.constants.errno as Record<string, number>)[code]! })
 
 function thrown(f: () => unknown): unknown {
   try {
@@ -20,25 +24,33 @@ function thrown(f: () => unknown): unknown {
 }
 
 describe('describeError', () => {
-  it("a system error as the operating system's reason and its code, without the path", () => {
+  it("a file's system error as the operating system's reason and its code, without the path", () => {
     assert.equal(
       describeError(system('EACCES', "EACCES: permission denied, open '/var/lib/rbldnsd/zone'")),
       'permission denied (EACCES)',
     )
-    assert.equal(
-      describeError(system('EISDIR', 'EISDIR: illegal operation on a directory, read')),
-      'illegal operation on a directory (EISDIR)',
-    )
     const missing = thrown(() => fs.readFileSync('/nonexistent/backscatter.keys'))
     assert.equal(describeError(missing), 'no such file or directory (ENOENT)')
-    assert.equal(
-      describeError(thrown(() => fs.readFileSync(os.tmpdir()))),
-      'illegal operation on a directory (EISDIR)',
-    )
+    const directory = thrown(() => fs.readFileSync(os.tmpdir()))
+    assert.equal(describeError(directory), 'illegal operation on a directory (EISDIR)')
+  })
+
+  it("a socket's system error the same way, without the address", async () => {
+    const first = net.createServer()
+    await new Promise<void>((resolve) => first.listen(0, '127.0.0.1', resolve))
+    const { port } = first.address() as net.AddressInfo
+    const second = net.createServer()
+    const err = await new Promise<Error>((resolve) => {
+      second.once('error', resolve)
+      second.listen(port, '127.0.0.1')
+    })
+    first.close()
+    assert.equal(describeError(err), 'address already in use (EADDRINUSE)')
   })
 
   it('any other error by its message, without its name', () => {
-    assert.equal(describeError(system('Z_DATA_ERROR', 'incorrect header check')), 'incorrect header check')
+    const gzip = thrown(() => zlib.gunzipSync(Buffer.from('not gzip')))
+    assert.equal(describeError(gzip), 'incorrect header check')
     assert.equal(describeError(new Error('plain')), 'plain')
     assert.equal(describeError(new TypeError('not a function')), 'not a function')
   })
@@ -56,7 +68,7 @@ describe('describeError', () => {
     }
     const why = 'illegal operation on a directory (EISDIR)'
     assert.deepEqual(configLinesReader(failing)('backscatter.ini'), { error: why })
-    assert.deepEqual(keysFileReader([], failing)(), undefined)
+    assert.equal(keysFileReader([], failing)(), undefined)
     const dir = fs.mkdtempSync(`${os.tmpdir()}/core-error-`)
     try {
       fs.writeFileSync(`${dir}/backscatter.keys`, '1=x\n')

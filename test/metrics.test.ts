@@ -21,7 +21,15 @@ import {
   valueOf,
   type Sample,
 } from './support/exposition'
-import { constants, mail, makeConnection, makeTestPlugin, rcpt, type TestPlugin } from './support/harness'
+import {
+  constants,
+  mail,
+  makeConnection,
+  makeTestPlugin,
+  nextReload,
+  rcpt,
+  type TestPlugin,
+} from './support/harness'
 import type { ListenAddress } from '../lib/core/types'
 
 const ZONE = 'ips.backscatterer.org'
@@ -571,6 +579,10 @@ describe('the plugin counts what it did (haraka-test-fixtures, scripted DNS on 1
     const { samples } = await pluginScrape(tp)
     assert.equal(valueOf(samples, `${P}recipients_total`, { decision: 'refused' }), 1)
     assert.equal(valueOf(samples, `${P}recipients_total`, { decision: 'accepted' }), 1)
+    const dnsLookups = (outcome: string): number | undefined =>
+      valueOf(samples, `${P}lookups_total`, { zone: ZONE, outcome, source: 'dns' })
+    assert.deepEqual([dnsLookups('listed'), dnsLookups('not_listed')], [1, 1])
+    assert.equal(valueOf(samples, `${P}lookup_seconds_count`, { zone: ZONE }), 2)
   })
 
   it('[metrics] listen: an unusable value is one warning line, and metrics stay off', () => {
@@ -600,12 +612,10 @@ describe('the plugin counts what it did (haraka-test-fixtures, scripted DNS on 1
       1,
     )
     const moved = await freePort()
+    const reloaded = nextReload(tp.plugin)
     tp.writeIni(`[dns]\nservers = ${dns.server}\n\n[metrics]\nlisten = 127.0.0.1:${moved}\n`)
-    // haraka-config waits about 5 s for an edit to settle before it reloads.
-    const deadline = Date.now() + 15_000
-    while (tp.plugin.backscatter.settings.metrics.listen?.port !== moved && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 25))
-    }
+    await reloaded
+    assert.deepEqual(tp.plugin.backscatter.settings.metrics.listen, { host: '127.0.0.1', port: moved })
     await endpoint.settled()
     assert.deepEqual(endpoint.listening, { host: '127.0.0.1', port: moved })
     assert.equal((await fetch(`http://127.0.0.1:${moved}/metrics`)).status, 200)

@@ -17,6 +17,7 @@ import {
   mail,
   makeConnection,
   makeTestPlugin,
+  nextReload,
   rcpt,
   results,
   type HarakaTestPlugin,
@@ -28,18 +29,6 @@ const ZONE = 'ips.backscatterer.org'
 const LISTED = '45.1.2.3'
 const zoneData = dnsblZone(ZONE, { [LISTED]: { txt: 'Listed for backscatter' } })
 const isTestPoint = (name: string): boolean => /^[12]\.0\.0\.127\./.test(name)
-
-/** Resolves after the plugin has read the edited ini (haraka-config waits for the edit to settle). */
-function nextReload(plugin: HarakaTestPlugin): Promise<void> {
-  return new Promise((resolve) => {
-    const load = plugin.load_backscatter_ini as () => void
-    plugin.load_backscatter_ini = function (this: unknown): void {
-      plugin.load_backscatter_ini = load
-      load.call(this)
-      resolve()
-    }
-  })
-}
 
 async function editIni(t: TestPlugin, ini: string): Promise<void> {
   const reloaded = nextReload(t.plugin)

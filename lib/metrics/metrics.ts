@@ -1,31 +1,29 @@
-// What the plugin did, counted for a Prometheus scrape of /metrics. The mail path
-// only adds to plain numbers (a few nanoseconds); prom-client reads them when a
-// scrape asks. Labels take values from fixed sets and zone names from the config:
-// never a client IP, an address or a secret, so the number of series stays bounded.
-import { Counter, Gauge, Registry } from 'prom-client'
+// What the plugin did, counted for a Prometheus scrape of /metrics on prom-client's
+// own metrics, in a registry of the plugin's own. Labels take values from fixed sets
+// and zone names from the config: never a client IP, an address or a secret, so the
+// number of series stays bounded.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 import type { AnswerSource } from '../dns/checker'
-import { BucketTally, talliedHistogram } from './histogram'
+import type { BatvResult } from '../core/recipient'
 import type { ZoneOutcome } from '../core/types'
 
 export const METRIC_PREFIX = 'haraka_backscatter_'
 
-export type LookupStatus = ZoneOutcome['status']
-/** Where a zone's answer came from. */
-export type LookupSource = AnswerSource
-/** What became of one recipient of a checked bounce. */
-export type RecipientDecision = 'accepted' | 'refused' | 'deferred' | 'exempt'
-export type BatvResult = 'signed' | 'valid' | 'invalid' | 'missing'
+/** What became of one recipient of a checked bounce, as recipients_total counts it. */
+export type CountedRecipient = 'accepted' | 'refused' | 'deferred' | 'exempt'
+/** What batv_total counts: a bounce address signed on the way out, or a recipient's tag checked. */
+export type CountedTag = 'signed' | Exclude<BatvResult, 'not checked'>
 
-// Index of each label value in the tallies; the order is the exposition's.
-const STATUS_INDEX = { listed: 0, 'not-listed': 1, error: 2, skipped: 3 } as const
-const OUTCOMES = ['listed', 'not_listed', 'error', 'skipped'] as const
-const SOURCE_INDEX = { dns: 0, file: 1, cache: 2 } as const
-const SOURCES = ['dns', 'file', 'cache'] as const
-const DECISION_INDEX = { accepted: 0, refused: 1, deferred: 2, exempt: 3 } as const
-const DECISIONS = ['accepted', 'refused', 'deferred', 'exempt'] as const
-const BATV_INDEX = { signed: 0, valid: 1, invalid: 2, missing: 3 } as const
-const BATV_RESULTS = ['signed', 'valid', 'invalid', 'missing'] as const
+// Prometheus label values use underscores where the core's statuses use hyphens.
+const OUTCOME_LABEL = {
+  listed: 'listed',
+  'not-listed': 'not_listed',
+  error: 'error',
+  skipped: 'skipped',
+} as const satisfies Record<ZoneOutcome['status'], string>
+const RECIPIENTS: readonly CountedRecipient[] = ['accepted', 'refused', 'deferred', 'exempt']
+const TAGS: readonly CountedTag[] = ['signed', 'valid', 'invalid', 'missing']
 
 /**
  * Upper bounds of lookup_seconds, in seconds: a zone file answers in
@@ -57,78 +55,50 @@ export interface MetricsState {
 
 const NO_STATE: MetricsState = Object.freeze({ zones: [], cacheEntries: 0 })
 
-/** One zone's counts: lookups by outcome and source, and how long the uncached ones took. */
-class ZoneTally {
-  /** [outcome * SOURCES.length + source] */
-  readonly lookups = new Float64Array(OUTCOMES.length * SOURCES.length)
-  readonly seconds = new BucketTally(LOOKUP_SECONDS_BUCKETS)
-}
-
 /**
- * The plugin's counters, gauges and lookup-time histogram, in a registry of
- * their own (nothing in prom-client's global registry). One per process, kept
- * over config reloads: counters only ever grow.
+ * The plugin's counters, gauges and lookup-time histogram. One per process, kept
+ * over config reloads, so counters only ever grow.
  */
 export class BackscatterMetrics {
   readonly registry = new Registry()
-  private readonly zones = new Map<string, ZoneTally>()
-  private readonly recipients = new Float64Array(DECISIONS.length)
-  private readonly batvResults = new Float64Array(BATV_RESULTS.length)
+  private readonly lookups: Counter<'zone' | 'outcome' | 'source'>
+  private readonly recipients: Counter<'decision'>
+  private readonly tags: Counter<'result'>
+  private readonly lookupSeconds: Histogram<'zone'>
   private readState: () => MetricsState = () => NO_STATE
 
   constructor() {
     const registers = [this.registry]
-    const zones = this.zones
-    const recipients = this.recipients
-    const batvResults = this.batvResults
     const state = (): MetricsState => this.readState()
 
-    new Counter({
+    this.lookups = new Counter({
       name: `${METRIC_PREFIX}lookups_total`,
       help: 'Zone lookups for bounces, by zone, outcome (listed, not_listed, error, skipped) and where the answer came from (dns, file, cache).',
       labelNames: ['zone', 'outcome', 'source'],
       registers,
-      collect() {
-        this.reset()
-        for (const [zone, tally] of zones) {
-          tally.lookups.forEach((n, i) => {
-            if (n === 0) return
-            const outcome = OUTCOMES[Math.floor(i / SOURCES.length)] as string
-            const source = SOURCES[i % SOURCES.length] as string
-            this.inc({ zone, outcome, source }, n)
-          })
-        }
-      },
     })
-    new Counter({
+    this.recipients = new Counter({
       name: `${METRIC_PREFIX}recipients_total`,
       help: 'Recipients of checked bounces, by decision (accepted, refused, deferred, exempt); a recipient only scored counts as accepted.',
       labelNames: ['decision'],
       registers,
-      collect() {
-        this.reset()
-        DECISIONS.forEach((decision, i) => this.inc({ decision }, recipients[i] as number))
-      },
     })
-    new Counter({
+    this.tags = new Counter({
       name: `${METRIC_PREFIX}batv_total`,
       help: 'Signed-bounce (BATV) checks, by result (signed, valid, invalid, missing).',
       labelNames: ['result'],
       registers,
-      collect() {
-        this.reset()
-        BATV_RESULTS.forEach((result, i) => this.inc({ result }, batvResults[i] as number))
-      },
     })
-    this.registry.registerMetric(
-      talliedHistogram({
-        name: `${METRIC_PREFIX}lookup_seconds`,
-        help: 'Time a bounce waited for a zone answered by DNS or from a file, in seconds (cached answers not counted).',
-        label: 'zone',
-        bounds: LOOKUP_SECONDS_BUCKETS,
-        read: () => [...zones].filter(([, t]) => t.seconds.count > 0).map(([zone, t]) => [zone, t.seconds]),
-      }),
-    )
+    // Every value of these fixed sets is shown from 0, so a rate() over them has a start.
+    for (const decision of RECIPIENTS) this.recipients.inc({ decision }, 0)
+    for (const result of TAGS) this.tags.inc({ result }, 0)
+    this.lookupSeconds = new Histogram({
+      name: `${METRIC_PREFIX}lookup_seconds`,
+      help: 'Time a bounce waited for a zone answered by DNS or from a file, in seconds (cached answers not counted).',
+      labelNames: ['zone'],
+      buckets: [...LOOKUP_SECONDS_BUCKETS],
+      registers,
+    })
     // Across cluster workers: a zone counts as usable only where every worker uses it.
     new Gauge({
       name: `${METRIC_PREFIX}zone_usable`,
@@ -196,22 +166,17 @@ export class BackscatterMetrics {
    * One zone's outcome for one bounce. `seconds`: how long a lookup by DNS or
    * from a file took; none for a cached answer or when no lookup was made.
    */
-  lookup(zone: string, status: LookupStatus, source: LookupSource, seconds?: number): void {
-    let tally = this.zones.get(zone)
-    if (!tally) this.zones.set(zone, (tally = new ZoneTally()))
-    const i = STATUS_INDEX[status] * SOURCES.length + SOURCE_INDEX[source]
-    tally.lookups[i] = (tally.lookups[i] as number) + 1
-    if (seconds !== undefined && source !== 'cache') tally.seconds.observe(seconds)
+  lookup(zone: string, status: ZoneOutcome['status'], source: AnswerSource, seconds?: number): void {
+    this.lookups.inc({ zone, outcome: OUTCOME_LABEL[status], source })
+    if (seconds !== undefined && source !== 'cache') this.lookupSeconds.observe({ zone }, seconds)
   }
 
-  recipient(decision: RecipientDecision): void {
-    const i = DECISION_INDEX[decision]
-    this.recipients[i] = (this.recipients[i] as number) + 1
+  recipient(decision: CountedRecipient): void {
+    this.recipients.inc({ decision })
   }
 
-  batv(result: BatvResult): void {
-    const i = BATV_INDEX[result]
-    this.batvResults[i] = (this.batvResults[i] as number) + 1
+  batv(result: CountedTag): void {
+    this.tags.inc({ result })
   }
 
   /** Where the gauges read zone health, zone file sizes and the cache size when scraped. */

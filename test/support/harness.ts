@@ -68,6 +68,18 @@ export function makeTestPlugin(ini: string, files: Record<string, string> = {}):
   }
 }
 
+/** Resolves after the plugin has read the edited ini (haraka-config waits for the edit to settle). */
+export function nextReload(plugin: HarakaTestPlugin): Promise<void> {
+  return new Promise((resolve) => {
+    const load = plugin.load_backscatter_ini as () => void
+    plugin.load_backscatter_ini = function (this: unknown): void {
+      plugin.load_backscatter_ini = load
+      load.call(this)
+      resolve()
+    }
+  })
+}
+
 /** A connection from `ip` with a transaction, its log lines collected. */
 export function makeConnection(ip: string, opts: { relaying?: boolean } = {}): HarakaConnection {
   const conn = fixtures.makeConnection({ ip, withTxn: true, relaying: opts.relaying ?? false })

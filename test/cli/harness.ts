@@ -10,6 +10,7 @@ import { after, before } from 'node:test'
 import { main } from '../../lib/cli/main'
 import { DnsblResolver } from '../../lib/dns/resolver'
 import { dnsblZone, startDns, TYPE, type Handler, type ScriptedDns } from '../support/dns-server'
+import { removeConfigFolder } from '../support/haraka-config'
 
 export const ZONE = 'ips.backscatterer.org'
 
@@ -138,7 +139,7 @@ export function scriptedDns(): { readonly current: ScriptedDns } {
   })
   after(async () => {
     await holder.current?.close()
-    for (const dir of tmpDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+    for (const dir of tmpDirs.splice(0)) removeConfigFolder(dir)
   })
   return {
     get current(): ScriptedDns {

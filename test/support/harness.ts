@@ -9,6 +9,7 @@ import constants from 'haraka-constants'
 import fixtures from 'haraka-test-fixtures'
 
 import * as pluginSource from '../../lib/haraka/plugin'
+import { removeConfigFolder } from './haraka-config'
 
 export const REPO = path.resolve(__dirname, '..', '..')
 
@@ -63,7 +64,7 @@ export function makeTestPlugin(ini: string, files: Record<string, string> = {}):
     writeIni: (text) => fs.writeFileSync(iniPath, text),
     close: () => {
       plugin.shutdown()
-      fs.rmSync(dir, { recursive: true, force: true })
+      removeConfigFolder(dir)
     },
   }
 }

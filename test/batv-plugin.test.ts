@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, afterEach, before, describe, it } from 'node:test'
+import { after, afterEach, before, beforeEach, describe, it, mock } from 'node:test'
 
 import fixtures from 'haraka-test-fixtures'
 
@@ -22,7 +22,7 @@ import {
   type HarakaTestPlugin,
   type TestPlugin,
 } from './support/harness'
-import { until } from './support/mock-clock'
+import { editDelivered } from './support/haraka-config'
 
 const ZONE = 'ips.backscatterer.org'
 const LISTED = '45.1.2.3'
@@ -610,12 +610,15 @@ describe('hooks never throw on odd addresses and always call next once', () => {
 })
 
 describe('an edit to the keys takes effect without a restart', () => {
-  // haraka-config waits about 5 s for an edit to settle before it reloads.
+  // haraka-config's wait for an edit to settle runs on the mock clock.
+  beforeEach(() => mock.timers.enable({ apis: ['setTimeout'] }))
+  afterEach(() => mock.timers.reset())
+
   it('a new sign key in config/backscatter.keys', async () => {
     const t = setup(`${BATV}[batv]\nsign_key = 2\n`)
     assert.equal(t.plugin.backscatter.settings.batv.signKey, undefined, 'no key 2 yet')
     fs.writeFileSync(path.join(t.dir, 'config', 'backscatter.keys'), `1 = ${SECRET}\n2 = 0123\n`)
-    await until(() => t.plugin.backscatter.settings.batv.signKey?.id === 2, 'the reload', 15_000)
+    await editDelivered(() => t.plugin.backscatter.settings.batv.signKey?.id === 2)
     const conn = makeConnection('192.0.2.10', { relaying: true })
     await mail(t.plugin, conn, 'bob@example.com')
     const expected = signAddress('bob@example.com', BatvKey.create(2, '0123') as BatvKey, 7, NOON)
@@ -627,7 +630,7 @@ describe('an edit to the keys takes effect without a restart', () => {
     const t = setup(BATV, NOON, null)
     assert.equal(t.plugin.backscatter.settings.batv.domains.size, 0, 'BATV off without a key')
     fs.writeFileSync(path.join(t.dir, 'config', 'backscatter.keys'), `1 = ${SECRET}\n`, { mode: 0o600 })
-    await until(() => t.plugin.backscatter.settings.batv.keys.has(1), 'the reload', 15_000)
+    await editDelivered(() => t.plugin.backscatter.settings.batv.keys.has(1))
   })
 
   it('a key added to keys_file (read for one more release)', async () => {
@@ -641,6 +644,6 @@ describe('an edit to the keys takes effect without a restart', () => {
       t.logs.map((l) => l.text).join('\n'),
     )
     fs.writeFileSync(keysFile, `[batv.keys]\n1 = ${SECRET}\n4 = four\n`)
-    await until(() => t.plugin.backscatter.settings.batv.keys.has(4), 'the reload', 15_000)
+    await editDelivered(() => t.plugin.backscatter.settings.batv.keys.has(4))
   })
 })

@@ -9,11 +9,12 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 
+import { REPO } from './repo'
 import { SmtpClient } from './smtp'
 
 const run = promisify(execFile)
 
-export const REPO = path.resolve(__dirname, '..', '..')
+export { REPO }
 /** What `node_modules/.bin/haraka` runs. */
 export const HARAKA_BIN = path.join(REPO, 'node_modules', 'Haraka', 'bin', 'haraka')
 export const HARAKA_VERSION = (

@@ -4,14 +4,15 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 
-import { Address } from '@haraka/email-address'
 import constants from 'haraka-constants'
 import fixtures from 'haraka-test-fixtures'
 
 import * as pluginSource from '../../lib/haraka/plugin'
+import { addr } from './address'
 import { removeConfigFolder } from './haraka-config'
+import { REPO } from './repo'
 
-export const REPO = path.resolve(__dirname, '..', '..')
+export { addr, REPO }
 
 export interface LogLine {
   level: string
@@ -78,10 +79,6 @@ export function makeConnection(ip: string, opts: { relaying?: boolean } = {}): H
       conn.logs.push({ level, text: args.map((a) => (typeof a === 'string' ? a : '')).join(' ') })
   }
   return conn
-}
-
-export function addr(text: string): Address {
-  return new Address(text.startsWith('<') ? text : `<${text}>`)
 }
 
 export interface HookReply {

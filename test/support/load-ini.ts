@@ -6,7 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 
 import { removeConfigFolder } from './haraka-config'
-import { REPO } from './harness'
+import { REPO } from './repo'
 
 interface HarakaConfig {
   get(name: string): unknown

@@ -136,7 +136,8 @@ export interface HookReply {
   text: string
 }
 
-function reply(r: { rc: number | undefined; msg: unknown }): HookReply {
+/** A hook's answer as haraka-test-fixtures gives it, with the reply text the client would see. */
+export function reply(r: { rc: number | undefined; msg: unknown }): HookReply {
   const msg = r.msg as { code?: number; reply?: string } | undefined
   const text = msg && typeof msg === 'object' && msg.code ? `${msg.code} ${msg.reply}` : String(msg ?? '')
   return { ...r, text }

@@ -435,7 +435,8 @@ export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise
   })
   const append = (d: Buffer): void => {
     text += d.toString()
-    logStream.write(d)
+    // Output still in the pipe when stop() has closed the file is kept in `text` only.
+    if (!logStream.writableEnded) logStream.write(d)
   }
   child.stdout?.on('data', append)
   child.stderr?.on('data', append)

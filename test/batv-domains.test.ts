@@ -4,29 +4,33 @@
 // tag. The plugin as Haraka loads it (haraka-test-fixtures), a scripted DNS
 // server on 127.0.0.1, the plugin's clock set by the test.
 import assert from 'node:assert/strict'
-import { after, afterEach, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 
 import fixtures from 'haraka-test-fixtures'
 
 import { BatvKey, signAddress } from '../lib/batv/sign'
-import { DAY_MS } from '../lib/batv/tag'
-import { dnsblZone, startDns, type ScriptedDns } from './support/dns-server'
+import {
+  batvPluginTests,
+  batvResults,
+  bounce,
+  CLEAN,
+  LISTED,
+  NOON,
+  SECRET,
+  wire,
+  ZONE,
+} from './support/batv-plugin'
 import {
   addr,
   constants,
+  mail,
   makeConnection,
-  makeTestPlugin,
+  rcpt,
   results,
   type HarakaConnection,
   type HarakaTestPlugin,
-  type TestPlugin,
 } from './support/harness'
 
-const ZONE = 'ips.backscatterer.org'
-const LISTED = '45.1.2.3'
-const CLEAN = '45.9.8.7'
-const SECRET = 's3cret'
-const NOON = 20785 * DAY_MS + DAY_MS / 2
 const KEY = BatvKey.create(1, SECRET) as BatvKey
 const BATV = (domains: string): string => `[batv]\ndomains = ${domains}\nmissing_from = 2020-01-01\n`
 
@@ -39,49 +43,9 @@ const TYPED_EXAMPLE_COM = [
   'ＥＸＡＭＰＬＥ．ＣＯＭ',
 ]
 
-let dns: ScriptedDns
-let current: TestPlugin | undefined
-
-before(async () => {
-  dns = await startDns(dnsblZone(ZONE, { [LISTED]: { txt: 'Listed, backscatter seen' } }))
-})
-after(() => dns.close())
-afterEach(() => {
-  current?.close()
-  current = undefined
-})
-
-function setup(ini: string): TestPlugin {
-  current = makeTestPlugin(`[dns]\nservers = ${dns.server}\ntimeout_ms = 3000\n\n${ini}\n`, {
-    'backscatter.keys': `1 = ${SECRET}\n`,
-  })
-  current.plugin.backscatter.now = () => NOON
-  return current
-}
-
-async function mail(plugin: HarakaTestPlugin, conn: HarakaConnection, from: string): Promise<void> {
-  const a = addr(from)
-  conn.transaction.mail_from = a
-  await fixtures.callHook(plugin, 'hook_mail', conn, [a, {}])
-}
-
-/** RCPT as Haraka does it: pushed onto rcpt_to first, then the hooks, then popped on a refusal. */
-async function rcpt(plugin: HarakaTestPlugin, conn: HarakaConnection, to: string) {
-  const params = [addr(to), {}]
-  conn.transaction.rcpt_to.push(params[0])
-  const r = await fixtures.callHook(plugin, 'hook_rcpt', conn, params)
-  const refused = r.rc === constants.DENY || r.rc === constants.DENYSOFT
-  return { rc: r.rc as number | undefined, params, refused }
-}
-
-async function bounce(plugin: HarakaTestPlugin, ip: string, to: string, from = '<>') {
-  const conn = makeConnection(ip)
-  await mail(plugin, conn, from)
-  return { ...(await rcpt(plugin, conn, to)), conn }
-}
-
-const batvResults = (conn: HarakaConnection): string[] => (results(conn).batv as string[] | undefined) ?? []
-const wire = (a: unknown): string => (a as { address: string }).address
+const fx = batvPluginTests()
+/** The plugin with `ini`, key 1 in config/backscatter.keys, its clock at noon on the example's day. */
+const setup = (ini: string) => fx.setup(ini)
 
 describe('one domain for every decision: the lower-case ASCII one Haraka routes on', () => {
   for (const typed of TYPED_EXAMPLE_COM) {

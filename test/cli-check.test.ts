@@ -16,6 +16,7 @@ import {
   nameOf,
   queryCounts,
   run,
+  runOnMockClock,
   scriptedDns,
   twoTriesIni,
 } from './cli/harness'
@@ -160,7 +161,7 @@ describe('check answers from a zone file once it has loaded, as the plugin does'
 describe('a failed lookup is reported as failed, and the plugin fails open', () => {
   it('a lookup that times out in a healthy zone: "lookup failed (timeout)", not "not listed"', async () => {
     const dir = configDir(dnsIni(dns.current))
-    const r = await run(['check', '--config', dir, UNANSWERED])
+    const r = await runOnMockClock(['check', '--config', dir, UNANSWERED])
     assert.equal(r.code, 1, 'a failed lookup exits 1 (WARNING)')
     assert.deepEqual(cells(lineWith(r.stdout, UNANSWERED, ZONE)).slice(2, 4), ['passed', 'error'])
     assert.match(
@@ -172,7 +173,7 @@ describe('a failed lookup is reported as failed, and the plugin fails open', () 
 
   it('--json: the verdict says why the bounce is accepted', async () => {
     const dir = configDir(dnsIni(dns.current))
-    const r = await run(['check', '--json', '--config', dir, UNANSWERED])
+    const r = await runOnMockClock(['check', '--json', '--config', dir, UNANSWERED])
     assert.equal(r.code, 1)
     const row = JSON.parse(r.stdout)
     assert.equal(row.status, 'error')
@@ -182,20 +183,20 @@ describe('a failed lookup is reported as failed, and the plugin fails open', () 
 
   it('a dead resolver: the zone fails its check, and no IP is called "not listed"', async () => {
     const dir = configDir(dnsIni(dns.current, '[main]\nzones = silent.example\n'))
-    const r = await run(['check', '--config', dir, CLEAN])
+    const r = await runOnMockClock(['check', '--config', dir, CLEAN])
     assert.equal(r.code, 2, 'the zone is unusable: CRITICAL')
     assert.match(r.stdout, /silent\.example +FAILED its RFC 5782 test-point check/)
     assert.match(
       lineWith(r.stdout, CLEAN, 'accept'),
       /accept: lookup failed \(timeout\), the plugin fails open$/,
     )
-    const json = await run(['check', '--json', '--config', dir, CLEAN])
+    const json = await runOnMockClock(['check', '--json', '--config', dir, CLEAN])
     assert.equal(JSON.parse(json.stdout).verdict.why, 'lookup failed (timeout), the plugin fails open')
   })
 
   it('with two zones, names the zone that failed and the one that answered', async () => {
     const dir = configDir(dnsIni(dns.current, `[main]\nzones = ${ZONE}, silent.example\n`))
-    const r = await run(['check', '--config', dir, CLEAN])
+    const r = await runOnMockClock(['check', '--config', dir, CLEAN])
     assert.equal(r.code, 2)
     assert.match(
       lineWith(r.stdout, CLEAN, 'accept'),
@@ -208,7 +209,7 @@ describe('check asks each question once', () => {
   it('each test point once, each IP’s A query once; an IP never answered costs one budget', async () => {
     const dir = configDir(twoTriesIni(dns.current))
     const since = dns.current.queries.length
-    const r = await run(['check', '--config', dir, LISTED, CLEAN, UNANSWERED])
+    const r = await runOnMockClock(['check', '--config', dir, LISTED, CLEAN, UNANSWERED])
     assert.equal(r.code, 1, 'the lookup of the silent IP failed')
     assert.deepEqual(await queryCounts(dns.current, since), {
       [`2.0.0.127.${ZONE} A`]: 1,

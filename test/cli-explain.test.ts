@@ -14,6 +14,7 @@ import {
   nameOf,
   queryCounts,
   run,
+  runOnMockClock,
   scriptedDns,
   twoTriesIni,
 } from './cli/harness'
@@ -108,7 +109,7 @@ describe('explain walks through the plugin’s decision for one transaction', ()
   it('a failed lookup: every recipient accepted because the plugin fails open', async () => {
     const dir = configDir(dnsIni(dns.current))
     const args = ['explain', '--config', dir, '--ip', UNANSWERED, '--from', '<>', '--rcpt', 'u@example.org']
-    const r = await run(args)
+    const r = await runOnMockClock(args)
     assert.equal(r.code, 1)
     assert.match(
       r.stdout,
@@ -124,7 +125,7 @@ describe('explain walks through the plugin’s decision for one transaction', ()
       r.stdout,
       /^ {3}Header +on accepted mail: X-Haraka-Backscatter: score=0; listed=unknown; unchecked=ips\.backscatterer\.org; ip=45\.33\.12\.9$/m,
     )
-    const json = JSON.parse((await run([...args, '--json'])).stdout)
+    const json = JSON.parse((await runOnMockClock([...args, '--json'])).stdout)
     assert.equal(json.recipients[0].why, 'lookup failed (timeout), the plugin fails open')
   })
 })
@@ -137,7 +138,17 @@ describe('explain asks each question once', () => {
     it(`${ip}: each test point once, the client’s queries once`, async () => {
       const dir = configDir(twoTriesIni(dns.current))
       const since = dns.current.queries.length
-      await run(['explain', '--config', dir, '--ip', ip, '--from', '<>', '--rcpt', 'u@example.org'])
+      await runOnMockClock([
+        'explain',
+        '--config',
+        dir,
+        '--ip',
+        ip,
+        '--from',
+        '<>',
+        '--rcpt',
+        'u@example.org',
+      ])
       assert.deepEqual(await queryCounts(dns.current, since), {
         [`2.0.0.127.${ZONE} A`]: 1,
         [`1.0.0.127.${ZONE} A`]: 1,

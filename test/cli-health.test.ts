@@ -13,6 +13,7 @@ import {
   largeZoneFileConfig,
   lineWith,
   run,
+  runOnMockClock,
   scriptedDns,
   tmpDir,
 } from './cli/harness'
@@ -105,7 +106,7 @@ describe('health queries each zone’s RFC 5782 test points and says whether the
 
   it('exits 2 (CRITICAL) for a zone that never answers', async () => {
     const dir = configDir(dnsIni(dns.current, '[main]\nzones = silent.example\n'))
-    const r = await run(['health', '--config', dir])
+    const r = await runOnMockClock(['health', '--config', dir])
     assert.equal(r.code, 2)
     assert.match(r.stdout, /^silent\.example +UNUSABLE: test point 127\.0\.0\.2: timeout$/m)
     assert.match(lineWith(r.stdout, 'silent.example', '127.0.0.2', ' ms '), /FAIL +error: timeout$/)

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test'
 
 import semver from 'semver'
 
-import { REPO } from './support/harness'
+import { REPO } from './support/repo'
 import {
   installSection,
   installSteps,

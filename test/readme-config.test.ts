@@ -18,7 +18,7 @@ import {
   type SectionSpec,
 } from '../lib/settings/schema'
 import type { Setting } from '../lib/settings/kinds'
-import { REPO } from './support/harness'
+import { REPO } from './support/repo'
 import { loadDeploymentIni, loadPackageIni } from './support/load-ini'
 import type { BatvSettings, Settings, ZoneSettings } from '../lib/core/types'
 

@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 
-import { REPO } from './support/harness'
+import { REPO } from './support/repo'
 import { assertPrinted, consoleSteps, runShell, sectionBlocks, TRY_SECTION, TRY_ZONE } from './support/readme'
 
 describe('README: Try it on your own machine', () => {

@@ -1,10 +1,12 @@
 // An edit of config/backscatter.ini, as Haraka delivers it (haraka-config's
 // watcher calls the plugin back): zones whose DNS and file settings are
-// unchanged keep their health, cached answers and loaded zone file.
+// unchanged keep their health, cached answers and loaded zone file. Time runs
+// on node:test's mock clock: haraka-config's wait for an edit to settle, the
+// health checks' schedule and the DNS budgets pass when the test moves it.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { after, afterEach, before, describe, it, mock } from 'node:test'
+import { after, afterEach, before, beforeEach, describe, it, mock } from 'node:test'
 
 import { BackscatterChecker, keepsZoneState } from '../lib/dns/checker'
 import type { Log } from '../lib/core/log'
@@ -12,28 +14,44 @@ import { DnsblResolver } from '../lib/dns/resolver'
 import { parseSettings } from '../lib/settings/parse'
 import { ZoneFileSource } from '../lib/zonefile/source'
 import { dnsblZone, reverseIpv4, startDns, TYPE, type Handler, type ScriptedDns } from './support/dns-server'
+import { editDelivered } from './support/haraka-config'
 import {
   constants,
   mail,
   makeConnection,
   makeTestPlugin,
-  nextReload,
   rcpt,
   results,
   type HarakaTestPlugin,
   type TestPlugin,
 } from './support/harness'
-import { until } from './support/mock-clock'
+import { advance, until } from './support/mock-clock'
 
 const ZONE = 'ips.backscatterer.org'
 const LISTED = '45.1.2.3'
 const zoneData = dnsblZone(ZONE, { [LISTED]: { txt: 'Listed for backscatter' } })
 const isTestPoint = (name: string): boolean => /^[12]\.0\.0\.127\./.test(name)
 
+/** setTimeout and Date on the mock clock, from before the plugin starts. */
+const mockClock = (): void => mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 })
+
+/** Whether the plugin has read the ini again since this call. */
+function reloadSeen(plugin: HarakaTestPlugin): () => boolean {
+  let seen = false
+  const load = plugin.load_backscatter_ini as () => void
+  plugin.load_backscatter_ini = function (this: unknown): void {
+    plugin.load_backscatter_ini = load
+    load.call(this)
+    seen = true
+  }
+  return () => seen
+}
+
+/** Edit the deployment's backscatter.ini and wait until haraka-config's watcher has reloaded it. */
 async function editIni(t: TestPlugin, ini: string): Promise<void> {
-  const reloaded = nextReload(t.plugin)
+  const reloaded = reloadSeen(t.plugin)
   t.writeIni(ini)
-  await reloaded
+  await editDelivered(reloaded)
 }
 
 async function refused(plugin: HarakaTestPlugin, ip: string): Promise<boolean> {
@@ -76,13 +94,16 @@ describe('config reload', () => {
     await first.close()
     await second.close()
   })
+  beforeEach(mockClock)
   afterEach(() => {
     current?.close()
     current = undefined
+    mock.timers.reset()
   })
 
+  // Answers arrive in a few turns of the event loop; a try's deadline is 100 turns away.
   const ini = (server: string, main = ''): string =>
-    `[main]\n${main}\n[dns]\nservers = ${server}\ntimeout_ms = 1000\ntries = 2\n`
+    `[main]\n${main}\n[dns]\nservers = ${server}\ntimeout_ms = 10000\ntries = 2\n`
   const testPointQueries = (dns: ScriptedDns): number => dns.queries.filter((q) => isTestPoint(q.name)).length
   const clientQueries = (dns: ScriptedDns): number => dns.count(`${reverseIpv4(LISTED)}.${ZONE}`, TYPE.A)
 
@@ -145,7 +166,7 @@ describe('config reload', () => {
     const silentClient: Handler = (q) =>
       q.name.startsWith(`${reverseIpv4(SILENT)}.`) ? { drop: true } : zoneData(q)
     const dnsIni = (server: string, extra = ''): string =>
-      `[dns]\nservers = ${server}\ntimeout_ms = 1000\ntries = 2\n${extra}\n`
+      `[dns]\nservers = ${server}\ntimeout_ms = 10000\ntries = 2\n${extra}\n`
 
     it('after a change of [dns] servers, the old settings’ health checks stop', async () => {
       const everySecond = (server: string): string => dnsIni(server, 'health_interval = 1')
@@ -158,11 +179,8 @@ describe('config reload', () => {
       await marker(first)
       const [oldChecks, newChecks] = [testPointQueries(first), testPointQueries(second)]
       // Three checks by the new settings, a second apart: the old ones would have made one meanwhile.
-      await until(
-        () => testPointQueries(second) >= newChecks + 6,
-        'three checks through the new server',
-        20_000,
-      )
+      const movedMs = await advance(() => testPointQueries(second) >= newChecks + 6, 0, 10_000)
+      assert.ok(movedMs !== undefined, 'three checks through the new server')
       await marker(first)
       assert.equal(testPointQueries(first), oldChecks, 'no check through the old server after the reload')
     })
@@ -198,7 +216,6 @@ describe('config reload', () => {
       fs.writeFileSync(file, '127.0.0.2\n')
       // A server of its own: plugins of the tests before may still answer their folders' removal.
       const dns = await startDns(silentClient)
-      mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 })
       try {
         current = makeTestPlugin(
           `[main]\nzones = ${ZONE}, file.example\n` +
@@ -230,7 +247,6 @@ describe('config reload', () => {
           'the zone file closed',
         )
       } finally {
-        mock.timers.reset()
         await dns.close()
       }
     })
@@ -267,28 +283,35 @@ describe('a reload while a health check is in flight', () => {
     const settings = (action: string) =>
       parseSettings({
         main: { zones: ZONE, action },
-        dns: { servers: dns.server, timeout_ms: 1000, tries: 1, health_interval: 300 },
+        dns: { servers: dns.server, timeout_ms: 10_000, tries: 1, health_interval: 300 },
       }).settings
     const old = new BackscatterChecker(settings('reject'), log('old'))
     let reloaded: BackscatterChecker | undefined
+    mockClock()
     try {
       old.start()
       await old.checkHealth()
       dead = true
-      assert.deepEqual(await old.check('45.9.9.9'), [{ zone: ZONE, status: 'error', reason: 'timeout' }])
+      const failed = old.check('45.9.9.9')
+      await until(() => dns.count(`9.9.9.45.${ZONE}`) === 1, 'the client query')
+      mock.timers.tick(10_000)
+      assert.deepEqual(await failed, [{ zone: ZONE, status: 'error', reason: 'timeout' }])
       // That failure started a check of the zone; an unrelated key is edited while it runs.
       const current = new BackscatterChecker(settings('defer'), log('new'), { previous: old })
       reloaded = current
       old.retire()
       current.start()
-      await until(() => current.healthStates()[0]!.state === 'suspended', 'the new checker’s check', 10_000)
+      const suspended = (checker: BackscatterChecker) => () =>
+        checker.healthStates()[0]!.state === 'suspended'
+      assert.notEqual(await advance(suspended(current), 0, 20_000), undefined, 'the new checker’s check')
       assert.deepEqual((await current.check('45.9.9.10'))[0]?.status, 'skipped', 'costs no lookup')
-      await until(() => old.healthStates()[0]!.state === 'suspended', 'the old checker’s check to end')
+      assert.notEqual(await advance(suspended(old), 0, 20_000), undefined, 'the old checker’s check to end')
       assert.deepEqual(
         lines.filter((l) => l.includes('suspended')),
         [`new warn zone ${ZONE} suspended: test point 127.0.0.2: timeout; its answers are ignored`],
       )
     } finally {
+      mock.timers.reset()
       old.close()
       reloaded?.close()
       await dns.close()

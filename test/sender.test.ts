@@ -3,7 +3,7 @@ import { describe, it } from 'node:test'
 
 import { isBounceSender, isNullSender, localPart, wireAddress } from '../lib/core/sender'
 import { parseSettings } from '../lib/settings/parse'
-import { addr } from './support/harness'
+import { addr } from './support/address'
 
 const defaults = parseSettings({}).settings.senders
 

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test'
 
 import { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer, parseSettings } from '../lib/settings/parse'
 import { settingRows, ZONE_SECTION, ZONE_SECTION_NAME, zoneDefaults } from '../lib/settings/schema'
-import { REPO } from './support/harness'
+import { REPO } from './support/repo'
 import { loadDeploymentIni, loadPackageIni } from './support/load-ini'
 
 describe('parseSettings defaults', () => {

@@ -359,10 +359,13 @@ describe('ZoneFileSource: loading never rejects, and the next good file is used'
     fs.rmdirSync(file)
     execFileSync('mkfifo', [file])
     // Opening a FIFO for reading waits for a writer: the load must not.
+    let bound: NodeJS.Timeout | undefined
     const settled = await Promise.race([
       w.source.reload(),
-      new Promise<string>((resolve) => realTimeout(resolve, EVENT_WAIT_MS, 'still waiting')),
+      new Promise<string>((resolve) => (bound = realTimeout(resolve, EVENT_WAIT_MS, 'still waiting'))),
     ])
+    // The bound is not waited out: a timer left behind would keep the process alive.
+    clearRealTimeout(bound)
     assert.equal(settled, false)
     assert.match(w.warn[1] ?? '', /: not a regular file; no data loaded/)
 

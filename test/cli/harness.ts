@@ -5,11 +5,13 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { after, before } from 'node:test'
+import { after, before, mock } from 'node:test'
 
 import { main } from '../../lib/cli/main'
 import { DnsblResolver } from '../../lib/dns/resolver'
 import { dnsblZone, startDns, TYPE, type Handler, type ScriptedDns } from '../support/dns-server'
+import { removeConfigFolder } from '../support/haraka-config'
+import { advance } from '../support/mock-clock'
 
 export const ZONE = 'ips.backscatterer.org'
 
@@ -32,6 +34,31 @@ export async function run(args: readonly string[]): Promise<Run> {
   let stderr = ''
   const code = await main(args, { out: (t) => (stdout += t), err: (t) => (stderr += t) })
   return { code, stdout, stderr }
+}
+
+/**
+ * run() on node:test's mock clock (setTimeout and Date, from now), moved a
+ * tenth of a second per turn of the event loop until the command is done: a
+ * wait for a server that never answers costs no real time. `ms`: the clock's move.
+ */
+export async function runOnMockClock(
+  args: readonly string[],
+  limitMs = 60_000,
+): Promise<Run & { ms: number }> {
+  mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.now() })
+  try {
+    let done: { run: Run } | { error: unknown } | undefined
+    run(args).then(
+      (r) => (done = { run: r }),
+      (error: unknown) => (done = { error }),
+    )
+    const ms = await advance(() => done !== undefined, 0, limitMs)
+    assert.ok(done && ms !== undefined, `the command ended within ${limitMs} ms of the mock clock`)
+    if ('error' in done) throw done.error
+    return { ...done.run, ms }
+  } finally {
+    mock.timers.reset()
+  }
 }
 
 const tmpDirs: string[] = []
@@ -138,7 +165,7 @@ export function scriptedDns(): { readonly current: ScriptedDns } {
   })
   after(async () => {
     await holder.current?.close()
-    for (const dir of tmpDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
+    for (const dir of tmpDirs.splice(0)) removeConfigFolder(dir)
   })
   return {
     get current(): ScriptedDns {

@@ -9,13 +9,12 @@ import { after, before, describe, test } from 'node:test'
 
 import { BatvKey, signAddress, verifyAddress } from '../../lib/batv/sign'
 import {
-  createDeployment,
   HARAKA_VERSION,
   LOCAL_DOMAIN,
   loggedResults,
   makeWorkDir,
-  packPlugin,
   removeWorkDir,
+  sharedDeployment,
   startHaraka,
   uncaughtErrors,
   type Deployment,
@@ -79,8 +78,7 @@ describe(`signed bounces (BATV) in a real Haraka ${HARAKA_VERSION}`, () => {
     work = makeWorkDir('e2e-batv')
     zone = await startZone({ listed: [LISTED] })
     sink = await startSmtpSink()
-    const tarball = await packPlugin(path.join(work, 'pack'))
-    dep = await createDeployment(tarball, work)
+    dep = await sharedDeployment(work)
     fs.writeFileSync(path.join(dep.dir, 'plugins', 'e2e_rcpt_seen.js'), RCPT_SEEN_PLUGIN)
     haraka = await startHaraka(dep, {
       plugins: PLUGINS,

@@ -1,17 +1,15 @@
 // End to end in Haraka's cluster mode (smtp.ini nodes=2): every worker loads the
 // plugin, health-checks the zone and refuses listed bounces on its own.
 import assert from 'node:assert/strict'
-import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import {
-  createDeployment,
   headerOf,
   LOCAL_DOMAIN,
   makeWorkDir,
-  packPlugin,
   processHoldingConnection,
   removeWorkDir,
+  sharedDeployment,
   startHaraka,
   uncaughtErrors,
   type Haraka,
@@ -32,7 +30,7 @@ describe('Haraka in cluster mode (nodes=2)', () => {
     work = makeWorkDir('e2e-cluster')
     zone = await startZone({ listed: [LISTED] })
     console.log(`DNSBL zone ${ZONE} served by ${zone.description}`)
-    const dep = await createDeployment(await packPlugin(path.join(work, 'pack')), work)
+    const dep = await sharedDeployment(work)
     haraka = await startHaraka(dep, {
       nodes: 2,
       plugins: ['xclient', 'backscatter', 'rcpt_to.in_host_list', 'queue/test', 'e2e_results'],

@@ -7,15 +7,14 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import {
-  createDeployment,
   headerOf,
   HARAKA_VERSION,
   LOCAL_DOMAIN,
   loggedResults,
   makeWorkDir,
-  packPlugin,
   removeWorkDir,
   REPO,
+  sharedDeployment,
   startHaraka,
   uncaughtErrors,
   type Deployment,
@@ -77,8 +76,7 @@ describe(`a real Haraka ${HARAKA_VERSION} with the plugin installed from its npm
     work = makeWorkDir('e2e')
     zone = await startZone({ listed: [LISTED, LISTED_ORDINARY, LISTED_MAPPED] })
     console.log(`DNSBL zone ${ZONE} served by ${zone.description}`)
-    const tarball = await packPlugin(path.join(work, 'pack'))
-    dep = await createDeployment(tarball, work)
+    dep = await sharedDeployment(work)
     haraka = await startHaraka(dep, { plugins: PLUGINS, backscatterIni: ini() })
   })
 

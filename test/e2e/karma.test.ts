@@ -2,17 +2,15 @@
 // README's [result_awards] line. Karma needs Redis: a private redis-server runs
 // on a loopback port for the test.
 import assert from 'node:assert/strict'
-import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import {
-  createDeployment,
   headerOf,
   installedVersion,
   LOCAL_DOMAIN,
   makeWorkDir,
-  packPlugin,
   removeWorkDir,
+  sharedDeployment,
   startHaraka,
   uncaughtErrors,
   type Haraka,
@@ -69,7 +67,7 @@ describe('haraka-plugin-karma scores a listed bounce with the README award', { s
     // As for any npm plugin, karma and the redis plugin it needs are installed in
     // the deployment. (Without haraka-plugin-redis there, Haraka would take the
     // deployment's node_modules/redis, the Redis client, for the plugin "redis".)
-    const dep = await createDeployment(await packPlugin(path.join(work, 'pack')), work, [
+    const dep = await sharedDeployment(work, [
       `haraka-plugin-karma@${installedVersion('haraka-plugin-karma')}`,
       `haraka-plugin-redis@${installedVersion('haraka-plugin-redis')}`,
     ])

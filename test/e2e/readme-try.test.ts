@@ -7,11 +7,10 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import {
-  createDeployment,
   LOCAL_DOMAIN,
   makeWorkDir,
-  packPlugin,
   removeWorkDir,
+  sharedDeployment,
   startHaraka,
   uncaughtErrors,
   type Haraka,
@@ -46,7 +45,7 @@ describe('README: Try it on your own machine, with a real Haraka and swaks', { s
     }
     const ini = blocks.find((b) => b.lang === 'ini')
     assert.ok(ini, 'the section shows config/backscatter.ini')
-    const dep = await createDeployment(await packPlugin(path.join(work, 'pack')), work)
+    const dep = await sharedDeployment(work)
     haraka = await startHaraka(dep, {
       // xclient first, as the README says.
       plugins: ['xclient', 'backscatter', 'rcpt_to.in_host_list', 'queue/test'],

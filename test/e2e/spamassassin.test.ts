@@ -11,14 +11,13 @@ import { BatvKey, signAddress } from '../../lib/batv/sign'
 
 import {
   connectWithXclient,
-  createDeployment,
   headerOf,
   installedVersion,
   LOCAL_DOMAIN,
   makeWorkDir,
-  packPlugin,
   removeWorkDir,
   REPO,
+  sharedDeployment,
   startHaraka,
   uncaughtErrors,
   type Haraka,
@@ -103,7 +102,7 @@ describe('SpamAssassin scores a listed bounce with the shipped contrib/backscatt
     console.log(`DNSBL zone ${ZONE} served by ${zone.description}`)
     // Haraka's spamassassin plugin is an npm package (an optional dependency of
     // Haraka); installed in the deployment, like any npm plugin.
-    const dep = await createDeployment(await packPlugin(path.join(work, 'pack')), work, [
+    const dep = await sharedDeployment(work, [
       `haraka-plugin-spamassassin@${installedVersion('haraka-plugin-spamassassin')}`,
     ])
     // The rule file as the package ships it: copied from the installed package.

@@ -11,14 +11,13 @@ import { after, before, describe, test } from 'node:test'
 
 import {
   connectWithXclient,
-  createDeployment,
   headerOf,
   LOCAL_DOMAIN,
   loggedResults,
   makeWorkDir,
-  packPlugin,
   removeWorkDir,
   REPO,
+  sharedDeployment,
   startHaraka,
   uncaughtErrors,
   type Deployment,
@@ -109,7 +108,7 @@ describe("unbound in front of rbldnsd, with docs/resolver.md's config", { skip }
     console.log(`DNSBL zone ${ZONE} served by ${zone.description}`)
     unbound = await startUnbound(unboundBinary as string, documentedConfig(zone.server))
     console.log(`unbound on ${unbound.server}, config ${unbound.configFile}`)
-    dep = await createDeployment(await packPlugin(path.join(work, 'pack')), work)
+    dep = await sharedDeployment(work)
     haraka = await start()
   })
 

@@ -131,7 +131,6 @@ export interface ScriptedDns {
 export async function startDns(handler: Handler): Promise<ScriptedDns> {
   let current = handler
   const queries: Query[] = []
-  const udp = dgram.createSocket('udp4')
   const tcpSockets = new Set<net.Socket>()
   const timers = new Set<NodeJS.Timeout>()
 
@@ -167,14 +166,10 @@ export async function startDns(handler: Handler): Promise<ScriptedDns> {
     } else reply()
   }
 
-  udp.on('message', (msg, rinfo) =>
-    respond(msg, 'udp', (b) => udp.send(b, rinfo.port, rinfo.address, () => undefined)),
-  )
-  await new Promise<void>((resolve, reject) => {
-    udp.once('error', reject)
-    udp.bind(0, '127.0.0.1', () => resolve())
-  })
-  const port = udp.address().port
+  const onUdp = (udp: dgram.Socket) =>
+    udp.on('message', (msg, rinfo) =>
+      respond(msg, 'udp', (b) => udp.send(b, rinfo.port, rinfo.address, () => undefined)),
+    )
 
   const tcp = net.createServer((sock) => {
     tcpSockets.add(sock)
@@ -196,11 +191,25 @@ export async function startDns(handler: Handler): Promise<ScriptedDns> {
       }
     })
   })
-  // Same port number as UDP; if it is taken for TCP the truncation tests cannot run.
-  await new Promise<void>((resolve) => {
-    tcp.once('error', () => resolve())
-    tcp.listen(port, '127.0.0.1', () => resolve())
-  })
+  // The same port number for TCP as for UDP, where clients retry a truncated answer. A busy
+  // machine may hold the UDP port's number for TCP (even in TIME-WAIT): then another port.
+  let udp: dgram.Socket | undefined
+  let port = 0
+  for (let attempt = 1; !udp; attempt++) {
+    const socket = onUdp(dgram.createSocket('udp4'))
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject)
+      socket.bind(0, '127.0.0.1', () => resolve())
+    })
+    port = socket.address().port
+    const listening = await new Promise<boolean>((resolve) => {
+      tcp.once('error', () => resolve(false))
+      tcp.listen(port, '127.0.0.1', () => resolve(true))
+    })
+    tcp.removeAllListeners('error')
+    if (listening || attempt === 20) udp = socket
+    else await new Promise<void>((r) => socket.close(() => r()))
+  }
 
   return {
     port,

@@ -2,17 +2,19 @@
 // install steps: `npm pack` the plugin, `haraka -i` a fresh deployment, install
 // the tarball there, list `backscatter` in config/plugins, start `haraka -c DIR`.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 
+import { REPO } from './repo'
 import { SmtpClient } from './smtp'
 
 const run = promisify(execFile)
 
-export const REPO = path.resolve(__dirname, '..', '..')
+export { REPO }
 /** What `node_modules/.bin/haraka` runs. */
 export const HARAKA_BIN = path.join(REPO, 'node_modules', 'Haraka', 'bin', 'haraka')
 export const HARAKA_VERSION = (
@@ -127,6 +129,113 @@ function deploymentAt(dir: string, owner: string): Deployment {
     readConfig: (name) => fs.readFileSync(cfg(name), 'utf8'),
     remove: () => fs.rmSync(owner, { recursive: true, force: true }),
   }
+}
+
+/**
+ * What `npm pack` packs or builds dist/ from (package.json `files`, the build's
+ * config, the lockfile): the same content gives the same tarball.
+ */
+const PACKED_INPUTS = [
+  'package.json',
+  'package-lock.json',
+  'tsconfig.json',
+  'index.js',
+  'lib',
+  'bin',
+  'config',
+  'docs',
+  'contrib',
+  'README.md',
+  'CHANGELOG.md',
+  'LICENSE',
+]
+
+/** A digest of the packed inputs and of `more`: the key of what was built from them. */
+function contentKey(more: readonly string[] = []): string {
+  const hash = crypto.createHash('sha256').update([process.version, HARAKA_VERSION, ...more].join('\n'))
+  const add = (rel: string): void => {
+    const file = path.join(REPO, rel)
+    const stat = fs.statSync(file, { throwIfNoEntry: false })
+    if (stat?.isDirectory()) for (const name of fs.readdirSync(file).sort()) add(path.join(rel, name))
+    else if (stat) hash.update(`\0${rel}\0${stat.size}\0`).update(fs.readFileSync(file))
+  }
+  for (const rel of PACKED_INPUTS) add(rel)
+  return hash.digest('hex').slice(0, 20)
+}
+
+/** Where the e2e files share what they build from the same tree: tarballs and installed deployments. */
+const SHARED = path.join(os.tmpdir(), 'backscatter-e2e-shared')
+/** A build left unfinished this long is taken for abandoned (its process died). */
+const STALE_BUILD_MS = 10 * 60_000
+
+/**
+ * The folder `dir`, built once by `build(tmp)` into a scratch folder renamed to
+ * `dir` when done. Test files running at the same time wait for the one that
+ * builds it (a lock folder beside it), checking every quarter second.
+ */
+async function buildOnce(dir: string, build: (tmp: string) => Promise<void>): Promise<string> {
+  const lock = `${dir}.lock`
+  for (;;) {
+    if (fs.existsSync(dir)) return dir
+    fs.mkdirSync(path.dirname(dir), { recursive: true })
+    try {
+      fs.mkdirSync(lock)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const age = Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now())
+      if (age > STALE_BUILD_MS) fs.rmSync(lock, { recursive: true, force: true })
+      else await new Promise((r) => setTimeout(r, 250))
+      continue
+    }
+    try {
+      if (fs.existsSync(dir)) return dir
+      const tmp = fs.mkdtempSync(`${dir}.build-`)
+      try {
+        await build(tmp)
+        fs.renameSync(tmp, dir)
+      } finally {
+        fs.rmSync(tmp, { recursive: true, force: true })
+      }
+      return dir
+    } finally {
+      fs.rmSync(lock, { recursive: true, force: true })
+    }
+  }
+}
+
+/** Drop what was built from other trees more than a day ago. */
+function pruneShared(keep: string): void {
+  for (const name of fs.readdirSync(SHARED, { withFileTypes: true })) {
+    const entry = path.join(SHARED, name.name)
+    if (entry === keep || !name.isDirectory()) continue
+    if (Date.now() - fs.statSync(entry).mtimeMs > 24 * 3_600_000)
+      fs.rmSync(entry, { recursive: true, force: true })
+  }
+}
+
+/**
+ * A deployment as createDeployment makes it (`npm pack`, `haraka -i`, `npm
+ * install` of the tarball and of `packages`), copied into `parent`/haraka. The
+ * tarball and each set of packages' install are made once per content of the
+ * tree and shared by the e2e files through the system's temporary folder.
+ */
+export async function sharedDeployment(
+  parent: string,
+  packages: readonly string[] = [],
+): Promise<Deployment> {
+  const tree = path.join(SHARED, contentKey())
+  const pack = await buildOnce(path.join(tree, 'pack'), async (tmp) => {
+    await packPlugin(tmp)
+  })
+  // In use: not pruned by a run from another tree.
+  fs.utimesSync(tree, new Date(), new Date())
+  pruneShared(tree)
+  const [tarball] = fs.readdirSync(pack).filter((f) => f.endsWith('.tgz'))
+  if (!tarball) throw new Error(`no tarball in ${pack}`)
+  const installed = await buildOnce(path.join(tree, `deployment-${contentKey(packages)}`), async (tmp) => {
+    await createDeployment(path.join(pack, tarball), tmp, packages)
+  })
+  return cloneDeployment(deploymentAt(path.join(installed, 'haraka'), installed), parent)
 }
 
 /** A copy of a deployment (config, plugins and node_modules) in `parent`/haraka. */
@@ -326,7 +435,8 @@ export async function startHaraka(dep: Deployment, opts: HarakaOptions): Promise
   })
   const append = (d: Buffer): void => {
     text += d.toString()
-    logStream.write(d)
+    // Output still in the pipe when stop() has closed the file is kept in `text` only.
+    if (!logStream.writableEnded) logStream.write(d)
   }
   child.stdout?.on('data', append)
   child.stderr?.on('data', append)

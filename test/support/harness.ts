@@ -1,16 +1,21 @@
 // Helpers for plugin tests: a real Haraka Plugin (haraka-test-fixtures) with the
 // package's config/ as defaults and a per-test override folder, as in a deployment.
+import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { after, afterEach, before } from 'node:test'
 
-import { Address } from '@haraka/email-address'
 import constants from 'haraka-constants'
 import fixtures from 'haraka-test-fixtures'
 
 import * as pluginSource from '../../lib/haraka/plugin'
+import { addr } from './address'
+import { startDns, type Handler, type ScriptedDns } from './dns-server'
+import { removeConfigFolder } from './haraka-config'
+import { REPO } from './repo'
 
-export const REPO = path.resolve(__dirname, '..', '..')
+export { addr, REPO }
 
 export interface LogLine {
   level: string
@@ -63,7 +68,52 @@ export function makeTestPlugin(ini: string, files: Record<string, string> = {}):
     writeIni: (text) => fs.writeFileSync(iniPath, text),
     close: () => {
       plugin.shutdown()
-      fs.rmSync(dir, { recursive: true, force: true })
+      removeConfigFolder(dir)
+    },
+  }
+}
+
+export interface PluginFixture {
+  /** The scripted DNS server of the file's tests, on 127.0.0.1. */
+  readonly dns: ScriptedDns
+  /** How the server answers; set by a test, back to the file's own after it. */
+  handler: Handler
+  /** The plugin with `ini` as the deployment's backscatter.ini and `files` beside it, closed after the test. */
+  start(ini: string, files?: Record<string, string>): TestPlugin
+}
+
+/**
+ * What a test file of the plugin shares: a scripted DNS server answering with
+ * `handler` (started before the file's tests, stopped after them), and the
+ * plugin each test starts, closed after it.
+ */
+export function pluginFixture(handler: Handler): PluginFixture {
+  let dns: ScriptedDns | undefined
+  let current: TestPlugin | undefined
+  let answer = handler
+  before(async () => {
+    dns = await startDns((q) => answer(q))
+  })
+  after(() => dns?.close())
+  afterEach(() => {
+    current?.close()
+    current = undefined
+    answer = handler
+  })
+  return {
+    get dns(): ScriptedDns {
+      assert.ok(dns, 'the DNS server starts before the tests')
+      return dns
+    },
+    get handler(): Handler {
+      return answer
+    },
+    set handler(next: Handler) {
+      answer = next
+    },
+    start(ini, files = {}) {
+      current = makeTestPlugin(ini, files)
+      return current
     },
   }
 }
@@ -91,10 +141,6 @@ export function makeConnection(ip: string, opts: { relaying?: boolean } = {}): H
   return conn
 }
 
-export function addr(text: string): Address {
-  return new Address(text.startsWith('<') ? text : `<${text}>`)
-}
-
 export interface HookReply {
   rc: number | undefined
   msg: unknown
@@ -102,7 +148,8 @@ export interface HookReply {
   text: string
 }
 
-function reply(r: { rc: number | undefined; msg: unknown }): HookReply {
+/** A hook's answer as haraka-test-fixtures gives it, with the reply text the client would see. */
+export function reply(r: { rc: number | undefined; msg: unknown }): HookReply {
   const msg = r.msg as { code?: number; reply?: string } | undefined
   const text = msg && typeof msg === 'object' && msg.code ? `${msg.code} ${msg.reply}` : String(msg ?? '')
   return { ...r, text }
@@ -115,14 +162,23 @@ export async function mail(
 ): Promise<HookReply> {
   const a = addr(from)
   conn.transaction.mail_from = a
-  return reply(await fixtures.callHook(plugin, 'hook_mail', conn, [a, []]))
+  return reply(await fixtures.callHook(plugin, 'hook_mail', conn, [a, {}]))
 }
 
-export async function rcpt(plugin: HarakaTestPlugin, conn: HarakaConnection, to: string): Promise<HookReply> {
-  const a = addr(to)
-  const r = reply(await fixtures.callHook(plugin, 'hook_rcpt', conn, [a, []]))
-  if (r.rc === undefined) conn.transaction.rcpt_to.push(a)
-  return r
+/**
+ * RCPT as Haraka does it: the address pushed onto rcpt_to before the hooks run
+ * (`params[0]` is that same object), popped again when a hook refuses it.
+ */
+export async function rcpt(
+  plugin: HarakaTestPlugin,
+  conn: HarakaConnection,
+  to: string,
+): Promise<HookReply & { params: unknown[] }> {
+  const params = [addr(to), {}]
+  conn.transaction.rcpt_to.push(params[0])
+  const r = reply(await fixtures.callHook(plugin, 'hook_rcpt', conn, params))
+  if (r.rc === constants.DENY || r.rc === constants.DENYSOFT) conn.transaction.rcpt_to.pop()
+  return { ...r, params }
 }
 
 export async function dataPost(plugin: HarakaTestPlugin, conn: HarakaConnection): Promise<HookReply> {

@@ -5,12 +5,12 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 
-import { REPO } from './harness'
+import { removeConfigFolder } from './haraka-config'
+import { REPO } from './repo'
 
 interface HarakaConfig {
   get(name: string): unknown
   module_config(defaultsPath: string, overridesPath?: string): HarakaConfig
-  stop_watching(name: string): void
 }
 
 const harakaConfig = createRequire(__filename)('haraka-config') as HarakaConfig
@@ -23,9 +23,7 @@ export function loadDeploymentIni(ini: string): unknown {
     fs.writeFileSync(path.join(dir, 'config', 'backscatter.ini'), ini)
     return harakaConfig.module_config(REPO, dir).get('backscatter.ini')
   } finally {
-    // Stop haraka-config watching the folder before it goes away.
-    harakaConfig.module_config(dir).stop_watching('backscatter.ini')
-    fs.rmSync(dir, { recursive: true, force: true })
+    removeConfigFolder(dir)
   }
 }
 

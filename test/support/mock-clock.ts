@@ -21,6 +21,32 @@ export async function until(done: () => boolean, what: string, limitMs = 10_000)
 }
 
 /**
+ * Wait, turn by turn, until `done()` holds, moving the mock clock a step each
+ * turn until it has moved `clockLimitMs`; fails after `limitMs` of real time.
+ * For what a mock timer sets off and real I/O then completes (a watch event,
+ * a file read): the clock stops short of what the test rules out. Returns how
+ * far the clock moved.
+ */
+export async function untilTicking(
+  done: () => boolean,
+  what: string,
+  clockLimitMs: number,
+  limitMs = 10_000,
+): Promise<number> {
+  const deadline = performance.now() + limitMs
+  let movedMs = 0
+  while (!done()) {
+    if (performance.now() > deadline) assert.fail(`still waiting: ${what} (clock moved ${movedMs} ms)`)
+    await turn()
+    if (movedMs < clockLimitMs) {
+      mock.timers.tick(STEP_MS)
+      movedMs += STEP_MS
+    }
+  }
+  return movedMs
+}
+
+/**
  * Move the mock clock in steps from `fromMs` to `toMs`, letting the event loop
  * turn after each; returns the clock reading at which `settled()` first held,
  * or undefined when it did not by `toMs`.

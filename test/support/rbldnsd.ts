@@ -3,6 +3,7 @@
 // rbldnsd is not installed, by the scripted loopback DNS server the unit tests use.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import dgram from 'node:dgram'
+import net from 'node:net'
 import { Resolver } from 'node:dns/promises'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -63,16 +64,28 @@ export function ip4setZoneFile(listed: readonly string[], txt: string): string {
   return lines.join('\n')
 }
 
-/** A UDP port on 127.0.0.1 that was free a moment ago. */
+/** A port on 127.0.0.1 that was free a moment ago for UDP (and, but for a busy machine, TCP). */
 export async function freeUdpPort(): Promise<number> {
-  const sock = dgram.createSocket('udp4')
-  await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject)
-    sock.bind(0, '127.0.0.1', () => resolve())
+  for (let attempt = 1; ; attempt++) {
+    const sock = dgram.createSocket('udp4')
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject)
+      sock.bind(0, '127.0.0.1', () => resolve())
+    })
+    const { port } = sock.address()
+    await new Promise<void>((r) => sock.close(() => r()))
+    // A DNS server listens on TCP too: on a busy machine the number may be taken there.
+    if ((await tcpPortFree(port)) || attempt === 20) return port
+  }
+}
+
+/** Whether a TCP listener could take 127.0.0.1:`port` just now. */
+function tcpPortFree(port: number): Promise<boolean> {
+  const srv = net.createServer()
+  return new Promise((resolve) => {
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
   })
-  const { port } = sock.address()
-  await new Promise<void>((r) => sock.close(() => r()))
-  return port
 }
 
 /** Ask for the test point until the server answers it (or give up). */

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 
-import { REPO } from './harness'
+import { REPO } from './repo'
 
 /** The README section a reader tries the plugin with, and the zone file it writes. */
 export const TRY_SECTION = '## Try it on your own machine'

@@ -119,7 +119,7 @@ export async function startUnbound(binary: string, config: string): Promise<Unbo
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backscatter-unbound-'))
   const configFile = path.join(dir, 'unbound.conf')
   let lastOutput = ''
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freeUdpPort()
     fs.writeFileSync(configFile, `${harnessConfig(dir, port)}\n${config}`)
     const child = spawn(binary, ['-d', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -1,6 +1,6 @@
 // The documentation says what the code does: every backscatter.ini example in
 // README.md and docs/ loads as printed and means what its comments say, and the
-// README's settings tables say what the settings table says.
+// tables of docs/settings.md say what the settings schema says.
 import type { TagKey } from '../lib/core/types'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
@@ -107,7 +107,7 @@ const EXAMPLES: { document: string; holds: string; means: Settings; secrets?: [n
     means: { ...defaults, action: 'defer', dns: { ...defaults.dns, servers: ['127.0.0.1'] } },
   },
   {
-    document: 'README.md',
+    document: 'docs/settings.md',
     holds: 'zones = ips.backscatterer.org, bounces.example.net',
     means: {
       ...defaults,
@@ -268,13 +268,11 @@ describe('ini examples in README.md and docs/', () => {
   })
 })
 
-/** The README's settings section, split at its `### ` headings. */
-function readmeSettings(): Map<string, string> {
-  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8')
-  const start = readme.indexOf('\n## Settings\n')
-  const end = readme.indexOf('\n## ', start + 1)
+/** docs/settings.md, split at its `## ` headings, by the section each names. */
+function documentedSettings(): Map<string, string> {
+  const doc = fs.readFileSync(path.join(REPO, 'docs', 'settings.md'), 'utf8')
   const parts = new Map<string, string>()
-  for (const part of readme.slice(start, end).split('\n### ').slice(1)) {
+  for (const part of doc.split('\n## ').slice(1)) {
     const section = /^`\[([^\]]+)\]`/.exec(part)?.[1]
     if (section !== undefined) parts.set(section, part)
   }
@@ -298,14 +296,14 @@ function tableRows(text: string): string[][] {
   return rows
 }
 
-/** A default as the README's tables show it. */
+/** A default as the tables show it. */
 function shown(setting: Setting<unknown>, value: unknown): string {
   const text = setting.kind.format(value)
   return text === '' ? '(empty)' : `\`${text}\``
 }
 
-describe("the README's settings tables follow the table in lib/settings/schema.ts", () => {
-  const readme = readmeSettings()
+describe('the tables of docs/settings.md follow the table in lib/settings/schema.ts', () => {
+  const documented = documentedSettings()
   const sections: [string, { keys: Record<string, Setting<unknown>> }][] = [
     ...Object.entries(SECTIONS),
     [ZONE_SECTION_NAME, ZONE_SECTION],
@@ -313,14 +311,14 @@ describe("the README's settings tables follow the table in lib/settings/schema.t
 
   it('has one table per section, in order', () => {
     assert.deepEqual(
-      [...readme.keys()],
+      [...documented.keys()],
       sections.map(([name]) => name),
     )
   })
 
   for (const [name, spec] of sections as [string, SectionSpec][]) {
     it(`[${name}]: every key with its default`, () => {
-      const part = readme.get(name) ?? ''
+      const part = documented.get(name) ?? ''
       const expected = Object.entries(spec.keys).map(([key, setting]) => {
         let cell = shown(setting, setting.default)
         // A long default is shown under the table: "Default `message`:" and the value.

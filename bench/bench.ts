@@ -1,64 +1,207 @@
-// `npm run bench`: the three parts in one run, then one report in Markdown.
+// `npm run bench`: what the plugin costs a real Haraka. Speed is measured only
+// on the whole system, as the serving process's CPU time per transaction and
+// as throughput, for this plugin against Haraka with no plugin and with a
+// no-op plugin on the same hooks, all in one run:
 //
-//   npm run bench                      full run (about 10 minutes on 2 cores)
-//   BENCH_QUICK=1 npm run bench        a short run with few rounds, to try things out
-//   BENCH_PARTS=1,3 npm run bench      only some parts (1 in process, 2 whole system, 3 dead resolver)
-//   BENCH_OUT=report.md npm run bench  also write the report to a file
+// 1. Servers (bench/servers.ts): one Haraka 3.3 per variant, all running at
+//    once on loopback ports, each a copy of a deployment made with npm pack and
+//    npm install; they resolve through rbldnsd serving a test zone on
+//    127.0.0.1:53.
+// 2. Mixes: ordinary mail; bounces from a few repeating addresses (answered
+//    from the plugin's cache); bounces from a new address each time (a DNS
+//    query each, or a zone-file lookup).
+// 3. Rounds: per mix, a warm-up slice per server, then rounds in which every
+//    server gets one slice of load (bench/loadgen.ts), in a random order, so
+//    that a shared machine's drift falls on all servers alike and the servers
+//    can be compared round by round.
+// 4. Report (bench/report.ts): Markdown on stdout (and in BENCH_OUT).
 //
-// Each part also runs alone: bench/inprocess.ts, bench/system.ts, bench/dead-resolver.ts.
-// Parts 2 and 3 need root (rbldnsd on 127.0.0.1:53, unshare -m) and Debian's rbldnsd.
-// Every process the benchmark starts is stopped at the end, on a failure and on Ctrl-C.
+//   npm run bench                                  about 8 minutes on 2 cores, 9 with a baseline
+//   BENCH_QUICK=1 npm run bench                    3 short rounds, to try things out
+//   BENCH_BASELINE=../other-checkout npm run bench  adds the plugin built there (or a .tgz): before and after
+//   BENCH_ROUNDS=20 BENCH_SLICE_MS=1500 BENCH_SESSIONS=30
+//   BENCH_MIXES=ordinary,cached,uncached BENCH_SERVERS=none,noop,backscatter,zonefile
+//   BENCH_OUT=report.md BENCH_JSON=result.json
+//
+// Needs root (rbldnsd on port 53, unshare -m) and Debian's rbldnsd. Every
+// process it starts is stopped at the end, on a failure and on Ctrl-C.
 import fs from 'node:fs'
 import os from 'node:os'
 
-import { HARAKA_VERSION } from '../test/support/haraka'
-import { batvOptionsFromEnv, benchBatv, renderBatv } from './batv'
-import { cleanupAll, machine } from './common'
-import { benchDeadResolver, deadOptionsFromEnv, renderDeadResolver } from './dead-resolver'
-import { benchInProcess, inProcessOptionsFromEnv, renderInProcess } from './inprocess'
-import { benchMetrics, metricsOptionsFromEnv, renderMetrics } from './metrics'
-import { benchSystem, renderSystem, systemOptionsFromEnv } from './system'
+import { LOCAL_DOMAIN, type Haraka } from '../test/support/haraka'
+import {
+  cleanupAll,
+  clientIp,
+  cpuSeconds,
+  envInt,
+  fmt,
+  isListed,
+  loadAverage,
+  machine,
+  prng,
+  sleep,
+  spread,
+} from './common'
+import { LoadClients, type TxnSpec } from './loadgen'
+import { analyse, render, type BenchResult, type MixName, type MixResult, type Slice } from './report'
+import { servingProcess, setUpBed, type ServerName } from './servers'
+
+const QUICK = process.env.BENCH_QUICK === '1'
+const baseline = process.env.BENCH_BASELINE || undefined
+
+const options = {
+  rounds: envInt('BENCH_ROUNDS', QUICK ? 3 : 20),
+  sliceMs: envInt('BENCH_SLICE_MS', QUICK ? 800 : 1500),
+  sessions: envInt('BENCH_SESSIONS', 30),
+  mixes: listFromEnv<MixName>('BENCH_MIXES', ['ordinary', 'cached', 'uncached']),
+  servers: listFromEnv<ServerName>(
+    'BENCH_SERVERS',
+    ['none', 'noop', 'backscatter', 'zonefile', 'baseline'],
+    baseline ? undefined : ['none', 'noop', 'backscatter', 'zonefile'],
+  ),
+}
+
+/** A comma-separated list from the environment, each item one of `known`; else `fallback` (default: all). */
+function listFromEnv<T extends string>(
+  name: string,
+  known: readonly T[],
+  fallback: readonly T[] = known,
+): T[] {
+  const asked = process.env[name]?.split(',').map((x) => x.trim())
+  if (!asked) return [...fallback]
+  const unknown = asked.filter((x) => !(known as readonly string[]).includes(x))
+  if (unknown.length) throw new Error(`${name}: unknown ${unknown.join(', ')}; known: ${known.join(', ')}`)
+  return asked as T[]
+}
+
+/** The transactions of a mix; `seed` gives every server and mix addresses of its own. */
+function transactions(mix: MixName, seed: number): () => TxnSpec {
+  const to = `user@${LOCAL_DOMAIN}`
+  let i = seed
+  if (mix === 'ordinary') return () => ({ ip: clientIp(i++), from: 'someone@sender.example', to })
+  if (mix === 'uncached') return () => ({ ip: clientIp(i++), from: '', to })
+  // 20 addresses in turn, 2 of them listed: after the warm-up every answer is cached.
+  const listed: string[] = []
+  const unlisted: string[] = []
+  for (let k = seed; listed.length < 2 || unlisted.length < 18; k++) {
+    const ip = clientIp(k)
+    if (isListed(ip)) {
+      if (listed.length < 2) listed.push(ip)
+    } else if (unlisted.length < 18) unlisted.push(ip)
+  }
+  const pool = [listed[0], ...unlisted.slice(0, 9), listed[1], ...unlisted.slice(9)] as string[]
+  return () => ({ ip: pool[i++ % pool.length] as string, from: '', to })
+}
+
+/** One slice: `ms` of load on one server, and the CPU its serving process spent meanwhile. */
+async function runSlice(
+  server: ServerName,
+  pid: number,
+  clients: LoadClients,
+  next: () => TxnSpec,
+  mix: MixName,
+  round: number,
+  ms: number,
+): Promise<Slice> {
+  const cpu0 = cpuSeconds(pid)
+  const { records, started, ended, errors } = await clients.run(ms, next)
+  // The server closes the last connections after their QUIT: count that too.
+  await sleep(50)
+  const cpu1 = cpuSeconds(pid)
+  return {
+    server,
+    mix,
+    round,
+    txns: records.length,
+    seconds: (ended - started) / 1000,
+    cpuSeconds: cpu1 - cpu0,
+    errors,
+    mailRcptMs: records.filter((r) => !Number.isNaN(r.rcptMs)).map((r) => r.mailMs + r.rcptMs),
+  }
+}
+
+function shuffle<T>(xs: readonly T[], random: () => number): T[] {
+  const a = [...xs]
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    ;[a[i], a[j]] = [a[j] as T, a[i] as T]
+  }
+  return a
+}
 
 async function main(): Promise<void> {
-  const parts = new Set((process.env.BENCH_PARTS ?? '1,2,3').split(',').map((p) => p.trim()))
   const log = (s: string): void => console.error(s)
-  const started = Date.now()
-  const m = machine()
-  const sections: string[] = [
-    `Machine: ${m.nproc} CPUs (${m.cpu}), ${m.kernel}, Node ${m.node}, Haraka ${HARAKA_VERSION}; ` +
-      `load average at start ${m.load}; ${new Date().toISOString()}`,
-  ]
-  if (parts.has('1')) {
-    const r = await benchInProcess({ ...inProcessOptionsFromEnv(), log })
-    sections.push(`## 1. In process\n\n${renderInProcess(r)}`)
-    log(renderInProcess(r))
-    const m = await benchMetrics(metricsOptionsFromEnv())
-    sections.push(`### Metrics\n\n${renderMetrics(m)}`)
-    log(renderMetrics(m))
-    log('in process: signed bounces (lib/batv/sign.ts), and ordinary mail with [batv] off and on')
-    const b = await benchBatv(batvOptionsFromEnv())
-    sections.push(`### Signed bounces\n\n${renderBatv(b)}`)
-    log(renderBatv(b))
+  const startedAt = Date.now()
+  const loadAtStart = loadAverage()
+  const bed = await setUpBed(log, baseline)
+  const servers = options.servers
+  const haraka = {} as Record<ServerName, Haraka>
+  const processes: BenchResult['processes'] = {}
+  for (const s of servers) {
+    const h = (haraka[s] = await bed.start(s))
+    const p = (processes[s] = await servingProcess(h))
+    log(`${s}: port ${h.port}, serving process ${p.pid}${p.isBinHaraka ? ' (bin/haraka itself)' : ''}`)
   }
-  if (parts.has('2')) {
-    const r = await benchSystem(systemOptionsFromEnv(log))
-    sections.push(`## 2. Whole system\n\n${renderSystem(r)}`)
-    log(renderSystem(r))
+
+  const random = prng(42)
+  const loads: number[] = []
+  const mixes: MixResult[] = []
+  const everySlice: Slice[] = []
+  let seed = 0
+  for (const mix of options.mixes) {
+    const next = {} as Record<ServerName, () => TxnSpec>
+    const clients = {} as Record<ServerName, LoadClients>
+    for (const s of servers) {
+      next[s] = transactions(mix, (seed += 10_000_000))
+      clients[s] = new LoadClients(haraka[s].port, options.sessions)
+    }
+    const slice = (s: ServerName, round: number, ms: number): Promise<Slice> =>
+      runSlice(s, processes[s]!.pid, clients[s], next[s], mix, round, ms)
+
+    // Not counted: the JIT warms up, and for the cached mix the cache fills.
+    for (const s of servers) await slice(s, 0, Math.min(options.sliceMs, 1000))
+    const slices: Slice[] = []
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const s of shuffle(servers, random)) {
+        await sleep(100)
+        slices.push(await slice(s, round, options.sliceMs))
+      }
+      loads.push(os.loadavg()[0] ?? NaN)
+      const mine = slices.slice(-servers.length)
+      log(
+        `${mix} round ${round}/${options.rounds}: ` +
+          mine
+            .map(
+              (x) =>
+                `${x.server} ${fmt((x.cpuSeconds * 1e6) / x.txns)} µs/tx ${fmt(x.txns / x.seconds)} tx/s`,
+            )
+            .join(', '),
+      )
+    }
+    mixes.push(analyse(mix, slices, servers))
+    everySlice.push(...slices)
   }
-  if (parts.has('3')) {
-    const r = await benchDeadResolver(deadOptionsFromEnv(log))
-    sections.push(`## 3. Dead resolver\n\n${renderDeadResolver(r)}`)
-    log(renderDeadResolver(r))
+  await bed.close()
+
+  const result: BenchResult = {
+    started: new Date(startedAt).toISOString(),
+    machine: machine(),
+    options,
+    loadAtStart,
+    loadAtEnd: loadAverage(),
+    loadDuring: spread(loads),
+    zone: bed.zone,
+    ...(bed.baseline ? { baseline: bed.baseline } : {}),
+    processes,
+    mixes,
+    seconds: (Date.now() - startedAt) / 1000,
   }
-  sections.push(
-    `Run took ${Math.round((Date.now() - started) / 1000)} s; load average at the end ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}.`,
-  )
-  const report = sections.join('\n\n')
+  const report = render(result)
   console.log(`\n${report}`)
   if (process.env.BENCH_OUT) fs.writeFileSync(process.env.BENCH_OUT, `${report}\n`)
+  // With every slice, to compare runs round by round later.
+  if (process.env.BENCH_JSON)
+    fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ ...result, slices: everySlice }, null, 2))
 }
 
 main()

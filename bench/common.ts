@@ -1,5 +1,5 @@
-// Shared pieces of the benchmarks: cleanup of started processes, statistics,
-// client addresses, CPU time from /proc, options from the environment.
+// Shared pieces of the benchmark: cleanup of started processes, client
+// addresses, CPU time from /proc, statistics and Markdown tables.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -80,10 +80,6 @@ export function isListed(ip: string): boolean {
   return Number(ip.split('.')[1]) < LISTED_SECOND_OCTET_BELOW
 }
 
-export function median(xs: readonly number[]): number {
-  return quantile(xs, 0.5)
-}
-
 /** Linear-interpolated quantile, q in [0, 1]; NaN for no values. */
 export function quantile(xs: readonly number[], q: number): number {
   if (xs.length === 0) return NaN
@@ -94,8 +90,11 @@ export function quantile(xs: readonly number[], q: number): number {
   return (s[lo] as number) + ((s[hi] as number) - (s[lo] as number)) * (pos - lo)
 }
 
+/** Median, quartiles and extremes of the finite values. */
 export interface Spread {
   median: number
+  p25: number
+  p75: number
   min: number
   max: number
   n: number
@@ -104,7 +103,9 @@ export interface Spread {
 export function spread(xs: readonly number[]): Spread {
   const finite = xs.filter((x) => Number.isFinite(x))
   return {
-    median: median(finite),
+    median: quantile(finite, 0.5),
+    p25: quantile(finite, 0.25),
+    p75: quantile(finite, 0.75),
     min: finite.length ? Math.min(...finite) : NaN,
     max: finite.length ? Math.max(...finite) : NaN,
     n: finite.length,
@@ -112,7 +113,7 @@ export function spread(xs: readonly number[]): Spread {
 }
 
 /** Clock ticks per second of /proc/<pid>/stat's CPU times. */
-export const CLK_TCK = ((): number => {
+const CLK_TCK = ((): number => {
   try {
     return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
   } catch {
@@ -121,9 +122,10 @@ export const CLK_TCK = ((): number => {
 })()
 
 /**
- * CPU seconds a process has used so far (Linux /proc): the sum of its threads'
- * run time from /proc/<pid>/task/<tid>/schedstat, in nanoseconds, or, where
- * that is missing, utime + stime from /proc/<pid>/stat, in clock ticks (10 ms).
+ * CPU seconds a process has used so far, all its threads (JavaScript, GC,
+ * libuv's pool): their run time from /proc/<pid>/task/<tid>/schedstat, in
+ * nanoseconds, or where that is missing utime + stime from /proc/<pid>/stat,
+ * in clock ticks (10 ms, too coarse for one slice).
  */
 export function cpuSeconds(pid: number): number {
   return schedstatSeconds(pid) ?? statSeconds(pid)
@@ -159,17 +161,19 @@ export function envInt(name: string, fallback: number): number {
   return Number.isFinite(v) && v > 0 ? Math.floor(v) : fallback
 }
 
-/** Whether BENCH_QUICK asks for a short run. */
-export const QUICK = process.env.BENCH_QUICK === '1' || process.argv.includes('--quick')
-
 export function fmt(n: number, digits = 0): string {
   if (!Number.isFinite(n)) return '–'
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 }
 
 /** "1.02 (0.97–1.08)": median and min–max. */
-export function fmtSpread(s: Spread, digits = 2): string {
+export function fmtRange(s: Spread, digits = 2): string {
   return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`
+}
+
+/** "1.02 (1.00–1.05)": median and p25–p75. */
+export function fmtIqr(s: Spread, digits = 2): string {
+  return `${fmt(s.median, digits)} (${fmt(s.p25, digits)}–${fmt(s.p75, digits)})`
 }
 
 /** A Markdown table. */
@@ -180,34 +184,19 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map(line)].join('\n')
 }
 
+/** uptime's three load averages. */
+export function loadAverage(): string {
+  return os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')
+}
+
 /** The machine, for the report. */
-export function machine(): Record<string, string> {
+export function machine(): string {
   const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : ''
   const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? '?'
-  return {
-    nproc: String(os.availableParallelism()),
-    cpu: model,
-    node: process.version,
-    kernel: `${os.type()} ${os.release()}`,
-    load: os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' '),
-  }
+  return `${os.availableParallelism()} CPUs (${model}), ${os.type()} ${os.release()}, Node ${process.version}`
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
-/** Run one benchmark part as a script: print what `render` makes of it, exit 1 on failure. */
-export function runStandalone<R>(run: () => Promise<R>, render: (r: R) => string): void {
-  run().then(
-    (r) => {
-      console.log(`\n${render(r)}`)
-      if (process.env.BENCH_JSON) fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify(r, null, 2))
-    },
-    (err: unknown) => {
-      console.error(err)
-      process.exitCode = 1
-    },
-  )
-}

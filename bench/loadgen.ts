@@ -143,13 +143,11 @@ export class LoadClients {
 
   /**
    * Every client sends transactions (the next spec each) until `ms` have
-   * passed or `stop()` says so; resolves when the last transaction started before then has ended.
+   * passed; resolves when the last transaction started before then has ended.
    */
   async run(
     ms: number,
     next: () => TxnSpec,
-    onRecord: (r: TxnRecord) => void = () => undefined,
-    stop: () => boolean = () => false,
   ): Promise<{ records: TxnRecord[]; started: number; ended: number; errors: number }> {
     const records: TxnRecord[] = []
     let errors = 0
@@ -157,7 +155,7 @@ export class LoadClients {
     const deadline = started + ms
     await Promise.all(
       Array.from({ length: this.size }, async () => {
-        while (performance.now() < deadline && !stop()) {
+        while (performance.now() < deadline) {
           let s: Session | undefined
           try {
             const start = performance.now()
@@ -166,7 +164,6 @@ export class LoadClients {
             r.start = start
             await s.command('QUIT')
             records.push(r)
-            onRecord(r)
           } catch (err) {
             if (process.env.BENCH_DEBUG) console.error(String(err))
             errors++

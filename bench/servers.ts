@@ -1,53 +1,45 @@
-// The Haraka deployments and the zone the whole-system benchmarks run against:
-// rbldnsd on 127.0.0.1:53 and one deployment per server, each Haraka in a private
-// mount namespace whose /etc/resolv.conf names 127.0.0.1.
+// The servers the benchmark loads, and the zone they look up: rbldnsd on
+// 127.0.0.1:53, and one Haraka deployment per server, made as the README says
+// (npm pack, haraka -i, npm install) and copied, each Haraka in a private mount
+// namespace whose /etc/resolv.conf names 127.0.0.1.
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { promisify } from 'node:util'
 
 import {
+  childPids,
   cloneDeployment,
   createDeployment,
   makeWorkDir,
   packPlugin,
-  REPO,
+  processHoldingConnection,
   removeWorkDir,
   startHaraka,
   type Deployment,
   type Haraka,
-  type HarakaOptions,
 } from '../test/support/haraka'
 import { DEFAULT_TXT, ip4setZoneFile, startZone, type ZoneServer } from '../test/support/rbldnsd'
 import { listedRanges, onCleanup } from './common'
 
 const run = promisify(execFile)
 
-export type ServerName = 'none' | 'noop' | 'backscatter' | 'dns-list' | 'zonefile' | 'baseline'
-
-/** config/plugins of each server: they differ only in the DNSBL plugin. */
-export function pluginsFor(server: ServerName): string[] {
-  const dnsbl =
-    server === 'none'
-      ? []
-      : server === 'zonefile'
-        ? ['backscatter']
-        : server === 'noop'
-          ? [NOOP_PLUGIN_NAME]
-          : server === 'baseline'
-            ? ['backscatter']
-            : [server]
-  return ['xclient', ...dnsbl, 'rcpt_to.in_host_list', 'queue/discard']
-}
+/**
+ * The servers differ only in what sits between xclient and the recipient check
+ * in config/plugins:
+ * - `none`: nothing;
+ * - `noop`: a plugin on this plugin's hooks that only calls next() (the floor:
+ *   what Haraka's hook machinery costs, so what is above it is the plugin's own);
+ * - `backscatter`: this plugin, looking the zone up in DNS through the system resolver;
+ * - `zonefile`: this plugin answering from a local copy of the zone (its zone-file mirror);
+ * - `baseline`: this plugin as built from another checkout (BENCH_BASELINE), for before and after.
+ */
+export type ServerName = 'none' | 'noop' | 'backscatter' | 'zonefile' | 'baseline'
 
 export const NOOP_PLUGIN_NAME = 'bench_noop'
 
-/**
- * The floor: a plugin on the same hooks as this one (mail, rcpt, data_post),
- * each only calling next(). What Haraka's hook machinery costs for three hooks,
- * so what remains above it is this plugin's own.
- */
-export const NOOP_PLUGIN = `'use strict'
+const NOOP_PLUGIN = `'use strict'
 // The benchmark's floor: the hooks backscatter registers, doing nothing.
 exports.hook_mail = function (next) {
     next()
@@ -61,31 +53,11 @@ exports.hook_data_post = function (next) {
 `
 
 /**
- * dns-list with only its backscatterer check: `[ips.backscatterer.org]
- * enable=true`, which looks up bounce senders (`<>`, postmaster) at MAIL and
- * refuses a listed one there. Its connect-time lists stay off: with
- * periodic_checks ≥ 5 a zone is only used after it passes a check, and the one
- * zone named is not served by the local rbldnsd (REFUSED), so none ever is.
- * (An empty `zones` crashes dns-list 1.3 at the first connection.)
+ * The package defaults but `action = score`: nothing is refused, so every
+ * transaction goes on to DATA as on the servers without the plugin, while the
+ * plugin does the same work (looks up, scores, records, adds the header).
  */
-export const DNS_LIST_INI = `[main]
-periodic_checks=60
-zones=connect-lists-off.invalid
-search=all
-
-[stats]
-enable=false
-
-[ips.backscatterer.org]
-enable=true
-`
-
-/**
- * This plugin with its defaults but `action = score` (nothing refused, so every
- * transaction goes to DATA as on the no-op server); `servers` empty: the system
- * resolver, as dns-list.
- */
-export const BACKSCATTER_INI = `[main]
+const BACKSCATTER_INI = `[main]
 action = score
 
 [dns]
@@ -93,22 +65,16 @@ servers =
 `
 
 export interface Bed {
-  zone: ZoneServer
-  dir: string
-  /** A deployment with the plugin installed from `npm pack`, to copy for each server. */
-  base: Deployment
-  /** What the baseline server runs (a commit or a tarball), when asked for. */
+  /** The zone rbldnsd serves, described for the report. */
+  zone: string
+  /** What the baseline server runs, when there is one. */
   baseline?: string
-  resolvConf: string
-  /** The zone's data as an rbldnsd ip4set file, for the plugin's local zone mirror. */
-  zoneFile: string
-  deployments: Deployment[]
-  /** Start a Haraka on a fresh copy of the deployment; stopped by cleanup too. */
-  start(server: ServerName, opts?: Partial<HarakaOptions> & { inNamespace?: boolean }): Promise<Haraka>
+  /** Start a Haraka for `server` on a fresh copy of its deployment; stopped by close() and by cleanup. */
+  start(server: ServerName): Promise<Haraka>
   close(): Promise<void>
 }
 
-/** Is 127.0.0.1:53 free for rbldnsd? (Another DNS server there would answer instead.) */
+/** Is 127.0.0.1:53 taken? (Another DNS server there would answer instead of rbldnsd.) */
 function port53Holder(): string | undefined {
   for (const file of ['/proc/net/udp', '/proc/net/tcp']) {
     if (!fs.existsSync(file)) continue
@@ -120,45 +86,40 @@ function port53Holder(): string | undefined {
   return undefined
 }
 
-/**
- * The plugin's tarball as of `commit` (this repository): its tree exported into
- * `dir` by `git archive`, built and packed there with this checkout's
- * node_modules. For a baseline server beside the working tree's build.
- */
-export async function packCommit(commit: string, dir: string): Promise<string> {
-  const src = path.join(dir, 'src')
-  fs.mkdirSync(src, { recursive: true })
-  await run('sh', ['-c', 'git -C "$0" archive "$1" | tar -x -C "$2"', REPO, commit, src])
-  fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(src, 'node_modules'))
+/** The plugin's tarball from `from`: a tarball as it is, or a checkout packed by `npm pack` (which builds it). */
+async function baselineTarball(from: string, dir: string): Promise<string> {
+  if (from.endsWith('.tgz')) return from
+  fs.mkdirSync(dir, { recursive: true })
   await run('npm', ['pack', '--pack-destination', dir, '--loglevel=error'], {
-    cwd: src,
+    cwd: from,
     maxBuffer: 16 * 1024 * 1024,
   })
   const tgz = fs.readdirSync(dir).find((f) => f.endsWith('.tgz'))
-  if (!tgz) throw new Error(`npm pack of ${commit} made no tarball`)
+  if (!tgz) throw new Error(`npm pack in ${from} made no tarball`)
   return path.join(dir, tgz)
 }
 
-async function commitName(commit: string): Promise<string> {
-  const { stdout } = await run('git', ['-C', REPO, 'log', '-1', '--format=%h %s', commit])
-  return stdout.trim()
+async function describeCheckout(dir: string): Promise<string> {
+  try {
+    const { stdout } = await run('git', ['-C', dir, 'log', '-1', '--format=%h %s'])
+    return `${dir} (${stdout.trim()})`
+  } catch {
+    return dir
+  }
 }
 
-export async function setUpBed(
-  log: (s: string) => void = () => undefined,
-  baselineFrom?: string,
-): Promise<Bed> {
+/** Set up the zone and the deployments; `baseline`: a built checkout of this plugin, or a tarball. */
+export async function setUpBed(log: (s: string) => void, baseline?: string): Promise<Bed> {
   const holder = port53Holder()
   if (holder) throw new Error(`port 53 on 127.0.0.1 is taken (${holder}); the benchmark needs it for rbldnsd`)
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new Error('the whole-system benchmark needs root (rbldnsd on port 53, unshare -m and mount --bind)')
+  if (process.getuid?.() !== 0) {
+    throw new Error('the benchmark needs root (rbldnsd on port 53, unshare -m and mount --bind)')
   }
   const dir = makeWorkDir('bench')
-  const haraka: Haraka[] = []
+  const running: Haraka[] = []
   let zone: ZoneServer | undefined
-  const deployments: Deployment[] = []
   const close = async (): Promise<void> => {
-    for (const h of haraka.splice(0)) await h.stop()
+    for (const h of running.splice(0)) await h.stop()
     await zone?.close()
     zone = undefined
     removeWorkDir(dir)
@@ -169,55 +130,48 @@ export async function setUpBed(
     log(`zone: ${zone.description}`)
     const resolvConf = path.join(dir, 'resolv.conf')
     fs.writeFileSync(resolvConf, 'nameserver 127.0.0.1\n')
+    // The same data for the zone-file server, in rbldnsd's format as the mirror would fetch it.
     const zoneFile = path.join(dir, 'ips.backscatterer.org.ip4set')
     fs.writeFileSync(zoneFile, ip4setZoneFile(listedRanges(), DEFAULT_TXT))
+
     log('packing the plugin and creating a deployment (npm pack, haraka -i, npm install)')
-    const tarball = await packPlugin(path.join(dir, 'pack'))
-    const base = await createDeployment(tarball, path.join(dir, 'base'))
-    let baselineBase: Deployment | undefined
-    let baseline: string | undefined
-    if (baselineFrom) {
-      const isTarball = baselineFrom.endsWith('.tgz')
-      baseline = isTarball ? baselineFrom : await commitName(baselineFrom)
-      log(`baseline: ${baseline}`)
-      const baseTarball = isTarball
-        ? baselineFrom
-        : await packCommit(baselineFrom, path.join(dir, 'pack-baseline'))
-      baselineBase = await createDeployment(baseTarball, path.join(dir, 'baseline'))
+    const current = await createDeployment(await packPlugin(path.join(dir, 'pack')), path.join(dir, 'base'))
+    let before: Deployment | undefined
+    if (baseline) {
+      log(`packing the baseline from ${baseline}`)
+      const tarball = await baselineTarball(baseline, path.join(dir, 'pack-baseline'))
+      before = await createDeployment(tarball, path.join(dir, 'baseline'))
     }
+
     let copies = 0
-    const z = zone
+    const start = async (server: ServerName): Promise<Haraka> => {
+      if (server === 'baseline' && !before) throw new Error('server baseline needs BENCH_BASELINE')
+      const dep = cloneDeployment(
+        server === 'baseline' && before ? before : current,
+        path.join(dir, `server-${++copies}`),
+      )
+      if (server === 'noop')
+        fs.writeFileSync(path.join(dep.dir, 'plugins', `${NOOP_PLUGIN_NAME}.js`), NOOP_PLUGIN)
+      const plugin = server === 'none' ? [] : server === 'noop' ? [NOOP_PLUGIN_NAME] : ['backscatter']
+      const h = await startHaraka(dep, {
+        plugins: ['xclient', ...plugin, 'rcpt_to.in_host_list', 'queue/discard'],
+        backscatterIni:
+          server === 'zonefile'
+            ? `${BACKSCATTER_INI}\n[ips.backscatterer.org]\nfile = ${zoneFile}\n`
+            : BACKSCATTER_INI,
+        // Log writes would otherwise be much of what a transaction costs.
+        logLevel: 'crit',
+        resolvConf,
+        // queue/discard drops each accepted message after DATA.
+        env: { YES_REALLY_DO_DISCARD: '1' },
+      })
+      running.push(h)
+      return h
+    }
     return {
-      zone: z,
-      dir,
-      base,
-      ...(baseline ? { baseline } : {}),
-      resolvConf,
-      zoneFile,
-      deployments,
-      start: async (server, opts = {}) => {
-        if (server === 'baseline' && !baselineBase) throw new Error('no baseline build: set BENCH_BASELINE')
-        const from = server === 'baseline' && baselineBase ? baselineBase : base
-        const dep = cloneDeployment(from, path.join(dir, `server-${++copies}`))
-        deployments.push(dep)
-        if (server === 'noop')
-          fs.writeFileSync(path.join(dep.dir, 'plugins', `${NOOP_PLUGIN_NAME}.js`), NOOP_PLUGIN)
-        const { inNamespace = true, ...rest } = opts
-        const h = await startHaraka(dep, {
-          plugins: pluginsFor(server),
-          backscatterIni:
-            server === 'zonefile'
-              ? `${BACKSCATTER_INI}\n[ips.backscatterer.org]\nfile = ${zoneFile}\n`
-              : BACKSCATTER_INI,
-          logLevel: 'crit',
-          ...(inNamespace ? { resolvConf } : {}),
-          ...rest,
-          files: { 'dns-list.ini': DNS_LIST_INI, ...rest.files },
-          env: { YES_REALLY_DO_DISCARD: '1', ...rest.env },
-        })
-        haraka.push(h)
-        return h
-      },
+      zone: zone.description,
+      ...(baseline ? { baseline: await describeCheckout(baseline) } : {}),
+      start,
       close: async () => {
         unregister()
         await close()
@@ -227,5 +181,31 @@ export async function setUpBed(
     unregister()
     await close()
     throw err
+  }
+}
+
+/** bin/haraka's process and every process below it. */
+function processTree(pid: number): number[] {
+  return [pid, ...childPids(pid).flatMap(processTree)]
+}
+
+/**
+ * The process that serves SMTP, whose CPU the benchmark reads: the one that
+ * holds the server side of a connection, found among bin/haraka's process and
+ * its descendants (with `nodes=0`, Haraka 3.3.4 serves in bin/haraka's own).
+ */
+export async function servingProcess(h: Haraka): Promise<{ pid: number; isBinHaraka: boolean }> {
+  const socket = net.connect({ port: h.port, host: '127.0.0.1' })
+  try {
+    // The greeting comes from the process that accepted the connection.
+    await new Promise<void>((resolve, reject) => {
+      socket.once('data', () => resolve())
+      socket.once('error', reject)
+    })
+    const pid = processHoldingConnection(processTree(h.pid), h.port, socket.localPort ?? 0)
+    if (pid === undefined) throw new Error(`no process under pid ${h.pid} holds the connection`)
+    return { pid, isBinHaraka: pid === h.pid }
+  } finally {
+    socket.destroy()
   }
 }

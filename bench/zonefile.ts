@@ -1,8 +1,10 @@
-// Benchmark of the local zone mirror (lib/zonefile/, lib/zonefile/source.ts): load
-// time, heap, lookups per second, the longest event-loop stall while a large
-// file reloads, and the memory a file of wide overlapping ranges takes to load.
+// The zone-file mirror in process (lib/zonefile/): load time, memory,
+// lookups per second, the longest event-loop stall while a large file reloads,
+// and the memory a file of wide overlapping ranges takes to load. Kept apart
+// from the whole-system run because a zone file is loaded once per download,
+// not per transaction: CPU per transaction cannot show what a load costs.
 //
-//   node --expose-gc --import tsx bench/zonefile.ts [sizes...]
+//   npm run bench:zonefile [-- sizes...]   (default 10000 100000 1000000)
 //
 // Without --expose-gc the heap figures include garbage and are marked "(no gc)".
 import { spawn } from 'node:child_process'
@@ -108,7 +110,7 @@ async function loadInChild(
   libDir: string,
 ): Promise<{ ok: boolean; ms: number; ranges: number; rssGrowthMB: number; heapGrowthMB: number }> {
   const script = `
-    const { ZoneFileSource } = require(${JSON.stringify(path.resolve(libDir, 'zonesource.ts'))})
+    const { ZoneFileSource } = require(${JSON.stringify(path.resolve(libDir, 'zonefile', 'source.ts'))})
     const used = () => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers }
     global.gc?.()
     const rssBefore = process.memoryUsage().rss

@@ -1,6 +1,6 @@
 // Every setting of config/backscatter.ini, declared once: section, key, kind (type
 // and range), default and a line of documentation. The parser, the unknown-key
-// check, the shipped ini and the README tables all follow this table (the tests
+// check, the shipped ini and the tables of docs/settings.md all follow this table (the tests
 // compare them). A new section is one more entry in SECTIONS: a fixed name such
 // as [batv] or [batv.keys] (with `patternKeys` for keys chosen by the operator).
 import net from 'node:net'
@@ -30,7 +30,7 @@ export const DEFAULT_MESSAGE =
 
 /** Keys not declared one by one but recognised by their form, e.g. answer codes. */
 export interface PatternKeys<T> {
-  /** How the README and the ini show such a key, e.g. `127.0.0.N`. */
+  /** How docs/settings.md and the ini show such a key, e.g. `127.0.0.N`. */
   readonly label: string
   readonly matches: (key: string) => boolean
   readonly kind: Kind<T>

@@ -6,7 +6,7 @@ import { describe, it, mock } from 'node:test'
 
 import { constants, mail, makeConnection, rcpt, results } from './support/harness'
 import { editDelivered } from './support/haraka-config'
-import { LISTED, listedZone, pluginTests, ZONE } from './support/plugin-tests'
+import { LISTED, pluginTests, ZONE } from './support/plugin-tests'
 
 const fx = pluginTests()
 const { setup } = fx
@@ -35,15 +35,7 @@ describe('config: package defaults, overrides, reload and bad values', () => {
   })
 
   it('a reload mid-lookup does not cut off the transaction that started before it', async () => {
-    let release: () => void = () => {}
-    const held = new Promise<void>((resolve) => (release = resolve))
-    let arrived: () => void = () => {}
-    const queryArrived = new Promise<void>((resolve) => (arrived = resolve))
-    fx.handler = (q) => {
-      if (q.name !== `3.2.1.45.${ZONE}`) return listedZone(q)
-      arrived()
-      return { a: ['127.0.0.2'], until: held }
-    }
+    const { arrived: queryArrived, release } = fx.holdListed()
     const { plugin } = setup('', 'timeout_ms = 5000\ntries = 1')
     const conn = makeConnection(LISTED)
     await mail(plugin, conn, '<>')

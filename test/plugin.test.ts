@@ -319,15 +319,7 @@ describe('hooks never throw and always call next once', () => {
   })
 
   it('a client that disconnects mid-lookup leaves nothing in flight', async () => {
-    let release: () => void = () => {}
-    const held = new Promise<void>((resolve) => (release = resolve))
-    let arrived: () => void = () => {}
-    const queryArrived = new Promise<void>((resolve) => (arrived = resolve))
-    fx.handler = (q) => {
-      if (q.name !== `3.2.1.45.${ZONE}`) return listedZone(q)
-      arrived()
-      return { a: ['127.0.0.2'], until: held }
-    }
+    const { arrived: queryArrived, release } = fx.holdListed()
     const { plugin } = setup('', 'timeout_ms = 5000\ntries = 1')
     const conn = makeConnection(LISTED)
     await mail(plugin, conn, '<>')

@@ -26,6 +26,11 @@ export interface PluginTests extends PluginFixture {
   clientQueries(): number
   /** Queries for `ip` in ZONE. */
   queriesFor(ip: string): number
+  /**
+   * Hold the answer for LISTED (45.1.2.3) until `release()`; `arrived` settles when its query
+   * reaches the server. Other names are answered at once.
+   */
+  holdListed(): { arrived: Promise<void>; release: () => void }
 }
 
 /** The fixture of a plugin test file: call once, at the top of the file. */
@@ -39,5 +44,17 @@ export function pluginTests(): PluginTests {
         (q) => !/^[12]\.0\.0\.127\./.test(q.name) && !/^[12](\.0){4}\.f\.7\.f\.f\.f\.f\./.test(q.name),
       ).length,
     queriesFor: (ip: string): number => fx.dns.count(`${ip.split('.').reverse().join('.')}.${ZONE}`),
+    holdListed: () => {
+      let release: () => void = () => {}
+      const held = new Promise<void>((resolve) => (release = resolve))
+      let reached: () => void = () => {}
+      const arrived = new Promise<void>((resolve) => (reached = resolve))
+      fx.handler = (q) => {
+        if (q.name !== `3.2.1.45.${ZONE}`) return listedZone(q)
+        reached()
+        return { a: ['127.0.0.2'], until: held }
+      }
+      return { arrived, release }
+    },
   })
 }

@@ -99,57 +99,55 @@ export class BackscatterMetrics {
       buckets: [...LOOKUP_SECONDS_BUCKETS],
       registers,
     })
+    // One gauge per zone and value; a zone whose value is undefined shows no sample.
+    const zoneGauge = (
+      name: string,
+      help: string,
+      aggregator: 'min' | 'max',
+      value: (z: ZoneState) => number | undefined,
+    ): void => {
+      new Gauge({
+        name: `${METRIC_PREFIX}${name}`,
+        help,
+        labelNames: ['zone'],
+        registers,
+        aggregator,
+        collect() {
+          this.reset()
+          for (const z of state().zones) {
+            const v = value(z)
+            if (v !== undefined) this.set({ zone: z.zone }, v)
+          }
+        },
+      })
+    }
     // Across cluster workers: a zone counts as usable only where every worker uses it.
-    new Gauge({
-      name: `${METRIC_PREFIX}zone_usable`,
-      help: 'Whether a zone is in use (1) or suspended or not yet checked (0).',
-      labelNames: ['zone'],
-      registers,
-      aggregator: 'min',
-      collect() {
-        this.reset()
-        for (const z of state().zones) this.set({ zone: z.zone }, z.usable ? 1 : 0)
-      },
-    })
+    zoneGauge(
+      'zone_usable',
+      'Whether a zone is in use (1) or suspended or not yet checked (0).',
+      'min',
+      (z) => (z.usable ? 1 : 0),
+    )
     // Every worker loads the same file: the largest count, not their sum.
-    new Gauge({
-      name: `${METRIC_PREFIX}zone_entries`,
-      help: 'Entries loaded from the zone file of a zone answered from a file.',
-      labelNames: ['zone'],
-      registers,
-      aggregator: 'max',
-      collect() {
-        this.reset()
-        for (const z of state().zones) if (z.entries !== undefined) this.set({ zone: z.zone }, z.entries)
-      },
-    })
+    zoneGauge(
+      'zone_entries',
+      'Entries loaded from the zone file of a zone answered from a file.',
+      'max',
+      (z) => z.entries,
+    )
     // A worker whose reload failed holds older data than the others: the oldest is what to watch.
-    new Gauge({
-      name: `${METRIC_PREFIX}zone_file_loaded_timestamp_seconds`,
-      help: 'When the data in use of a zone answered from a file was loaded, in seconds since the epoch.',
-      labelNames: ['zone'],
-      registers,
-      aggregator: 'min',
-      collect() {
-        this.reset()
-        for (const z of state().zones) {
-          if (z.loadedAtSeconds !== undefined) this.set({ zone: z.zone }, z.loadedAtSeconds)
-        }
-      },
-    })
-    new Gauge({
-      name: `${METRIC_PREFIX}zone_file_data_timestamp_seconds`,
-      help: 'The $TIMESTAMP of the zone file in use (when its data was made), in seconds since the epoch; only for files that have one.',
-      labelNames: ['zone'],
-      registers,
-      aggregator: 'min',
-      collect() {
-        this.reset()
-        for (const z of state().zones) {
-          if (z.fileTimestampSeconds !== undefined) this.set({ zone: z.zone }, z.fileTimestampSeconds)
-        }
-      },
-    })
+    zoneGauge(
+      'zone_file_loaded_timestamp_seconds',
+      'When the data in use of a zone answered from a file was loaded, in seconds since the epoch.',
+      'min',
+      (z) => z.loadedAtSeconds,
+    )
+    zoneGauge(
+      'zone_file_data_timestamp_seconds',
+      'The $TIMESTAMP of the zone file in use (when its data was made), in seconds since the epoch; only for files that have one.',
+      'min',
+      (z) => z.fileTimestampSeconds,
+    )
     // Each worker has a cache of its own: their sum is what is held.
     new Gauge({
       name: `${METRIC_PREFIX}cache_entries`,

@@ -1,8 +1,10 @@
 // A scripted DNS server on 127.0.0.1 for tests: real packets over UDP (and TCP,
-// for truncated answers), real node:dns on the other side. Each query is logged
+// for truncated answers), coded by dns-packet, real node:dns on the other side. Each query is logged
 // and answered by the test's script, which can also misbehave on purpose.
 import dgram from 'node:dgram'
 import net from 'node:net'
+import * as dnsPacket from 'dns-packet'
+import { toType } from 'dns-packet/types'
 
 export const TYPE = { A: 1, CNAME: 5, TXT: 16, AAAA: 28, ANY: 255 } as const
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const
@@ -38,81 +40,52 @@ export interface Script {
 /** Answers one query: a script, or undefined for NXDOMAIN. */
 export type Handler = (q: Query) => Script | undefined
 
-function parseQuestion(msg: Buffer): { name: string; type: number; end: number } {
-  const labels: string[] = []
-  let off = 12
-  for (;;) {
-    const len = msg[off]
-    if (len === undefined) throw new Error('truncated question')
-    if (len === 0) {
-      off += 1
-      break
-    }
-    labels.push(msg.toString('latin1', off + 1, off + 1 + len))
-    off += 1 + len
+/** The query's question, or undefined when dns-packet cannot read the message. */
+function parseQuestion(
+  msg: Buffer,
+): { packet: dnsPacket.DecodedPacket; question: dnsPacket.Question } | undefined {
+  try {
+    const packet = dnsPacket.decode(msg)
+    const question = packet.questions?.[0]
+    return question ? { packet, question } : undefined
+  } catch {
+    return undefined
   }
-  return { name: labels.join('.').toLowerCase(), type: msg.readUInt16BE(off), end: off + 4 }
 }
 
-function encodeName(name: string): Buffer {
-  const parts = name
-    .replace(/\.$/, '')
-    .split('.')
-    .map((l) => {
-      const b = Buffer.from(l, 'latin1')
-      return Buffer.concat([Buffer.from([b.length]), b])
-    })
-  return Buffer.concat([...parts, Buffer.from([0])])
-}
-
-function rr(name: string, type: number, ttl: number, rdata: Buffer): Buffer {
-  const head = Buffer.alloc(10)
-  head.writeUInt16BE(type, 0)
-  head.writeUInt16BE(1, 2)
-  head.writeUInt32BE(ttl, 4)
-  head.writeUInt16BE(rdata.length, 8)
-  return Buffer.concat([encodeName(name), head, rdata])
-}
-
-function txtRdata(strings: string | string[]): Buffer {
-  const list = Array.isArray(strings) ? strings : [strings]
-  return Buffer.concat(
-    list.map((s) => {
-      const b = Buffer.from(s, 'utf8').subarray(0, 255)
-      return Buffer.concat([Buffer.from([b.length]), b])
-    }),
-  )
-}
-
-function buildAnswer(
-  query: Buffer,
-  q: { name: string; type: number; end: number },
-  s: Script | undefined,
-  tc: boolean,
-): Buffer {
-  const records: Buffer[] = []
+function buildAnswer(query: dnsPacket.DecodedPacket, q: Query, s: Script | undefined, tc: boolean): Buffer {
+  const answers: dnsPacket.Answer[] = []
   const rcode = s ? RCODE[s.rcode ?? 'NOERROR'] : RCODE.NXDOMAIN
-  if (s && rcode === RCODE.NOERROR) {
+  if (s && rcode === RCODE.NOERROR && !tc) {
     const ttl = s.ttl ?? 300
     let owner = q.name
     for (const target of s.cname ?? []) {
-      records.push(rr(owner, TYPE.CNAME, ttl, encodeName(target)))
+      answers.push({ type: 'CNAME', name: owner, ttl, data: target })
       owner = target
     }
     if (q.type === TYPE.A || q.type === TYPE.ANY) {
-      for (const ip of s.a ?? []) records.push(rr(owner, TYPE.A, ttl, Buffer.from(ip.split('.').map(Number))))
+      for (const ip of s.a ?? []) answers.push({ type: 'A', name: owner, ttl, data: ip })
     }
     if (q.type === TYPE.TXT || q.type === TYPE.ANY) {
-      for (const t of s.txt ?? []) records.push(rr(owner, TYPE.TXT, ttl, txtRdata(t)))
+      for (const t of s.txt ?? []) {
+        const strings = (Array.isArray(t) ? t : [t]).map((x) => Buffer.from(x, 'utf8').subarray(0, 255))
+        answers.push({ type: 'TXT', name: owner, ttl, data: strings })
+      }
     }
   }
-  const header = Buffer.alloc(12)
-  header.writeUInt16BE(query.readUInt16BE(0), 0)
-  const rd = (query.readUInt16BE(2) >> 8) & 1
-  header.writeUInt16BE(0x8000 | 0x0400 | (tc ? 0x0200 : 0) | (rd << 8) | 0x80 | rcode, 2)
-  header.writeUInt16BE(1, 4)
-  header.writeUInt16BE(tc ? 0 : records.length, 6)
-  return Buffer.concat([header, query.subarray(12, q.end), ...(tc ? [] : records)])
+  const flags =
+    dnsPacket.AUTHORITATIVE_ANSWER |
+    dnsPacket.RECURSION_AVAILABLE |
+    (query.flag_rd ? dnsPacket.RECURSION_DESIRED : 0) |
+    (tc ? dnsPacket.TRUNCATED_RESPONSE : 0) |
+    rcode
+  return dnsPacket.encode({
+    type: 'response',
+    id: query.id ?? 0,
+    flags,
+    questions: query.questions ?? [],
+    answers,
+  })
 }
 
 export interface ScriptedDns {
@@ -135,18 +108,20 @@ export async function startDns(handler: Handler): Promise<ScriptedDns> {
   const timers = new Set<NodeJS.Timeout>()
 
   const respond = (msg: Buffer, transport: 'udp' | 'tcp', send: (b: Buffer) => void): void => {
-    let q
-    try {
-      q = parseQuestion(msg)
-    } catch {
-      return
+    const parsed = parseQuestion(msg)
+    if (!parsed) return
+    const q: Query = {
+      name: parsed.question.name.toLowerCase(),
+      type: toType(parsed.question.type),
+      transport,
     }
-    queries.push({ name: q.name, type: q.type, transport })
-    const script = current({ name: q.name, type: q.type, transport })
+    queries.push(q)
+    const script = current(q)
     if (script?.drop) return
     const reply = (): void => {
+      // A deliberately malformed answer is bytes no codec would write.
       if (script?.garbage) return send(script.garbage)
-      send(buildAnswer(msg, q, script, transport === 'udp' && !!script?.truncate))
+      send(buildAnswer(parsed.packet, q, script, transport === 'udp' && !!script?.truncate))
     }
     if (script?.until) {
       const late = (): void => {

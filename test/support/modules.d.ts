@@ -11,3 +11,7 @@ declare module '@haraka/email-address' {
     isNull(): boolean
   }
 }
+declare module 'dns-packet/types' {
+  /** A record type's number from its name (`A` → 1, `UNKNOWN_65` → 65). */
+  export function toType(name: string): number
+}

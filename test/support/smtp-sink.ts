@@ -1,7 +1,8 @@
-// An SMTP server on 127.0.0.1 that accepts every message and records its
-// envelope: where a real Haraka's queue (queue/smtp_forward, outbound) delivers
+// An SMTP server on 127.0.0.1 (smtp-server) that accepts every message and records
+// its envelope: where a real Haraka's queue (queue/smtp_forward, outbound) delivers
 // in end-to-end tests, so a test can read the MAIL FROM and RCPT TO it sent.
-import net from 'node:net'
+import type net from 'node:net'
+import { SMTPServer } from 'smtp-server'
 
 export interface Envelope {
   /** The MAIL FROM path as sent, without the angle brackets. */
@@ -21,75 +22,39 @@ export interface SmtpSink {
   close(): Promise<void>
 }
 
-const PATH = /^<(.*)>/
-
 /** Start a sink on a free port of 127.0.0.1. */
 export async function startSmtpSink(): Promise<SmtpSink> {
   const messages: Envelope[] = []
   const waiters: (() => void)[] = []
-  const sockets = new Set<net.Socket>()
-  const server = net.createServer((socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    socket.on('error', () => socket.destroy())
-    socket.setEncoding('utf8')
-    let buffer = ''
-    let from: string | undefined
-    let to: string[] = []
-    let data: string[] | undefined
-    const say = (line: string): void => {
-      socket.write(`${line}\r\n`)
-    }
-    const onLine = (line: string): void => {
-      if (data) {
-        if (line !== '.') {
-          data.push(line.startsWith('.') ? line.slice(1) : line)
-          return
-        }
-        messages.push({ from: from ?? '', to, data: data.join('\r\n') })
+  const server = new SMTPServer({
+    name: 'sink.e2e.test',
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    // No reverse lookup of 127.0.0.1: nothing leaves loopback.
+    disableReverseLookup: true,
+    logger: false,
+    // A queue may keep its connection open; closing the sink should not wait for it.
+    closeTimeout: 1,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = []
+      stream.on('data', (c: Buffer) => chunks.push(c))
+      stream.on('end', () => {
+        const { mailFrom, rcptTo } = session.envelope
+        messages.push({
+          from: mailFrom ? mailFrom.address : '',
+          to: rcptTo.map((r) => r.address),
+          data: Buffer.concat(chunks).toString('utf8').replace(/\r\n$/, ''),
+        })
         for (const wake of waiters.splice(0)) wake()
-        data = undefined
-        from = undefined
-        to = []
-        say('250 2.0.0 queued by the sink')
-        return
-      }
-      const verb = line.slice(0, 4).toUpperCase()
-      const arg = line.slice(line.indexOf(':') + 1).trim()
-      if (verb === 'EHLO' || verb === 'HELO') say('250 sink.e2e.test')
-      else if (verb === 'MAIL') {
-        from = PATH.exec(arg)?.[1] ?? arg
-        say('250 2.1.0 sender ok')
-      } else if (verb === 'RCPT') {
-        to.push(PATH.exec(arg)?.[1] ?? arg)
-        say('250 2.1.5 recipient ok')
-      } else if (verb === 'DATA') {
-        data = []
-        say('354 go ahead')
-      } else if (verb === 'RSET') {
-        from = undefined
-        to = []
-        say('250 reset')
-      } else if (verb === 'QUIT') {
-        say('221 bye')
-        socket.end()
-      } else say('250 ok')
-    }
-    socket.on('data', (chunk: string) => {
-      buffer += chunk
-      for (let end = buffer.indexOf('\r\n'); end >= 0; end = buffer.indexOf('\r\n')) {
-        const line = buffer.slice(0, end)
-        buffer = buffer.slice(end + 2)
-        onLine(line)
-      }
-    })
-    say('220 sink.e2e.test ESMTP')
+        callback(null, 'queued by the sink')
+      })
+    },
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(0, '127.0.0.1', () => resolve())
   })
-  const { port } = server.address() as net.AddressInfo
+  const { port } = server.server.address() as net.AddressInfo
   return {
     port,
     messages,
@@ -108,9 +73,6 @@ export async function startSmtpSink(): Promise<SmtpSink> {
       }
       return messages[count - 1] as Envelope
     },
-    close: async () => {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }

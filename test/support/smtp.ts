@@ -1,6 +1,12 @@
-// A small SMTP client for end-to-end tests and the demo: one command at a time,
-// every reply parsed (multi-line replies included) and kept in a transcript.
+// An SMTP client for end-to-end tests and the demo. Transactions go through nodemailer's
+// SMTP connection; a minimal raw client does only what nodemailer cannot: the PROXY
+// header, XCLIENT, and single commands whose reply a test reads on its own (a callout
+// of MAIL and RCPT without DATA, a MAIL with the SMTPUTF8 parameter for an ASCII path).
+// Every line either side sends is kept in a transcript.
 import net from 'node:net'
+import { StringDecoder } from 'node:string_decoder'
+import type { NodemailerError } from 'nodemailer/lib/errors'
+import SMTPConnection, { type SMTPConnectionSendInfo } from 'nodemailer/lib/smtp-connection'
 
 export interface Reply {
   readonly code: number
@@ -31,24 +37,40 @@ export function queuedId(reply: Reply | undefined): string | undefined {
   return reply?.code === 250 ? /\(([0-9A-F.-]+)\)/i.exec(reply.text)?.[1] : undefined
 }
 
+/** A reply from its lines as the server sent them, joined by LF (as nodemailer joins them). */
+function toReply(response: string): Reply {
+  const lines = response.split('\n')
+  const last = lines[lines.length - 1] ?? ''
+  const texts = lines.map((l) => l.slice(4))
+  return { code: Number(last.slice(0, 3)), lines: texts, text: texts.join(' '), raw: last }
+}
+
+/** nodemailer tells that a MAIL or RCPT was accepted, not the words of the reply. */
+const ACCEPTED = toReply('250 (accepted)')
+
 export class SmtpClient {
   /** "C: …" and "S: …" lines, in order. */
   readonly transcript: string[] = []
+  /** The server's greeting (220 …). */
+  greeting: Reply | undefined
+  /** Set once nodemailer has taken the connection over; raw commands end there. */
+  private smtp: Promise<SMTPConnection> | undefined
+  /** The 220 lines that opened the current session (greeting or XCLIENT), handed to nodemailer. */
+  private sessionOpening = ''
+  private readonly decoder = new StringDecoder('utf8')
   private buffer = ''
   private pending: string[] = []
   /** Replies that arrived before anyone asked for them. */
   private queue: (Reply | Error)[] = []
   private waiter: ((r: Reply | Error) => void) | undefined
   private closed = false
-  /** The server's greeting (220 …). */
-  greeting: Reply | undefined
+  private readonly onRawData = (chunk: Buffer): void => this.onData(this.decoder.write(chunk))
 
   private constructor(
     private readonly socket: net.Socket,
     private readonly timeoutMs: number,
   ) {
-    socket.setEncoding('utf8')
-    socket.on('data', (chunk: string) => this.onData(chunk))
+    socket.on('data', this.onRawData)
     socket.on('error', (err) => this.fail(err))
     socket.on('close', () => {
       this.closed = true
@@ -72,6 +94,7 @@ export class SmtpClient {
       socket.once('error', reject)
     })
     const client = new SmtpClient(socket, opts.timeoutMs ?? 10_000)
+    // nodemailer has no PROXY protocol: the line goes out before any SMTP.
     if (opts.proxy) {
       const family = net.isIPv6(opts.proxy) ? 'TCP6' : 'TCP4'
       const dst = family === 'TCP6' ? '::1' : host
@@ -80,6 +103,7 @@ export class SmtpClient {
       socket.write(`${line}\r\n`)
     }
     client.greeting = await client.read()
+    client.sessionOpening = client.wire(client.greeting)
     return client
   }
 
@@ -96,19 +120,17 @@ export class SmtpClient {
       this.buffer = this.buffer.slice(nl + 1)
       this.transcript.push(`S: ${line}`)
       this.pending.push(line)
-      if (/^\d{3} /.test(line) || /^\d{3}$/.test(line)) {
-        const lines = this.pending
+      if (/^\d{3}( |$)/.test(line)) {
+        const reply = toReply(this.pending.join('\n'))
         this.pending = []
-        const last = lines[lines.length - 1] ?? ''
-        const reply: Reply = {
-          code: Number(last.slice(0, 3)),
-          lines: lines.map((l) => l.slice(4)),
-          text: lines.map((l) => l.slice(4)).join(' '),
-          raw: last,
-        }
         this.deliver(reply)
       }
     }
+  }
+
+  /** A reply's lines as they came over the wire, codes and separators included. */
+  private wire(r: Reply): string {
+    return r.lines.map((l, i) => `${r.code}${i < r.lines.length - 1 ? '-' : ' '}${l}\r\n`).join('')
   }
 
   private deliver(r: Reply | Error): void {
@@ -123,17 +145,15 @@ export class SmtpClient {
     if (this.waiter) this.deliver(err)
   }
 
-  /** The next reply from the server. */
-  read(): Promise<Reply> {
+  /** The next reply from the server, read by the raw client. */
+  private read(): Promise<Reply> {
     const queued = this.queue.shift()
     if (queued) return queued instanceof Error ? Promise.reject(queued) : Promise.resolve(queued)
     if (this.closed) return Promise.reject(new Error('connection closed'))
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = undefined
-        reject(
-          new Error(`no SMTP reply within ${this.timeoutMs} ms; transcript:\n${this.transcript.join('\n')}`),
-        )
+        reject(this.failure(`no SMTP reply within ${this.timeoutMs} ms`))
       }, this.timeoutMs)
       this.waiter = (r) => {
         clearTimeout(timer)
@@ -143,8 +163,16 @@ export class SmtpClient {
     })
   }
 
-  /** Send one command line and read its reply. */
+  private failure(what: string): Error {
+    return new Error(`${what}; transcript:\n${this.transcript.join('\n')}`)
+  }
+
+  /**
+   * Send one command line and read its reply, for what nodemailer cannot send (a callout
+   * without DATA, a MAIL with chosen parameters). Only before the first transaction.
+   */
   async command(line: string): Promise<Reply> {
+    if (this.smtp) throw this.failure(`raw command after nodemailer took the connection: ${line}`)
     this.transcript.push(`C: ${line}`)
     this.socket.write(`${line}\r\n`)
     return this.read()
@@ -155,48 +183,99 @@ export class SmtpClient {
   }
 
   /**
-   * Present another client address through XCLIENT (Haraka's xclient plugin) and
-   * greet again. NAME is given so Haraka does no reverse lookup of the address.
+   * Present another client address through XCLIENT (Haraka's xclient plugin), which
+   * nodemailer does not speak, and greet again. NAME is given so Haraka does no
+   * reverse lookup of the address.
    */
   async xclient(ip: string, name = 'mail.sender.e2e.test'): Promise<Reply> {
     const addr = net.isIPv6(ip) ? `IPV6:${ip}` : ip
     const r = await this.command(`XCLIENT ADDR=${addr} NAME=${name} PROTO=ESMTP`)
     if (r.code !== 220) return r
+    this.sessionOpening = this.wire(r)
     await this.ehlo()
     return r
   }
 
-  /** Send a message after DATA: dot-stuffed, CRLF line ends, final dot. */
-  async data(message: string): Promise<Reply> {
-    const r = await this.command('DATA')
-    if (r.code !== 354) return r
-    const body = message
-      .replace(/\r?\n/g, '\r\n')
-      .split('\r\n')
-      .map((l) => (l.startsWith('.') ? `.${l}` : l))
-      .join('\r\n')
-    this.transcript.push(`C: <message, ${body.length} octets>`)
-    this.socket.write(`${body.replace(/(\r\n)?$/, '\r\n')}.\r\n`)
-    return this.read()
+  /**
+   * nodemailer's connection on this socket. It starts by reading a greeting and saying
+   * EHLO, so it is handed the 220 that opened the current session (the server took a
+   * second EHLO as RFC 5321 allows).
+   */
+  private library(): Promise<SMTPConnection> {
+    if (this.smtp) return this.smtp
+    this.socket.pause()
+    this.socket.removeListener('data', this.onRawData)
+    this.socket.unshift(Buffer.from(this.sessionOpening + this.buffer, 'utf8'))
+    this.buffer = ''
+    const log = (meta: { tnx?: string } | undefined, message: unknown): void => {
+      const side = meta?.tnx === 'client' ? 'C' : meta?.tnx === 'server' ? 'S' : undefined
+      if (side) for (const line of String(message).split('\n')) this.transcript.push(`${side}: ${line}`)
+    }
+    const none = (): void => undefined
+    const conn = new SMTPConnection({
+      connection: this.socket,
+      name: 'client.e2e.test',
+      ignoreTLS: true,
+      greetingTimeout: this.timeoutMs,
+      socketTimeout: this.timeoutMs,
+      transactionLog: true,
+      logger: { debug: log, trace: none, info: none, warn: none, error: none, fatal: none },
+    })
+    // Failures come back through each call's callback; the event needs a listener.
+    conn.on('error', none)
+    this.smtp = new Promise((resolve, reject) =>
+      conn.connect((err) => (err ? reject(this.failure(`connect: ${err.message}`)) : resolve(conn))),
+    )
+    return this.smtp
   }
 
-  /** MAIL, each RCPT, then DATA when at least one recipient was accepted. */
+  /** MAIL, each RCPT, then DATA when at least one recipient was accepted (RSET when none was). */
   async transaction(m: Message): Promise<TransactionReplies> {
-    const mail = await this.command(`MAIL FROM:<${m.from}>`)
-    const rcpt: Reply[] = []
-    if (mail.code !== 250) return { mail, rcpt }
-    for (const to of m.to) rcpt.push(await this.command(`RCPT TO:<${to}>`))
-    if (!rcpt.some((r) => r.code === 250)) {
-      await this.command('RSET')
-      return { mail, rcpt }
+    const conn = await this.library()
+    const message = m.data ?? sampleMessage(m.from, m.to)
+    const sent = await new Promise<{ info?: SMTPConnectionSendInfo; err?: NodemailerError }>((resolve) =>
+      conn.send({ from: m.from, to: [...m.to] }, message, (err, info) =>
+        resolve({ err: err ?? undefined, info }),
+      ),
+    )
+    const rcpt = (refused: readonly NodemailerError[] = []): Reply[] => {
+      const left = [...refused]
+      return m.to.map((to) => {
+        const i = left.findIndex((e) => e.recipient === to.trim())
+        const [e] = i < 0 ? [] : left.splice(i, 1)
+        return e?.response ? toReply(e.response) : ACCEPTED
+      })
     }
-    const data = await this.data(m.data ?? sampleMessage(m.from, m.to))
-    return { mail, rcpt, data }
+    const { err, info } = sent
+    if (info) return { mail: ACCEPTED, rcpt: rcpt(info.rejectedErrors), data: toReply(info.response) }
+    if (err?.command === 'MAIL FROM' && err.response) return { mail: toReply(err.response), rcpt: [] }
+    if (err?.command === 'RCPT TO' && err.rejectedErrors) {
+      await new Promise<void>((resolve) => conn.reset(() => resolve()))
+      return { mail: ACCEPTED, rcpt: rcpt(err.rejectedErrors) }
+    }
+    // A refused message: nodemailer's error does not say which recipients RCPT refused.
+    if (err?.command === 'DATA' && err.response) {
+      return { mail: ACCEPTED, rcpt: rcpt(), data: toReply(err.response) }
+    }
+    throw this.failure(`send: ${err?.message ?? 'no result'}`)
+  }
+
+  /** RSET, a round trip that shows the connection is still open. */
+  async rset(): Promise<boolean> {
+    const conn = await this.library()
+    return new Promise((resolve) => conn.reset((err) => resolve(!err)))
   }
 
   /** QUIT politely, then close; never throws. */
   async quit(): Promise<void> {
-    if (!this.closed) {
+    if (this.smtp) {
+      const conn = await this.smtp.catch(() => undefined)
+      if (conn && !this.closed) {
+        const gone = new Promise<void>((resolve) => this.socket.once('close', () => resolve()))
+        conn.quit()
+        await gone
+      }
+    } else if (!this.closed) {
       try {
         await this.command('QUIT')
       } catch {

@@ -11,3 +11,10 @@ declare module '@haraka/email-address' {
     isNull(): boolean
   }
 }
+declare module 'haraka-email-message' {
+  /** Haraka's header parser: `transaction.header` is one. */
+  export class Header {
+    parse(lines: string[]): void
+    get(name: string): string
+  }
+}

@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
-import { messageIds, quotedMessageIds } from '../lib/reply/message-id'
+import { headerFields, messageIds, quotedMessageIds } from '../lib/reply/message-id'
 import { MAX_REPLY_BYTES, readReply } from '../lib/reply/read'
 import { prng } from './support/prng'
 
@@ -162,6 +162,14 @@ describe('Message-ID syntax', () => {
     assert.deepEqual(messageIds('<x@mail.gmail=>'), [])
     assert.deepEqual(messageIds('<a b@c>'), [])
     assert.deepEqual(messageIds(`<${'x'.repeat(300)}@y>`), [])
+  })
+
+  it('a returned header block: folded lines joined, unindented ones too, up to the empty line', () => {
+    const block =
+      'Received: from a\nby b (Postfix)\n\twith ESMTP\nMessage-ID: <m@x>\nSubject: s\n\nMessage-ID: <body@x>\n'
+    const fields = headerFields(block)
+    assert.deepEqual(fields.get('received'), ['from a by b (Postfix) with ESMTP'])
+    assert.deepEqual(fields.get('message-id'), ['<m@x>'])
   })
 
   it('quoted headers: indented, after > or |, folded onto the next line; Message-ID lines only', () => {

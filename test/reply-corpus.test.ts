@@ -78,6 +78,32 @@ describe('the original is found', () => {
   })
 })
 
+describe('broken reports still give their original', () => {
+  const cases: [string, string, string][] = [
+    [
+      'a part without Content-Type, whose header swallows the returned one',
+      'lhost-x1-01.eml',
+      '<000000000000000000000000000000000000@example.jp>',
+    ],
+    ['a boundary that never comes', 'rhost-franceptt-07.eml', '<1576612562.xxxx@xxxx.com>'],
+    [
+      'a returned header whose folded lines lost their indentation',
+      'lhost-postfix-57.eml',
+      '<44kWHZ2S3Qz1yxHC@rokujo.cr.nyaan.jp>',
+    ],
+  ]
+  for (const [what, file, id] of cases) {
+    it(what, () => {
+      assert.deepEqual(reading(`sisimai/bsd/${file}`), { kind: 'dsn', references: [id] })
+    })
+  }
+
+  it('an abuse feedback report stays none, from the null sender too', async () => {
+    const arf = fs.readFileSync(path.join(DIR, 'sisimai/bsd/arf-01.eml'), 'latin1')
+    assert.deepEqual(await readReply(arf, { nullSender: true }), { kind: 'none', references: [] })
+  })
+})
+
 describe('nothing unrelated is returned', () => {
   it("never the report's own Message-ID", () => {
     for (const file of Object.keys(manifest)) {

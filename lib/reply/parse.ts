@@ -74,11 +74,7 @@ export async function parseMessage(raw: Buffer | string): Promise<ParsedMessage>
       if (READ_TYPES.test(type)) parts.push({ type, text: contentText(a.content) })
     }
     const text = email.text ?? (email.html ? htmlToText(email.html) : '')
-    const header = lookupOf(fields)
-    const plain = plainMessage(rawText(raw))
-    // A multipart whose boundary never comes (a cut, a broken copy) yields nothing: read its body plainly.
-    if (text.trim() === '' && parts.length === 0) return { ...plain, header }
-    return { header, text, parts, rawBody: plain.rawBody }
+    return { header: lookupOf(fields), text, parts, rawBody: plainMessage(rawText(raw)).rawBody }
   } catch {
     return plainMessage(rawText(raw))
   }

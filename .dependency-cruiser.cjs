@@ -2,13 +2,14 @@
 // only the folders below it; nothing imports in a circle.
 //   core      plain values and decisions: addresses, answers, verdicts, the types all share
 //   batv      signed bounces: the tag format, signing and checking, the keys file
+//   reply     mail machines send in reply: its kind and the Message-IDs it refers to
 //   settings  config/backscatter.ini read into core's types, checked once
 //   zonefile  rbldnsd zone files: parsing, loading from disk
 //   dns       the resolver, the answer cache, zone health, the checker over DNS and files
 //   metrics   Prometheus counters and the /metrics endpoint
 //   haraka    the Haraka glue: hooks, envelope rewrites, start-up lines
 //   cli       the haraka-backscatter command
-const LAYERS = ['core', 'batv', 'settings', 'zonefile', 'dns', 'metrics']
+const LAYERS = ['core', 'batv', 'reply', 'settings', 'zonefile', 'dns', 'metrics']
 const TOP = ['haraka', 'cli']
 
 const below = (i) => LAYERS.slice(0, i).join('|')

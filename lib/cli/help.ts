@@ -3,6 +3,7 @@ import { PROG } from './io'
 import { KEYS_FILE } from '../batv/keys-file'
 import { INI } from './config'
 import { DEFAULT_MAX_AGE_HOURS } from './health'
+import { MAX_REPLY_BYTES } from '../reply/read'
 
 const CONFIG_HELP = `  --config DIR  Haraka config directory holding ${INI} (a Haraka install
                 directory with config/${INI} also works). Its settings
@@ -35,6 +36,8 @@ Commands:
   sign ADDRESS         the signed (BATV, prvs=) form of an address
   configtest           load the configuration as the plugin does and list
                        every problem; exit 0 when there is none
+  message FILE...      each saved message's kind as a machine's reply and
+                       the Message-IDs it refers to
   help [COMMAND]       this text, or the help of a command
 
 Options may come before or after the command.
@@ -147,5 +150,25 @@ Exit status:
   0  OK: printed (a warning on stderr when the domain is not in [batv] domains)
   3  UNKNOWN: bad usage: not an address, <>, an address tagged already, no
      such key or no key configured, a bad option, an unreadable --config
+`,
+  message: `Usage: ${PROG} message [--json] FILE...
+
+Read each FILE (one message, as saved: headers, a blank line, the body) as the
+plugin reads a bounce, read receipt, auto-reply or challenge: its kind and the
+Message-IDs of the original it refers to. Only the first ${MAX_REPLY_BYTES / 1024} KiB of a
+file are read, as in the plugin. The envelope sender is taken from a
+Return-Path field, where the file has one. Prints one line per file:
+  FILE: KIND <id@host> ...
+where KIND is dsn (a delivery report or a bounce), mdn (a read receipt),
+auto-reply, challenge or none (not a machine's reply: never judged).
+
+Options:
+  --json        one JSON object per file per line: file, kind, references
+  -h, --help    show this help
+
+Exit status:
+  0  OK: every file was read
+  3  UNKNOWN: bad usage (no FILE, a bad option) or a FILE that cannot be read
+     (named on stderr; the other files are still read)
 `,
 } as const

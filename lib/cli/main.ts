@@ -1,5 +1,5 @@
 // The operator's command: check IPs, test the zones, explain a decision, sign
-// an address. It reads backscatter.ini the way the plugin does, looks up
+// an address, read saved mail as a machine's reply. It reads backscatter.ini the way the plugin does, looks up
 // through the same BackscatterChecker and signs and checks tags with the same
 // core, so its answers are the plugin's.
 import { parseCommandLine, type CommandName, type Values } from './args'
@@ -11,6 +11,7 @@ import { PACKAGE_ROOT } from './config'
 import { runConfigtest } from './configtest'
 import { runExplain } from './explain'
 import { runHealth } from './health'
+import { runMessage } from './message'
 import { runSign } from './sign'
 import { HELP } from './help'
 import { EXIT, PROG, processIo, UsageError, type Io } from './io'
@@ -26,6 +27,7 @@ const RUN: Record<Exclude<CommandName, 'help'>, Run> = {
   explain: runExplain,
   sign: runSign,
   configtest: runConfigtest,
+  message: runMessage,
 }
 
 /** `haraka-backscatter 1.2.0`: the package's version, from its package.json. */

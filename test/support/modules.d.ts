@@ -15,3 +15,10 @@ declare module 'dns-packet/types' {
   /** A record type's number from its name (`A` → 1, `UNKNOWN_65` → 65). */
   export function toType(name: string): number
 }
+declare module 'haraka-email-message' {
+  /** Haraka's header parser: `transaction.header` is one. */
+  export class Header {
+    parse(lines: string[]): void
+    get(name: string): string
+  }
+}

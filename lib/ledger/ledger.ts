@@ -2,7 +2,7 @@
 // tell whether a bounce refers to one of them. Every call is one round trip,
 // bounded by timeout_ms, and never throws: Redis down at start, gone later or
 // frozen only makes the answers 'unavailable' or 'unknown', and mail goes on.
-import { createClient, ErrorReply, MultiErrorReply } from 'redis'
+import { createClient, ErrorReply, MultiErrorReply } from '@redis/client'
 
 import { describeError } from '../core/error'
 import type { LedgerSettings } from '../core/types'

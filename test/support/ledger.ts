@@ -2,7 +2,7 @@
 // log lines kept, and its changes of state to wait on.
 import crypto from 'node:crypto'
 
-import { createClient } from 'redis'
+import { createClient } from '@redis/client'
 
 import { dayOf } from '../../lib/ledger/entry'
 import { Ledger, type LedgerOptions, type LedgerState, type LedgerStatus } from '../../lib/ledger/ledger'
@@ -73,7 +73,7 @@ export function testLedger(
 }
 
 /** A plain client to look into the server the ledger uses. */
-export async function inspector(url: string): Promise<ReturnType<typeof createClient>> {
+export async function inspector(url: string) {
   const client = createClient({ url })
   client.on('error', () => undefined)
   await client.connect()

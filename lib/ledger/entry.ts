@@ -8,7 +8,7 @@ import crypto, { type KeyObject } from 'node:crypto'
 export const DAY_MS = 86_400_000
 
 /** Buckets per day: with 2^16 a bucket holds 512 fields (a listpack) up to ~30 M messages a day. */
-export const BUCKET_BITS = 16
+export const BUCKET_BITS = 12
 
 /** Bytes of the hash kept as the field: a false match needs 48 equal bits in the same bucket. */
 export const FIELD_BYTES = 6
@@ -27,7 +27,7 @@ export const SINCE_MEMBER = 'start'
 
 /** The bucket and the field that stand for one Message-ID. */
 export interface LedgerEntry {
-  /** 0 .. 2^BUCKET_BITS - 1. */
+  /** 0 .. 2^BUCKET_BITS - 1: the hash's first bits. */
   readonly bucket: number
   readonly field: Buffer
 }
@@ -59,13 +59,13 @@ export function ledgerEntry(key: KeyObject, messageId: string): LedgerEntry | un
   const id = canonicalMessageId(messageId)
   if (id === undefined) return undefined
   const hash = crypto.createHmac('sha256', key).update(id, 'utf8').digest()
-  const bucket = hash.readUIntBE(0, BUCKET_BITS / 8)
-  return { bucket, field: hash.subarray(BUCKET_BITS / 8, BUCKET_BITS / 8 + FIELD_BYTES) }
+  // The bucket from the first two bytes, the field from the next six: no bit serves both.
+  return { bucket: hash.readUInt16BE(0) >> (16 - BUCKET_BITS), field: hash.subarray(2, 2 + FIELD_BYTES) }
 }
 
 /** The Redis key of one day's bucket: `bs:l:<day>:<bucket in hex>`. */
 export function bucketKey(day: number, bucket: number): string {
-  return `${KEY_PREFIX}${day}:${bucket.toString(16).padStart(BUCKET_BITS / 4, '0')}`
+  return `${KEY_PREFIX}${day}:${bucket.toString(16).padStart(Math.ceil(BUCKET_BITS / 4), '0')}`
 }
 
 /** Seconds a bucket lives after its last write: the window and the day it was written on. */

@@ -154,6 +154,15 @@ describe('the ledger in Redis', { skip: !redisBinary && 'redis-server is not ins
     assert.equal((await t.ledger.check(['<before-reload@example.com>'])).reason, 'unavailable')
   })
 
+  it('a record made the moment it starts waits for the connection, within the bound, and is kept', async () => {
+    const fresh = testLedger(ledgerSettings(redis.url))
+    started.push(fresh)
+    fresh.ledger.start()
+    assert.equal(fresh.ledger.status().state, 'connecting')
+    assert.equal(await fresh.ledger.record('<first@example.com>'), 'recorded')
+    assert.equal((await fresh.ledger.check(['<first@example.com>'])).result, 'ours')
+  })
+
   it('status: up, the age Redis gave, the window, the URL', async () => {
     await t.ledger.record('<sent@example.com>')
     t.clock.ms = NOON + 10 * DAY_MS

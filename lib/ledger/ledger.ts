@@ -93,7 +93,9 @@ export class Ledger {
   #probeTimer: NodeJS.Timeout | undefined
   /** The latest day a record failed on, until a record tells Redis so. */
   #lostDay: number | undefined
-  #errorsLogged = new Set<string>()
+  readonly #errorsLogged = new Set<string>()
+  /** Calls waiting for the first connection to be made or to fail. */
+  #waitingForConnection: (() => void)[] = []
   readonly #inFlight = new Set<Promise<unknown>>()
   readonly #counts: LedgerCounts
 
@@ -271,6 +273,9 @@ export class Ledger {
    * frozen server and no mail waits for it.
    */
   async #call<T>(send: (client: Client) => Promise<T>, probe = false): Promise<Outcome<T>> {
+    // Mail relayed in the first moments after start waits for the connection, within the bound,
+    // rather than go unrecorded (which would make the ledger young again).
+    if (this.#state === 'connecting' && this.#client && !this.#client.isReady) await this.#connection()
     const client = this.#client
     if (!client || !client.isReady || this.#state === 'closed') return { ok: false, reason: 'unavailable' }
     if (this.#state === 'down' && (!probe || this.#probing)) return { ok: false, reason: 'unavailable' }
@@ -295,6 +300,18 @@ export class Ledger {
     } finally {
       this.#inFlight.delete(bounded)
     }
+  }
+
+  /** Resolves when the first connection is made or fails, or after timeout_ms. */
+  #connection(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, this.settings.timeoutMs)
+      function done(): void {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.#waitingForConnection.push(done)
+    })
   }
 
   async #bounded<T>(sent: Promise<T>): Promise<Outcome<T>> {
@@ -368,6 +385,7 @@ export class Ledger {
 
   #setState(state: LedgerState, reason: string | undefined): void {
     this.#state = state
+    for (const done of this.#waitingForConnection.splice(0)) done()
     this.#reason = reason
     this.#stateSinceMs = this.#now()
     clearInterval(this.#probeTimer)

@@ -6,10 +6,11 @@
 //   settings  config/backscatter.ini read into core's types, checked once
 //   zonefile  rbldnsd zone files: parsing, loading from disk
 //   dns       the resolver, the answer cache, zone health, the checker over DNS and files
+//   ledger    the sent-mail ledger in Redis: keyed hashes of Message-IDs, record and check
 //   metrics   Prometheus counters and the /metrics endpoint
 //   haraka    the Haraka glue: hooks, envelope rewrites, start-up lines
 //   cli       the haraka-backscatter command
-const LAYERS = ['core', 'batv', 'reply', 'settings', 'zonefile', 'dns', 'metrics']
+const LAYERS = ['core', 'batv', 'reply', 'settings', 'zonefile', 'dns', 'ledger', 'metrics']
 const TOP = ['haraka', 'cli']
 
 const below = (i) => LAYERS.slice(0, i).join('|')

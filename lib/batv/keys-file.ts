@@ -1,4 +1,5 @@
-// config/backscatter.keys: the BATV secrets, one `N=secret` a line. Only this
+// config/backscatter.keys: the BATV secrets, one `N=secret` a line, and the
+// sent-mail ledger's secret, a line `ledger=secret`. Only this
 // parser reads the file, never haraka-config's ini reader, so a mistyped line
 // is reported by its number and never shown: it may hold a secret. The files
 // that held keys before it are read as lines through the same reader.
@@ -38,7 +39,10 @@ const BLANK = /^[ \t]*$/
 const COMMENT = /^[ \t]*#/
 // Spaces and tabs around the = are allowed; the secret is the rest of the line,
 // without the spaces and tabs at its ends. Nothing in it is special: not #, ;, = nor \.
-const KEY_LINE = /^[ \t]*(\d)[ \t]*=[ \t]*(.*?)[ \t]*$/
+const KEY_LINE = /^[ \t]*(\d|ledger)[ \t]*=[ \t]*(.*?)[ \t]*$/i
+
+/** The name of the ledger's key in the file. */
+export const LEDGER_KEY_NAME = 'ledger'
 
 /** Why a line is not `N=secret`, in words that quote nothing of it. */
 function malformed(text: string): string {
@@ -49,13 +53,23 @@ function malformed(text: string): string {
   return 'not N=secret with a key number 0-9'
 }
 
-/** The secrets of a keys file's lines, by key number, and one problem per line that is not `N=secret`. */
-export function parseKeysFile(
-  lines: readonly string[],
-  file = KEYS_FILE,
-): { secrets: Map<number, WrittenSecret>; problems: ConfigProblem[] } {
+/** What a keys file holds. */
+export interface KeysFileSecrets {
+  /** The BATV secrets by key number. */
+  readonly secrets: Map<number, WrittenSecret>
+  /** The ledger's secret, `ledger=secret`. */
+  readonly ledger: WrittenSecret | undefined
+  readonly problems: ConfigProblem[]
+}
+
+/**
+ * The secrets of a keys file's lines: the BATV keys by number, the ledger's,
+ * and one problem per line that is neither `N=secret` nor `ledger=secret`.
+ */
+export function parseKeysFile(lines: readonly string[], file = KEYS_FILE): KeysFileSecrets {
   const secrets = new Map<number, WrittenSecret>()
   const problems: ConfigProblem[] = []
+  let ledger: WrittenSecret | undefined
   lines.forEach((raw, i) => {
     // An editor's byte order mark is not part of the first key.
     const text = i === 0 ? raw.replace(/^\uFEFF/, '') : raw
@@ -64,6 +78,14 @@ export function parseKeysFile(
     const m = KEY_LINE.exec(text)
     if (!m) {
       problems.push({ severity: 'error', file, line, text: `${malformed(text)}; line ignored, not shown` })
+      return
+    }
+    if (m[1]?.toLowerCase() === LEDGER_KEY_NAME) {
+      if (ledger) {
+        const text = `the ledger key is given again (first on line ${ledger.line}); this line's is used`
+        problems.push({ severity: 'warning', file, line, text })
+      }
+      ledger = { secret: m[2] ?? '', file, line }
       return
     }
     const id = Number(m[1])
@@ -78,7 +100,36 @@ export function parseKeysFile(
     }
     secrets.set(id, { secret: m[2] ?? '', file, line })
   })
-  return { secrets, problems }
+  return { secrets, ledger, problems }
+}
+
+const NO_SECRETS: KeysFileSecrets = { secrets: new Map(), ledger: undefined, problems: [] }
+
+/** The secrets of config/backscatter.keys as `readKeysFile` finds it, with the file's own problems. */
+export function readKeysFileSecrets(readKeysFile: ReadKeysFile | undefined): KeysFileSecrets {
+  const text = readKeysFile?.()
+  if (text === undefined) return NO_SECRETS
+  if ('error' in text)
+    return {
+      ...NO_SECRETS,
+      problems: [{ severity: 'error', file: KEYS_FILE, text: `cannot read it: ${text.error}` }],
+    }
+  const mode = text.mode === undefined ? undefined : modeProblem(text.mode)
+  const read = parseKeysFile(text.lines)
+  return { ...read, problems: [...(mode ? [mode] : []), ...read.problems] }
+}
+
+/**
+ * config/backscatter.keys read at most once, for every section that needs a
+ * secret of it (BATV, the ledger): its problems come with the first reading only.
+ */
+export function keysFileOnce(readKeysFile: ReadKeysFile | undefined): () => KeysFileSecrets {
+  let read: KeysFileSecrets | undefined
+  return () => {
+    if (read) return { ...read, problems: [] }
+    read = readKeysFileSecrets(readKeysFile)
+    return read
+  }
 }
 
 /** Reads a file of Haraka's config folder as its lines (haraka-config's `data` type), or says why it cannot. */

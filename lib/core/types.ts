@@ -2,6 +2,8 @@
 // verdict on a client, and the settings as the plugin uses them (settings/
 // reads config/backscatter.ini into these). Types only, and the few constants
 // that define them; no behaviour.
+import type { KeyObject } from 'node:crypto'
+
 import type { Template } from './template'
 
 /** Why a tag does not count. */
@@ -149,6 +151,34 @@ export interface Settings {
   }
   /** Signed bounces (BATV); off while `batv.domains` is empty. */
   readonly batv: BatvSettings
+  /** The sent-mail ledger in Redis; off unless `[ledger] mode` is set and a ledger key exists. */
+  readonly ledger: LedgerSettings
+}
+
+/**
+ * What the sent-mail ledger does: off; record sent mail and check bounces but
+ * change no decision; or check, where its scores apply.
+ */
+export const LEDGER_MODES = ['off', 'record', 'check'] as const
+export type LedgerMode = (typeof LEDGER_MODES)[number]
+
+export interface LedgerSettings {
+  /** The mode in effect: off also when the mode is set but no usable ledger key exists. */
+  readonly mode: LedgerMode
+  /** The Redis server, `redis://[user:password@]host[:port][/db]` or `rediss://…`. */
+  readonly redisUrl: string
+  /** Days a sent message is remembered; a younger ledger never says "not ours". */
+  readonly windowDays: number
+  /** Longest wait for one Redis round trip, in milliseconds; then the mail goes on. */
+  readonly timeoutMs: number
+  readonly scores: {
+    /** Score of a bounce of mail we sent (negative: it overrides a listing or a missing tag). */
+    readonly ours: number
+    /** Score of a bounce whose every reference was checked and none was sent by us. */
+    readonly notOurs: number
+  }
+  /** The HMAC key of config/backscatter.keys `ledger = …`; undefined while off. Never the secret's text. */
+  readonly key: KeyObject | undefined
 }
 
 export interface BatvSettings {

@@ -6,11 +6,9 @@
 import { BatvKey } from '../batv/sign'
 import {
   KEYS_FILE,
-  modeProblem,
-  parseKeysFile,
   type ConfigProblem,
+  type KeysFileSecrets,
   type ReadConfigLines,
-  type ReadKeysFile,
   type WrittenSecret,
 } from '../batv/keys-file'
 import { DAY_MS, dayNumber } from '../batv/tag'
@@ -101,8 +99,8 @@ export interface BatvReading {
 export interface KeySources {
   /** Lines of backscatter.ini and of [batv] keys_file, for their [batv.keys] sections. */
   readonly readLines?: ReadConfigLines
-  /** config/backscatter.keys. */
-  readonly readKeysFile?: ReadKeysFile
+  /** config/backscatter.keys, read once (keysFileOnce). */
+  readonly keysFile?: () => KeysFileSecrets
 }
 
 /** The YYYY-MM-DD of the day `nowMs` falls on plus `days`, UTC. */
@@ -166,24 +164,6 @@ function legacySecrets(
   return secrets
 }
 
-/** The secrets of config/backscatter.keys, with the file's own problems. */
-function keysFileSecrets(
-  readKeysFile: ReadKeysFile | undefined,
-  keyProblems: ConfigProblem[],
-): Map<number, WrittenSecret> {
-  const text = readKeysFile?.()
-  if (text === undefined) return new Map()
-  if ('error' in text) {
-    keyProblems.push({ severity: 'error', file: KEYS_FILE, text: `cannot read it: ${text.error}` })
-    return new Map()
-  }
-  const mode = text.mode === undefined ? undefined : modeProblem(text.mode)
-  if (mode) keyProblems.push(mode)
-  const read = parseKeysFile(text.lines)
-  keyProblems.push(...read.problems)
-  return read.secrets
-}
-
 /** The keys made from the secrets; a secret that cannot make one is left out, with a problem at its line. */
 function keysOf(
   secrets: ReadonlyMap<number, WrittenSecret>,
@@ -234,7 +214,9 @@ export function readBatv(values: BatvValues, sources: KeySources, nowMs: number)
   if (values.domains.length === 0) return off()
 
   const secrets = legacySecrets(values.keys_file, sources.readLines, problems, keyProblems)
-  for (const [id, secret] of keysFileSecrets(sources.readKeysFile, keyProblems)) {
+  const keysFile = sources.keysFile?.()
+  keyProblems.push(...(keysFile?.problems ?? []))
+  for (const [id, secret] of keysFile?.secrets ?? []) {
     const legacy = secrets.get(id)
     if (legacy) {
       keyProblems.push({

@@ -1,4 +1,6 @@
+import { keysFileOnce } from '../batv/keys-file'
 import { readBatv, type ConfigProblem, type ReadConfigLines, type ReadKeysFile } from './batv'
+import { readLedger } from './ledger'
 import { listenAddress } from './listen'
 import { withoutComment, type Setting } from './kinds'
 import {
@@ -25,7 +27,7 @@ export interface ParsedSettings {
   readonly problems: readonly string[]
   /** Problems to log as errors: a value that changes what is refused (e.g. `action`). */
   readonly errors: readonly string[]
-  /** Problems of the BATV keys, in config/backscatter.keys or a place they were kept before, with file and line. */
+  /** Problems of the keys (BATV, the ledger), in config/backscatter.keys or a place they were kept before, with file and line. */
   readonly keyProblems: readonly ConfigProblem[]
   /** Information to log once at load: no problem, but something the operator may want to set. */
   readonly notes: readonly string[]
@@ -182,9 +184,17 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
   const skip = read('skip', SECTIONS.skip)
   const dns = readDns(report, section('dns'))
   const metrics = read('metrics', SECTIONS.metrics)
-  const batv = readBatv(read('batv', SECTIONS.batv), sources, sources.nowMs ?? Date.now())
+  // BATV and the ledger both keep their secrets in config/backscatter.keys: read and reported once.
+  const keysFile = keysFileOnce(sources.readKeysFile)
+  const batv = readBatv(
+    read('batv', SECTIONS.batv),
+    { readLines: sources.readLines, keysFile },
+    sources.nowMs ?? Date.now(),
+  )
   report.problems.push(...batv.problems)
   report.errors.push(...batv.errors)
+  const ledger = readLedger(read('ledger', SECTIONS.ledger), keysFile)
+  report.errors.push(...ledger.errors)
   // A tag is checked only on a checked bounce: a local part the zones never look up is never checked.
   for (const part of batv.batv.checkLocalParts) {
     if (part !== 'postmaster' && !senders.local_parts.includes(part)) {
@@ -240,12 +250,13 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
     dns,
     metrics: Object.freeze({ listen: listenAddress(metrics.listen) }),
     batv: batv.batv,
+    ledger: ledger.ledger,
   })
   return Object.freeze({
     settings,
     problems: Object.freeze(report.problems),
     errors: Object.freeze(report.errors),
-    keyProblems: Object.freeze([...batv.keyProblems]),
+    keyProblems: Object.freeze([...batv.keyProblems, ...ledger.keyProblems]),
     notes: Object.freeze([...batv.notes]),
   })
 }

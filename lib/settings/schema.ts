@@ -21,7 +21,8 @@ import {
   type Setting,
 } from './kinds'
 import { PLACEHOLDERS } from '../core/template'
-import { ACTIONS, RECIPIENT_ACTIONS } from '../core/types'
+import { ACTIONS, LEDGER_MODES, RECIPIENT_ACTIONS } from '../core/types'
+import { redisUrlProblem } from './redis-url'
 
 export const BACKSCATTERER = 'ips.backscatterer.org'
 
@@ -301,6 +302,35 @@ const BATV = {
   ),
 }
 
+const LEDGER = {
+  mode: setting(
+    oneOf(LEDGER_MODES),
+    'off',
+    "off; record: record sent mail and check bounces, change no decision; check: the ledger's scores apply. Needs a ledger key in config/backscatter.keys.",
+  ),
+  redis_url: setting(
+    textOf(redisUrlProblem),
+    'redis://127.0.0.1:6379',
+    'The Redis server every node and worker shares: redis://[user:password@]host[:port][/db] or rediss://.',
+  ),
+  window_days: setting(
+    integer(1, 365),
+    30,
+    'Days a sent message is remembered; a ledger younger than this never calls a bounce not ours.',
+  ),
+  timeout_ms: setting(
+    integer(10, 5000),
+    300,
+    'Longest wait for Redis per record or check, in milliseconds; then mail goes on unchecked.',
+  ),
+  ours_score: setting(number(-1000, 0), -10, 'Score of a bounce of mail we sent; it outweighs a listing.'),
+  not_ours_score: setting(
+    number(0, 1000),
+    5,
+    'Score of a bounce none of whose references we sent; at the threshold, check mode refuses it.',
+  ),
+}
+
 const ZONE = {
   score: setting(SCORE, 5, 'Score when the zone lists the client.'),
   ipv4: setting(boolean(), true, 'Query the zone for IPv4 clients.'),
@@ -347,6 +377,10 @@ export const SECTIONS = {
       fallback: 'score',
       severity: 'error',
     },
+  },
+  ledger: {
+    doc: 'The sent-mail ledger in Redis: bounces of mail we sent are ours, the rest are not.',
+    keys: LEDGER,
   },
 } as const satisfies Record<string, SectionSpec>
 

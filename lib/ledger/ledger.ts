@@ -1,0 +1,405 @@
+// The sent-mail ledger in Redis: record the Message-ID of mail we send, and
+// tell whether a bounce refers to one of them. Every call is one round trip,
+// bounded by timeout_ms, and never throws: Redis down at start, gone later or
+// frozen only makes the answers 'unavailable' or 'unknown', and mail goes on.
+import { createClient, ErrorReply, MultiErrorReply } from '@redis/client'
+
+import { describeError } from '../core/error'
+import type { LedgerSettings } from '../core/types'
+import { judge, unknown, type LedgerAnswer, type LedgerResult } from './answer'
+import {
+  bucketKey,
+  bucketTtlSeconds,
+  canonicalMessageId,
+  dayOf,
+  daysOfWindow,
+  ledgerEntry,
+  SINCE_KEY,
+  SINCE_MEMBER,
+  type LedgerEntry,
+} from './entry'
+import { shownUrl } from '../settings/redis-url'
+
+export type { LedgerAnswer, LedgerResult } from './answer'
+
+/** References looked up per check at most (the last ones: the most recent in a References list). */
+export const MAX_REFERENCES = 50
+
+export interface LedgerLog {
+  info(msg: string): void
+  error(msg: string): void
+}
+
+export interface LedgerOptions {
+  readonly log: LedgerLog
+  /** The clock, in ms since the epoch: which day a record or a check falls on. */
+  readonly now?: () => number
+  /** While Redis is down, how often a PING probes it, in ms: it is back at most this long after it answers. */
+  readonly probeIntervalMs?: number
+  /** The ledger this one replaces (a reload): its counts and any record it lost carry on. */
+  readonly previous?: Ledger
+  /** Called on every change of state, e.g. for a gauge. */
+  readonly onState?: (status: LedgerStatus) => void
+}
+
+/** connecting: not yet connected since start; down: an outage; closed: after close(). */
+export type LedgerState = 'connecting' | 'up' | 'down' | 'closed'
+
+/** A health row. */
+export interface LedgerStatus {
+  readonly state: LedgerState
+  /** When the state began, ms since the epoch. */
+  readonly sinceMs: number
+  /** Why it is down. */
+  readonly reason?: string
+  /** Whole days the ledger has held every message sent, as Redis last said; undefined: unknown or nothing yet. */
+  readonly ageDays: number | undefined
+  readonly windowDays: number
+  /** The Redis URL, without its password. */
+  readonly redis: string
+}
+
+export interface LedgerCounts {
+  recorded: number
+  recordFailures: number
+  checks: Record<LedgerResult, number>
+  outages: number
+}
+
+export type RecordResult = 'recorded' | 'unavailable' | 'no message-id'
+
+type Client = ReturnType<typeof createClient>
+type Failure = { readonly ok: false; readonly reason: 'unavailable' | 'timeout' | 'error' }
+type Outcome<T> = { readonly ok: true; readonly value: T } | Failure
+
+const DEFAULT_PROBE_MS = 1000
+
+// Reconnect soon after a restart, then every 2 s at most.
+const reconnectDelay = (retries: number): number => Math.min(100 * 2 ** retries, 2000)
+
+export class Ledger {
+  readonly settings: LedgerSettings
+  readonly #log: LedgerLog
+  readonly #now: () => number
+  readonly #probeMs: number
+  readonly #onState: ((status: LedgerStatus) => void) | undefined
+  readonly #url: string
+  #client: Client | undefined
+  #state: LedgerState = 'connecting'
+  #stateSinceMs: number
+  #reason: string | undefined
+  #sinceDay: number | undefined
+  #probing = false
+  #probeTimer: NodeJS.Timeout | undefined
+  /** The latest day a record failed on, until a record tells Redis so. */
+  #lostDay: number | undefined
+  readonly #errorsLogged = new Set<string>()
+  /** Calls waiting for the first connection to be made or to fail. */
+  #waitingForConnection: (() => void)[] = []
+  readonly #inFlight = new Set<Promise<unknown>>()
+  readonly #counts: LedgerCounts
+
+  constructor(settings: LedgerSettings, options: LedgerOptions) {
+    this.settings = settings
+    this.#log = options.log
+    this.#now = options.now ?? Date.now
+    this.#probeMs = options.probeIntervalMs ?? DEFAULT_PROBE_MS
+    this.#onState = options.onState
+    this.#url = shownUrl(settings.redisUrl)
+    this.#stateSinceMs = this.#now()
+    const before = options.previous?.counts()
+    this.#counts = before ?? {
+      recorded: 0,
+      recordFailures: 0,
+      checks: { ours: 0, 'not-ours': 0, unknown: 0 },
+      outages: 0,
+    }
+    const previous = options.previous
+    if (previous) {
+      this.#lostDay = previous.#lostDay
+      this.#sinceDay = previous.#sinceDay
+    }
+  }
+
+  /**
+   * Connect in the background and stay connected: never awaited, never
+   * throws. node-redis retries on its own, for ever; until it is connected
+   * every call answers 'unavailable' at once (no offline queue).
+   */
+  start(): void {
+    if (this.#client || this.#state === 'closed') return
+    let client: Client
+    try {
+      client = createClient({
+        url: this.settings.redisUrl,
+        disableOfflineQueue: true,
+        socket: {
+          connectTimeout: Math.max(this.settings.timeoutMs, 1000),
+          reconnectStrategy: reconnectDelay,
+        },
+      })
+    } catch (err) {
+      this.#down(describeError(err))
+      return
+    }
+    this.#client = client
+    // Without a listener, node-redis's 'error' event would throw out of the process.
+    client.on('error', (err: unknown) => this.#down(describeError(err)))
+    client.on('reconnecting', () => this.#down('connection lost'))
+    client.on('ready', () => {
+      this.#up()
+      void this.#refreshAge()
+    })
+    client.connect().catch((err: unknown) => {
+      if (this.#state !== 'closed') this.#down(describeError(err))
+    })
+  }
+
+  /** Record a sent message's Message-ID in today's bucket, with the window's expiry: one round trip. */
+  async record(messageId: string): Promise<RecordResult> {
+    const key = this.settings.key
+    const entry = key && ledgerEntry(key, messageId)
+    if (!entry) return key ? 'no message-id' : 'unavailable'
+    const today = dayOf(this.#now())
+    const lost = this.#lostDay
+    const outcome = await this.#call((client) => {
+      const multi = client
+        .multi()
+        .zAdd(SINCE_KEY, { score: today + 1, value: SINCE_MEMBER }, { condition: 'NX' })
+      // A record lost on day d: the ledger holds every message only from d + 1.
+      if (lost !== undefined)
+        multi.zAdd(SINCE_KEY, { score: lost + 1, value: SINCE_MEMBER }, { comparison: 'GT' })
+      const bucket = bucketKey(today, entry.bucket)
+      return multi
+        .hSet(bucket, entry.field, '')
+        .expire(bucket, bucketTtlSeconds(this.settings.windowDays))
+        .execAsPipeline()
+    })
+    if (!outcome.ok) {
+      this.#counts.recordFailures++
+      this.#lostDay = Math.max(this.#lostDay ?? today, today)
+      return 'unavailable'
+    }
+    if (this.#lostDay === lost) this.#lostDay = undefined
+    this.#counts.recorded++
+    return 'recorded'
+  }
+
+  /**
+   * Whether a bounce refers to mail we sent: every reference on every day of
+   * the window, and the ledger's age, in one round trip.
+   */
+  async check(references: readonly string[]): Promise<LedgerAnswer> {
+    const answer = await this.#check(references)
+    this.#counts.checks[answer.result]++
+    return answer
+  }
+
+  async #check(references: readonly string[]): Promise<LedgerAnswer> {
+    const key = this.settings.key
+    if (!key) return unknown('unavailable')
+    const ids = [...new Set(references.map(canonicalMessageId).filter((id) => id !== undefined))]
+    if (ids.length === 0) return unknown('no references')
+    const checked = ids.slice(-MAX_REFERENCES)
+    const entries = checked.map((id) => ledgerEntry(key, id) as LedgerEntry)
+    const today = dayOf(this.#now())
+    const days = daysOfWindow(today, this.settings.windowDays)
+    const outcome = await this.#call((client) => {
+      const multi = client.multi().zScore(SINCE_KEY, SINCE_MEMBER)
+      for (const entry of entries)
+        for (const day of days) multi.hExists(bucketKey(day, entry.bucket), entry.field)
+      return multi.execAsPipeline()
+    })
+    if (!outcome.ok) return unknown(outcome.reason)
+    const [since, ...exists] = outcome.value as unknown[]
+    this.#sinceDay = since === null || since === undefined ? undefined : Number(since)
+    return judge({
+      references: checked.map((id, i) => ({
+        id,
+        found: exists.slice(i * days.length, (i + 1) * days.length).some((e) => Number(e) === 1),
+      })),
+      complete: checked.length === ids.length,
+      sinceDay: this.#sinceDay,
+      today,
+      windowDays: this.settings.windowDays,
+    })
+  }
+
+  status(): LedgerStatus {
+    const today = dayOf(this.#now())
+    return {
+      state: this.#state,
+      sinceMs: this.#stateSinceMs,
+      ...(this.#reason === undefined ? {} : { reason: this.#reason }),
+      ageDays: this.#sinceDay === undefined ? undefined : Math.max(0, today - this.#sinceDay),
+      windowDays: this.settings.windowDays,
+      redis: this.#url,
+    }
+  }
+
+  /** The counts so far (carried over from the ledger this one replaced). */
+  counts(): LedgerCounts {
+    return this.#counts
+  }
+
+  /**
+   * Stop: calls under way finish or reach their bound, then the connection
+   * closes (pending replies bounded by timeout_ms). What was recorded is in
+   * Redis, so a ledger that replaces this one loses nothing.
+   */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return
+    this.#setState('closed', undefined)
+    await Promise.allSettled([...this.#inFlight])
+    const client = this.#client
+    this.#client = undefined
+    if (!client) return
+    if (client.isOpen) {
+      let timer: NodeJS.Timeout | undefined
+      const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.settings.timeoutMs)))
+      await Promise.race([client.close().catch(() => undefined), bound])
+      clearTimeout(timer)
+    }
+    try {
+      client.destroy()
+    } catch {
+      // Closed already.
+    }
+  }
+
+  /**
+   * One round trip, bounded. While down, calls fail at once and only the
+   * PING probe goes out, one at a time, so that nothing piles up behind a
+   * frozen server and no mail waits for it.
+   */
+  async #call<T>(send: (client: Client) => Promise<T>, probe = false): Promise<Outcome<T>> {
+    // Mail relayed in the first moments after start waits for the connection, within the bound,
+    // rather than go unrecorded (which would make the ledger young again).
+    if (this.#state === 'connecting' && this.#client && !this.#client.isReady) await this.#connection()
+    const client = this.#client
+    if (!client || !client.isReady || this.#state === 'closed') return { ok: false, reason: 'unavailable' }
+    if (this.#state === 'down' && (!probe || this.#probing)) return { ok: false, reason: 'unavailable' }
+    let sent: Promise<T>
+    try {
+      sent = send(client)
+    } catch (err) {
+      return this.#failed(err)
+    }
+    if (probe) {
+      // The probe ends when Redis answers, however late: one stays out at most.
+      this.#probing = true
+      const done = (): void => void (this.#probing = false)
+      sent.then(done, done)
+    }
+    const bounded = this.#bounded(sent)
+    this.#inFlight.add(bounded)
+    try {
+      const outcome = await bounded
+      if (outcome.ok) this.#up()
+      return outcome
+    } finally {
+      this.#inFlight.delete(bounded)
+    }
+  }
+
+  /** Resolves when the first connection is made or fails, or after timeout_ms. */
+  #connection(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, this.settings.timeoutMs)
+      function done(): void {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.#waitingForConnection.push(done)
+    })
+  }
+
+  async #bounded<T>(sent: Promise<T>): Promise<Outcome<T>> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>(
+      (resolve) => (timer = setTimeout(resolve, this.settings.timeoutMs, 'late')),
+    )
+    try {
+      const value = await Promise.race([sent, late])
+      if (value === 'late') {
+        // Its answer, or its failure, when it comes, is of no use any more.
+        sent.catch(() => undefined)
+        this.#down(`no answer within ${this.settings.timeoutMs} ms`)
+        return { ok: false, reason: 'timeout' }
+      }
+      return { ok: true, value }
+    } catch (err) {
+      return this.#failed(err)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  #failed(err: unknown): Failure {
+    if (this.#state === 'closed') return { ok: false, reason: 'unavailable' }
+    const text = describeError(err)
+    // An error reply (a command Redis refuses) is no outage: said once per kind of error.
+    if (err instanceof ErrorReply) {
+      const detail = err instanceof MultiErrorReply ? errorReplies(err) : text
+      if (!this.#errorsLogged.has(detail)) {
+        this.#errorsLogged.add(detail)
+        this.#log.error(
+          `ledger: Redis ${this.#url} refused a command (${detail}); that call fails open, mail goes on`,
+        )
+      }
+      return { ok: false, reason: 'error' }
+    }
+    this.#down(text)
+    return { ok: false, reason: 'unavailable' }
+  }
+
+  async #refreshAge(): Promise<void> {
+    const outcome = await this.#call((client) => client.zScore(SINCE_KEY, SINCE_MEMBER))
+    if (outcome.ok) this.#sinceDay = outcome.value === null ? undefined : Number(outcome.value)
+  }
+
+  #up(): void {
+    if (this.#state === 'up' || this.#state === 'closed') return
+    const was = this.#state
+    const downMs = this.#now() - this.#stateSinceMs
+    this.#setState('up', undefined)
+    if (was === 'connecting') {
+      this.#log.info(`ledger: connected to Redis ${this.#url}`)
+      return
+    }
+    const lost = this.#lostDay === undefined ? '' : '; messages sent meanwhile were not recorded'
+    this.#log.info(
+      `ledger: Redis ${this.#url} is back after ${Math.round(downMs / 1000)} s; recording and checking again${lost}`,
+    )
+  }
+
+  #down(reason: string): void {
+    if (this.#state === 'down' || this.#state === 'closed') return
+    this.#setState('down', reason)
+    this.#counts.outages++
+    this.#log.error(
+      `ledger: Redis ${this.#url} unavailable (${reason}): sent mail is not recorded and bounces are not ` +
+        `checked against the ledger until it is back; mail goes on`,
+    )
+  }
+
+  #setState(state: LedgerState, reason: string | undefined): void {
+    this.#state = state
+    for (const done of this.#waitingForConnection.splice(0)) done()
+    this.#reason = reason
+    this.#stateSinceMs = this.#now()
+    clearInterval(this.#probeTimer)
+    this.#probeTimer = undefined
+    // Connected but silent (frozen, overloaded): a PING now and then finds it back without mail to carry one.
+    if (state === 'down') {
+      this.#probeTimer = setInterval(() => void this.#call((client) => client.ping(), true), this.#probeMs)
+      this.#probeTimer.unref()
+    }
+    this.#onState?.(this.status())
+  }
+}
+
+/** The error replies inside a failed pipeline, e.g. `WRONGTYPE …`. */
+function errorReplies(err: MultiErrorReply): string {
+  return [...new Set([...err.errors()].map((e) => describeError(e)))].join('; ')
+}

@@ -149,6 +149,34 @@ export interface Settings {
   }
   /** Signed bounces (BATV); off while `batv.domains` is empty. */
   readonly batv: BatvSettings
+  /** What happens to a DSN Haraka is about to send to a sender that was never verified. */
+  readonly outboundGuard: OutboundGuardSettings
+}
+
+/** suppress: the DSN is not sent; log: it is sent, and the log says it would not have been; off: not judged. */
+export const GUARD_MODES = ['suppress', 'log', 'off'] as const
+export type GuardMode = (typeof GUARD_MODES)[number]
+
+/**
+ * haraka-plugin-spf's results for the envelope sender, lower case, and
+ * `absent` when it recorded none (SPF not run, skipped, timed out or failed).
+ */
+export const SPF_RESULTS = [
+  'pass',
+  'fail',
+  'softfail',
+  'neutral',
+  'none',
+  'temperror',
+  'permerror',
+  'absent',
+] as const
+export type SpfResult = (typeof SPF_RESULTS)[number]
+
+export interface OutboundGuardSettings {
+  readonly mode: GuardMode
+  /** SPF results that leave a sender unverified; never `pass`. */
+  readonly unverifiedSpf: ReadonlySet<SpfResult>
 }
 
 export interface BatvSettings {

@@ -11,3 +11,10 @@ declare module '@haraka/email-address' {
     isNull(): boolean
   }
 }
+declare module 'haraka-notes' {
+  /** Haraka's notes object: what todo.notes is made from the queue file's JSON. */
+  export default class Notes {
+    constructor(notes?: object)
+    [key: string]: unknown
+  }
+}

@@ -1,6 +1,8 @@
 // An SMTP server on 127.0.0.1 that accepts every message and records its
 // envelope: where a real Haraka's queue (queue/smtp_forward, outbound) delivers
 // in end-to-end tests, so a test can read the MAIL FROM and RCPT TO it sent.
+// It can also refuse a message after DATA, as an MX that accepts at RCPT and
+// fails delivery later does: the case that makes Haraka send a DSN.
 import net from 'node:net'
 
 export interface Envelope {
@@ -23,8 +25,13 @@ export interface SmtpSink {
 
 const PATH = /^<(.*)>/
 
+export interface SinkOptions {
+  /** The reply to a message after DATA; default `250 2.0.0 queued by the sink`. Every message is recorded. */
+  dataReply?: (message: Envelope) => string
+}
+
 /** Start a sink on a free port of 127.0.0.1. */
-export async function startSmtpSink(): Promise<SmtpSink> {
+export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
   const messages: Envelope[] = []
   const waiters: (() => void)[] = []
   const sockets = new Set<net.Socket>()
@@ -46,12 +53,13 @@ export async function startSmtpSink(): Promise<SmtpSink> {
           data.push(line.startsWith('.') ? line.slice(1) : line)
           return
         }
-        messages.push({ from: from ?? '', to, data: data.join('\r\n') })
+        const message = { from: from ?? '', to, data: data.join('\r\n') }
+        messages.push(message)
         for (const wake of waiters.splice(0)) wake()
         data = undefined
         from = undefined
         to = []
-        say('250 2.0.0 queued by the sink')
+        say(opts.dataReply?.(message) ?? '250 2.0.0 queued by the sink')
         return
       }
       const verb = line.slice(0, 4).toUpperCase()

@@ -173,6 +173,7 @@ describe('recorder: the counts a scrape shows', () => {
       [`${P}lookups_total`]: ['outcome', 'source', 'zone'],
       [`${P}recipients_total`]: ['decision'],
       [`${P}batv_total`]: ['result'],
+      [`${P}outbound_bounces_total`]: ['decision'],
       [`${P}lookup_seconds`]: ['le', 'zone'],
       [`${P}zone_usable`]: ['zone'],
       [`${P}zone_entries`]: ['zone'],

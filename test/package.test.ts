@@ -84,6 +84,7 @@ describe('npm package', () => {
       'hook_mail',
       'hook_rcpt',
       'hook_data_post',
+      'hook_bounce',
       'shutdown',
     ]) {
       assert.ok(enumerable.includes(hook), `${hook} is not an enumerable export`)

@@ -153,6 +153,8 @@ export interface Settings {
   readonly batv: BatvSettings
   /** The sent-mail ledger in Redis; off unless `[ledger] mode` is set and a ledger key exists. */
   readonly ledger: LedgerSettings
+  /** What happens to a DSN Haraka is about to send to a sender that was never verified. */
+  readonly outboundGuard: OutboundGuardSettings
 }
 
 /**
@@ -179,6 +181,32 @@ export interface LedgerSettings {
   }
   /** The HMAC key of config/backscatter.keys `ledger = …`; undefined while off. Never the secret's text. */
   readonly key: KeyObject | undefined
+}
+
+/** suppress: the DSN is not sent; log: it is sent, and the log says it would not have been; off: not judged. */
+export const GUARD_MODES = ['suppress', 'log', 'off'] as const
+export type GuardMode = (typeof GUARD_MODES)[number]
+
+/**
+ * haraka-plugin-spf's results for the envelope sender, lower case, and
+ * `absent` when it recorded none (SPF not run, skipped, timed out or failed).
+ */
+export const SPF_RESULTS = [
+  'pass',
+  'fail',
+  'softfail',
+  'neutral',
+  'none',
+  'temperror',
+  'permerror',
+  'absent',
+] as const
+export type SpfResult = (typeof SPF_RESULTS)[number]
+
+export interface OutboundGuardSettings {
+  readonly mode: GuardMode
+  /** SPF results that leave a sender unverified; never `pass`. */
+  readonly unverifiedSpf: ReadonlySet<SpfResult>
 }
 
 export interface BatvSettings {

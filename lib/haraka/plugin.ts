@@ -14,11 +14,14 @@ import { recipientPluginsBefore } from './placement'
 import { decideBounceRecipient, tagResultText, tagsCheckedFor } from '../core/recipient'
 import { isBounceSender, wireAddress, type EnvelopeAddress } from '../core/sender'
 import { withVerdict, type Pending } from './pending'
+import { recordProvenance } from './outbound-guard'
 import { parseSettings } from '../settings/parse'
 import { startupLines } from './startup'
 import { decideVerdict, headerValue, refusal, refusalText } from '../core/verdict'
 import type { Settings, Verdict, ZoneOutcome } from '../core/types'
 import { checkBounceRecipient } from '../batv/recipient'
+
+export { hook_bounce } from './outbound-guard'
 
 type Next = (code?: number, msg?: unknown) => void
 
@@ -416,6 +419,7 @@ export function hook_deny(
  */
 export function hook_data_post(this: BackscatterPlugin, next: Next, connection: Connection): void {
   const done = once(next)
+  recordProvenance(this, connection)
   try {
     const txn = connection.transaction
     const state = this.backscatter

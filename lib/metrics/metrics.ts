@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 import type { AnswerSource } from '../dns/checker'
 import type { BatvResult } from '../core/recipient'
+import type { GuardDecision } from '../core/outbound-guard'
 import type { ZoneOutcome } from '../core/types'
 
 export const METRIC_PREFIX = 'haraka_backscatter_'
@@ -24,6 +25,15 @@ const OUTCOME_LABEL = {
 } as const satisfies Record<ZoneOutcome['status'], string>
 const RECIPIENTS: readonly CountedRecipient[] = ['accepted', 'refused', 'deferred', 'exempt']
 const TAGS: readonly CountedTag[] = ['signed', 'valid', 'invalid', 'missing']
+/** What outbound_bounces_total counts: the guard's decision on a DSN, or an error that let it go. */
+export type CountedBounce = GuardDecision | 'error'
+const BOUNCE_LABEL = {
+  suppressed: 'suppressed',
+  'would-suppress': 'would_suppress',
+  sent: 'sent',
+  'not-judged': 'not_judged',
+  error: 'error',
+} as const satisfies Record<CountedBounce, string>
 
 /**
  * Upper bounds of lookup_seconds, in seconds: a zone file answers in
@@ -64,6 +74,7 @@ export class BackscatterMetrics {
   private readonly lookups: Counter<'zone' | 'outcome' | 'source'>
   private readonly recipients: Counter<'decision'>
   private readonly tags: Counter<'result'>
+  private readonly bounces: Counter<'decision'>
   private readonly lookupSeconds: Histogram<'zone'>
   private readState: () => MetricsState = () => NO_STATE
 
@@ -89,9 +100,16 @@ export class BackscatterMetrics {
       labelNames: ['result'],
       registers,
     })
+    this.bounces = new Counter({
+      name: `${METRIC_PREFIX}outbound_bounces_total`,
+      help: "Haraka's own DSNs judged by the outbound guard, by decision (suppressed, would_suppress, sent, not_judged, error).",
+      labelNames: ['decision'],
+      registers,
+    })
     // Every value of these fixed sets is shown from 0, so a rate() over them has a start.
     for (const decision of RECIPIENTS) this.recipients.inc({ decision }, 0)
     for (const result of TAGS) this.tags.inc({ result }, 0)
+    for (const decision of Object.values(BOUNCE_LABEL)) this.bounces.inc({ decision }, 0)
     this.lookupSeconds = new Histogram({
       name: `${METRIC_PREFIX}lookup_seconds`,
       help: 'Time a bounce waited for a zone answered by DNS or from a file, in seconds (cached answers not counted).',
@@ -175,6 +193,10 @@ export class BackscatterMetrics {
 
   batv(result: CountedTag): void {
     this.tags.inc({ result })
+  }
+
+  outboundBounce(decision: CountedBounce): void {
+    this.bounces.inc({ decision: BOUNCE_LABEL[decision] })
   }
 
   /** Where the gauges read zone health, zone file sizes and the cache size when scraped. */

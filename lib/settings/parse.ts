@@ -15,7 +15,7 @@ import {
   type SectionValues,
 } from './schema'
 import { parseTemplate } from '../core/template'
-import type { DnsSettings, RecipientAction, Settings, ZoneSettings } from '../core/types'
+import type { DnsSettings, RecipientAction, Settings, SpfResult, ZoneSettings } from '../core/types'
 
 export { BACKSCATTERER, DEFAULT_MESSAGE, isIpOrCidr, parseServer } from './schema'
 export type { ConfigProblem, ReadConfigLines, ReadKeysFile } from './batv'
@@ -205,6 +205,7 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
       )
     }
   }
+  const guard = read('outbound_guard', SECTIONS.outbound_guard)
   const domains = section('recipient_domains')
   const recipientActions = new Map<string, RecipientAction>()
   const actions = readSection(report, 'recipient_domains', domains, SECTIONS.recipient_domains, {}).patterned
@@ -251,6 +252,10 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
     metrics: Object.freeze({ listen: listenAddress(metrics.listen) }),
     batv: batv.batv,
     ledger: ledger.ledger,
+    outboundGuard: Object.freeze({
+      mode: guard.mode,
+      unverifiedSpf: new Set(guard.unverified_spf as readonly SpfResult[]),
+    }),
   })
   return Object.freeze({
     settings,

@@ -21,7 +21,7 @@ import {
   type Setting,
 } from './kinds'
 import { PLACEHOLDERS } from '../core/template'
-import { ACTIONS, LEDGER_MODES, RECIPIENT_ACTIONS } from '../core/types'
+import { ACTIONS, GUARD_MODES, LEDGER_MODES, RECIPIENT_ACTIONS, SPF_RESULTS } from '../core/types'
 import { redisUrlProblem } from './redis-url'
 
 export const BACKSCATTERER = 'ips.backscatterer.org'
@@ -331,6 +331,31 @@ const LEDGER = {
   ),
 }
 
+function unverifiedSpf(raw: string): Item {
+  const word = raw.toLowerCase()
+  if (word === 'pass')
+    return { drop: '"pass" is a verified sender: a DSN to it is never suppressed; ignored' }
+  const words = SPF_RESULTS.filter((w) => w !== 'pass')
+  return (words as readonly string[]).includes(word)
+    ? { value: word }
+    : { drop: `"${raw}" is not one of ${words.join(', ')}; ignored` }
+}
+
+const OUTBOUND_GUARD = {
+  mode: setting(
+    oneOf(GUARD_MODES),
+    'suppress',
+    'suppress: a DSN to a sender never verified, for mail accepted from outside, is not sent; log: it is sent and logged; off: DSNs are not judged.',
+    // A typo must not discard DSNs the operator meant to send: log discards none.
+    { onInvalid: 'log', severity: 'error' },
+  ),
+  unverified_spf: setting(
+    list(unverifiedSpf),
+    SPF_RESULTS.filter((w) => w !== 'pass'),
+    "SPF results of the sender (haraka-plugin-spf's, lower case; absent: none recorded) that leave it unverified. pass never does.",
+  ),
+}
+
 const ZONE = {
   score: setting(SCORE, 5, 'Score when the zone lists the client.'),
   ipv4: setting(boolean(), true, 'Query the zone for IPv4 clients.'),
@@ -381,6 +406,10 @@ export const SECTIONS = {
   ledger: {
     doc: 'The sent-mail ledger in Redis: bounces of mail we sent are ours, the rest are not.',
     keys: LEDGER,
+  },
+  outbound_guard: {
+    doc: "Haraka's own DSNs: never send backscatter to a forged sender.",
+    keys: OUTBOUND_GUARD,
   },
 } as const satisfies Record<string, SectionSpec>
 

@@ -22,3 +22,10 @@ declare module 'haraka-email-message' {
     get(name: string): string
   }
 }
+declare module 'haraka-notes' {
+  /** Haraka's notes object: what todo.notes is made from the queue file's JSON. */
+  export default class Notes {
+    constructor(notes?: object)
+    [key: string]: unknown
+  }
+}

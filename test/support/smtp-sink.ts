@@ -1,6 +1,8 @@
 // An SMTP server on 127.0.0.1 (smtp-server) that accepts every message and records
 // its envelope: where a real Haraka's queue (queue/smtp_forward, outbound) delivers
 // in end-to-end tests, so a test can read the MAIL FROM and RCPT TO it sent.
+// It can also refuse a message after DATA, as an MX that accepts at RCPT and
+// fails delivery later does: the case that makes Haraka send a DSN.
 import type net from 'node:net'
 import { SMTPServer } from 'smtp-server'
 
@@ -22,8 +24,13 @@ export interface SmtpSink {
   close(): Promise<void>
 }
 
+export interface SinkOptions {
+  /** The reply to a message after DATA (`554 5.7.1 text`); default `250 queued by the sink`. Every message is recorded. */
+  dataReply?: (message: Envelope) => string
+}
+
 /** Start a sink on a free port of 127.0.0.1. */
-export async function startSmtpSink(): Promise<SmtpSink> {
+export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
   const messages: Envelope[] = []
   const waiters: (() => void)[] = []
   const server = new SMTPServer({
@@ -40,13 +47,16 @@ export async function startSmtpSink(): Promise<SmtpSink> {
       stream.on('data', (c: Buffer) => chunks.push(c))
       stream.on('end', () => {
         const { mailFrom, rcptTo } = session.envelope
-        messages.push({
+        const message = {
           from: mailFrom ? mailFrom.address : '',
           to: rcptTo.map((r) => r.address),
           data: Buffer.concat(chunks).toString('utf8').replace(/\r\n$/, ''),
-        })
+        }
+        messages.push(message)
         for (const wake of waiters.splice(0)) wake()
-        callback(null, 'queued by the sink')
+        const reply = /^(\d{3}) (.*)$/.exec(opts.dataReply?.(message) ?? '')
+        if (!reply || reply[1]?.startsWith('2')) return callback(null, reply?.[2] ?? 'queued by the sink')
+        callback(Object.assign(new Error(reply[2]), { responseCode: Number(reply[1]) }))
       })
     },
   })

@@ -5,10 +5,11 @@
 //   settings  config/backscatter.ini read into core's types, checked once
 //   zonefile  rbldnsd zone files: parsing, loading from disk
 //   dns       the resolver, the answer cache, zone health, the checker over DNS and files
+//   selfcheck this host's own IPs: where they are found, the watch of them on the zones
 //   metrics   Prometheus counters and the /metrics endpoint
 //   haraka    the Haraka glue: hooks, envelope rewrites, start-up lines
 //   cli       the haraka-backscatter command
-const LAYERS = ['core', 'batv', 'settings', 'zonefile', 'dns', 'metrics']
+const LAYERS = ['core', 'batv', 'settings', 'zonefile', 'dns', 'selfcheck', 'metrics']
 const TOP = ['haraka', 'cli']
 
 const below = (i) => LAYERS.slice(0, i).join('|')

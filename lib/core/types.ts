@@ -149,6 +149,17 @@ export interface Settings {
   }
   /** Signed bounces (BATV); off while `batv.domains` is empty. */
   readonly batv: BatvSettings
+  /** The watch of this host's own IPs on the zones. */
+  readonly selfCheck: SelfCheckSettings
+}
+
+export interface SelfCheckSettings {
+  /** Watch this host's own IPs on the zones. */
+  readonly enabled: boolean
+  /** The IPs to watch; empty: the ones Haraka's configuration and the interfaces give. */
+  readonly ips: readonly string[]
+  /** Minutes between two looks. */
+  readonly intervalMinutes: number
 }
 
 export interface BatvSettings {

@@ -182,6 +182,7 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
   const skip = read('skip', SECTIONS.skip)
   const dns = readDns(report, section('dns'))
   const metrics = read('metrics', SECTIONS.metrics)
+  const selfCheck = read('self_check', SECTIONS.self_check)
   const batv = readBatv(read('batv', SECTIONS.batv), sources, sources.nowMs ?? Date.now())
   report.problems.push(...batv.problems)
   report.errors.push(...batv.errors)
@@ -240,6 +241,11 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
     dns,
     metrics: Object.freeze({ listen: listenAddress(metrics.listen) }),
     batv: batv.batv,
+    selfCheck: Object.freeze({
+      enabled: selfCheck.enabled,
+      ips: Object.freeze([...selfCheck.ips]),
+      intervalMinutes: selfCheck.interval_minutes,
+    }),
   })
   return Object.freeze({
     settings,

@@ -52,6 +52,7 @@ const COMMAND_OPTIONS = {
   explain: EXPLAIN_OPTIONS,
   sign: SIGN_OPTIONS,
   configtest: CONFIGTEST_OPTIONS,
+  audit: COMMON_OPTIONS,
   // `help` ignores options, so any command line with `help` put in front works.
   help: ALL_OPTIONS,
 } as const

@@ -114,3 +114,12 @@ export class SelfWatch {
     }
   }
 }
+
+/** One look at `list` on every zone, for the command: every IP's outcomes, and the listings they show. */
+export async function lookUpOwnIps(
+  list: WatchList,
+  check: (ip: string) => Promise<ZoneOutcome[]>,
+): Promise<{ lookups: SelfLookup[]; listings: SelfListing[] }> {
+  const lookups = await Promise.all(list.watched.map(async ({ ip }) => ({ ip, outcomes: await check(ip) })))
+  return { lookups, listings: [...nextListings(new Map(), lookups).listings.values()] }
+}

@@ -7,10 +7,11 @@
 //   zonefile  rbldnsd zone files: parsing, loading from disk
 //   dns       the resolver, the answer cache, zone health, the checker over DNS and files
 //   ledger    the sent-mail ledger in Redis: keyed hashes of Message-IDs, record and check
+//   selfcheck this host's own IPs: where they are found, the watch of them on the zones
 //   metrics   Prometheus counters and the /metrics endpoint
 //   haraka    the Haraka glue: hooks, envelope rewrites, start-up lines
 //   cli       the haraka-backscatter command
-const LAYERS = ['core', 'batv', 'reply', 'settings', 'zonefile', 'dns', 'ledger', 'metrics']
+const LAYERS = ['core', 'batv', 'reply', 'settings', 'zonefile', 'dns', 'ledger', 'selfcheck', 'metrics']
 const TOP = ['haraka', 'cli']
 
 const below = (i) => LAYERS.slice(0, i).join('|')

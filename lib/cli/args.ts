@@ -59,6 +59,7 @@ const COMMAND_OPTIONS = {
   sign: SIGN_OPTIONS,
   configtest: CONFIGTEST_OPTIONS,
   message: MESSAGE_OPTIONS,
+  audit: COMMON_OPTIONS,
   // `help` ignores options, so any command line with `help` put in front works.
   help: ALL_OPTIONS,
 } as const

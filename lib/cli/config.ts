@@ -42,7 +42,7 @@ function fsErrorText(err: unknown): string {
 }
 
 /** The folder whose backscatter.ini overrides the defaults, or undefined for none. */
-function configDir(option: string | undefined): string | undefined {
+export function configDir(option: string | undefined): string | undefined {
   if (option === undefined) {
     const local = path.resolve('config')
     return fs.existsSync(path.join(local, INI)) ? local : undefined

@@ -3,7 +3,9 @@
 import type { PointProbe, ZoneProbe } from '../dns/checker'
 import type { ZoneFileStatus } from '../zonefile/source'
 import { noArguments, stringOption, type Values } from './args'
-import { loadConfig, resolverText } from './config'
+import { configDir, loadConfig, resolverText } from './config'
+import { listedText } from '../core/self-check'
+import { configFolderFiles, ownIpLines, ownIpReport, type OwnIpReport } from './own-ips'
 import { EXIT, UsageError, type Io } from './io'
 import { withChecker } from './lookups'
 import { lookupText, quote, table } from './table'
@@ -139,13 +141,16 @@ function jsonLine(z: ZoneReport): string {
 }
 
 /** The first line, as a monitoring check's: the status, and what is wrong, worst first. */
-function summaryLine(zones: readonly ZoneReport[], level: Level): string {
+function summaryLine(zones: readonly ZoneReport[], level: Level, own: OwnIpReport): string {
   if (level === 'ok') return `BACKSCATTER OK: ${zones.map((z) => z.zone).join(', ')} usable\n`
   const problems = [
     ...zones.filter((z) => z.level === 'critical'),
     ...zones.filter((z) => z.level === 'warning'),
   ]
-  const text = problems.map((z) => `${z.zone}${z.usable ? '' : ' unusable'}: ${z.reason}`).join('; ')
+  const text = [
+    ...own.listed.map((l) => `our own IP ${l.ip} listed on ${l.zone}`),
+    ...problems.map((z) => `${z.zone}${z.usable ? '' : ' unusable'}: ${z.reason}`),
+  ].join('; ')
   return `BACKSCATTER ${level.toUpperCase()}: ${text}\n`
 }
 
@@ -160,25 +165,43 @@ function fileLine(zone: string, f: FileReport): string {
 export async function runHealth(values: Values, positionals: readonly string[], io: Io): Promise<number> {
   noArguments(positionals, 'health')
   const maxAgeHours = maxAgeOption(values)
-  const { settings, source } = loadConfig(stringOption(values, 'config'), io)
+  const option = stringOption(values, 'config')
+  const { settings, source } = loadConfig(option, io)
+  const harakaFiles = configFolderFiles(configDir(option))
   // probeZone is the plugin's own health check: a zone file is waited for, however long it loads.
-  const zones = await withChecker(settings, async (c) => {
+  const [zones, own] = await withChecker(settings, async (c) => {
     const probes = await Promise.all(settings.zones.map((z) => c.probeZone(z)))
     const nowMs = Date.now()
-    return probes.map((probe) => {
+    const reports = probes.map((probe) => {
       const status = c.fileStatus(probe.zone)
       return zoneReport(probe, status && fileReport(status, nowMs, maxAgeHours), maxAgeHours)
     })
+    return [reports, await ownIpReport(settings, c, harakaFiles)] as const
   })
-  const level: Level = zones.some((z) => z.level === 'critical')
-    ? 'critical'
-    : zones.some((z) => z.level === 'warning')
-      ? 'warning'
-      : 'ok'
+  // A listing of our own IP is critical: mail from it is refused where the zone is used.
+  const level: Level =
+    own.listed.length || zones.some((z) => z.level === 'critical')
+      ? 'critical'
+      : zones.some((z) => z.level === 'warning')
+        ? 'warning'
+        : 'ok'
   const status = LEVEL_EXIT[level]
 
   if (values.json) {
     for (const z of zones) io.out(jsonLine(z))
+    for (const l of own.lookups.flatMap((x) => x.outcomes.map((o) => ({ ip: x.ip, o })))) {
+      const listed = l.o.status === 'listed'
+      const reason = l.o.status === 'listed' ? l.o.reason : l.o.status === 'not-listed' ? '' : l.o.reason
+      const line = {
+        own_ip: l.ip,
+        zone: l.o.zone,
+        status: listed ? 'critical' : 'ok',
+        listed,
+        result: l.o.status,
+        reason,
+      }
+      io.out(`${JSON.stringify(line)}\n`)
+    }
     return status
   }
 
@@ -194,8 +217,12 @@ export async function runHealth(values: Values, positionals: readonly string[], 
     z.usable ? `usable${z.reason ? `, but ${z.reason}` : ''}` : `UNUSABLE: ${z.reason}`,
   ])
   const notes: string[] = []
-  if (level === 'critical') {
+  if (zones.some((z) => z.level === 'critical')) {
     notes.push('The plugin suspends an unusable zone and ignores its answers until it passes again.')
+  }
+  for (const l of own.listed) {
+    const zone = settings.zones.find((z) => z.name === l.zone)
+    notes.push(`${listedText(l, zone?.lookupUrl ?? '')}.`)
   }
   if (zones.some((z) => z.file?.stale)) {
     notes.push('A stale zone file is still used: check that the job that mirrors it runs.')
@@ -203,8 +230,9 @@ export async function runHealth(values: Values, positionals: readonly string[], 
   // A file zone's TIME is its lookup in the loaded data; the load itself is not counted.
   const files = zones.filter((z) => z.file).map((z) => `${fileLine(z.zone, z.file as FileReport)}\n`)
   const filesText = files.length ? `files:     ${files.join('           ')}` : ''
+  const ownText = `own IPs:   ${ownIpLines(own).join('\n           ')}\n`
   io.out(
-    `${summaryLine(zones, level)}config:    ${source}\nresolvers: ${resolverText(settings)}\n${filesText}\n` +
+    `${summaryLine(zones, level, own)}config:    ${source}\nresolvers: ${resolverText(settings)}\n${filesText}${ownText}\n` +
       `${table(rows)}\n${table(verdicts)}${notes.length ? `\n${notes.join('\n')}\n` : ''}`,
   )
   return status

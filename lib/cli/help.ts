@@ -17,7 +17,8 @@ const EXIT_HELP = `Exit status (as monitoring plugins use it):
      than --max-age or its last reload failed
   2  CRITICAL: a zone is unusable and the plugin suspends it: it lists
      127.0.0.1, its test points get errors or no answer, or its zone file
-     cannot be loaded
+     cannot be loaded; or (health, audit) one of this host's own IPs is
+     listed; or (audit) a critical finding
   3  UNKNOWN: bad usage (unknown command or option, a bad argument, an
      unreadable --config) or an error of the command itself`
 
@@ -34,6 +35,9 @@ Commands:
   explain --ip IP --from ADDR --rcpt ADDR...
                        the whole decision for one transaction, step by step
   sign ADDRESS         the signed (BATV, prvs=) form of an address
+  audit                what in a Haraka config folder invites a listing on
+                       the backscatter list (accept-then-bounce, the outbound
+                       guard off, our own IPs listed), why, and the fix
   configtest           load the configuration as the plugin does and list
                        every problem; exit 0 when there is none
   message FILE...      each saved message's kind as a machine's reply and
@@ -77,6 +81,9 @@ with require_test_point = true). A zone answered from a file is judged on its
 data, once the file has loaded; its entries and the age of its data (since its
 $TIMESTAMP, else since the file was modified) are shown. The first line sums
 it up for monitoring: BACKSCATTER OK, WARNING or CRITICAL, and why.
+This host's own IPs ([self_check] ips, else smtp.ini public_ip and listen,
+smtp_forward.ini bind, the interfaces and me of the --config folder) are
+looked up too: a listed one is CRITICAL.
 
 Options:
 ${CONFIG_HELP}
@@ -85,7 +92,8 @@ ${CONFIG_HELP}
                 Default ${DEFAULT_MAX_AGE_HOURS}; 0: never stale
   --json        one JSON object per zone per line: zone, status (ok, warning
                 or critical), usable, reason, points, and file for a zone
-                answered from a file
+                answered from a file; then one per own IP and zone: own_ip,
+                zone, status, listed, result, reason
   -h, --help    show this help
 
 ${EXIT_HELP}
@@ -130,6 +138,29 @@ Exit status:
   0  no problem: the plugin would load this configuration without a warning
   1  a warning or an error (keys still in a place they were kept before count)
   3  bad usage: an unknown option, an argument, an unreadable --config
+`,
+  audit: `Usage: ${PROG} audit [--config DIR] [--json]
+
+Read a Haraka config folder (plugins, smtp.ini, smtp_forward.ini,
+recipient-routes.ini, ${INI}) and report what makes this Haraka send mail to
+senders it never verified, the way hosts get listed on ips.backscatterer.org:
+  critical  inbound mail queued onward (queue/smtp_forward, queue/lmtp,
+            queue/qmail-queue) with no recipient check at RCPT, or one that
+            accepts every local part (rcpt_to.in_host_list checks only the
+            domain): accept-then-bounce
+  critical  one of this host's own IPs listed now (the lookups of health)
+  warning   the outbound guard off: [outbound_guard] mode = off or log, or
+            backscatter not in config/plugins
+  warning   a plugin whose name says it auto-replies or calls senders back
+Each finding comes with why and the fix.
+
+Options:
+${CONFIG_HELP}
+  --json        one JSON object per finding per line: id, level, what, why, fix
+  -h, --help    show this help
+
+Exit status: 0 nothing found, 1 warnings only, 2 a critical finding, 3 bad
+usage or an unreadable folder.
 `,
   sign: `Usage: ${PROG} sign [--key N] [--date YYYY-MM-DD] [--json] ADDRESS
 

@@ -6,6 +6,7 @@ import { parseCommandLine, type CommandName, type Values } from './args'
 import fs from 'node:fs'
 import path from 'node:path'
 
+import { runAudit } from './audit'
 import { runCheck } from './check'
 import { PACKAGE_ROOT } from './config'
 import { runConfigtest } from './configtest'
@@ -28,6 +29,7 @@ const RUN: Record<Exclude<CommandName, 'help'>, Run> = {
   sign: runSign,
   configtest: runConfigtest,
   message: runMessage,
+  audit: runAudit,
 }
 
 /** `haraka-backscatter 1.2.0`: the package's version, from its package.json. */

@@ -155,6 +155,8 @@ export interface Settings {
   readonly ledger: LedgerSettings
   /** What happens to a DSN Haraka is about to send to a sender that was never verified. */
   readonly outboundGuard: OutboundGuardSettings
+  /** The watch of this host's own IPs on the zones. */
+  readonly selfCheck: SelfCheckSettings
 }
 
 /**
@@ -207,6 +209,15 @@ export interface OutboundGuardSettings {
   readonly mode: GuardMode
   /** SPF results that leave a sender unverified; never `pass`. */
   readonly unverifiedSpf: ReadonlySet<SpfResult>
+}
+
+export interface SelfCheckSettings {
+  /** Watch this host's own IPs on the zones. */
+  readonly enabled: boolean
+  /** The IPs to watch; empty: the ones Haraka's configuration and the interfaces give. */
+  readonly ips: readonly string[]
+  /** Minutes between two looks. */
+  readonly intervalMinutes: number
 }
 
 export interface BatvSettings {

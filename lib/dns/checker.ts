@@ -210,15 +210,18 @@ export class BackscatterChecker {
     return this.started
   }
 
-  /** What every zone says about `ip`. Never rejects; settles within the DNS budget. */
-  check(ip: string): Promise<ZoneOutcome[]> {
-    return Promise.resolve(this.checkNow(ip) ?? this.checkWaiting(ip))
+  /**
+   * What every zone says about `ip`. Never rejects; settles within the DNS
+   * budget. `observed: false`: not told to the observer (a look at our own IPs is no bounce's).
+   */
+  check(ip: string, { observed = true }: { observed?: boolean } = {}): Promise<ZoneOutcome[]> {
+    return Promise.resolve(this.checkNow(ip, observed) ?? this.checkWaiting(ip, observed))
   }
 
   /** check() after checkNow(ip) said undefined, without asking it again: each zone, waiting where it must. */
-  checkWaiting(ip: string): Promise<ZoneOutcome[]> {
+  checkWaiting(ip: string, observed = true): Promise<ZoneOutcome[]> {
     this.start()
-    return Promise.all(this.settings.zones.map((zone) => this.checkZone(zone, ip)))
+    return Promise.all(this.settings.zones.map((zone) => this.checkZone(zone, ip, observed)))
   }
 
   /**
@@ -227,7 +230,7 @@ export class BackscatterChecker {
    * would; undefined when one needs a query or its first health check, and
    * only check() can tell. Then nothing was looked up or reported.
    */
-  checkNow(ip: string): ZoneOutcome[] | undefined {
+  checkNow(ip: string, observed = true): ZoneOutcome[] | undefined {
     this.start()
     const zones = this.settings.zones
     const startedMs = this.observe && this.files.size ? performance.now() : undefined
@@ -237,7 +240,7 @@ export class BackscatterChecker {
       if (!outcome) return undefined
       outcomes.push(outcome)
     }
-    if (this.observe) {
+    if (this.observe && observed) {
       for (let i = 0; i < zones.length; i++) {
         const zone = zones[i] as ZoneSettings
         const outcome = outcomes[i] as ZoneOutcome
@@ -247,16 +250,17 @@ export class BackscatterChecker {
     return outcomes
   }
 
-  private async checkZone(zone: ZoneSettings, ip: string): Promise<ZoneOutcome> {
+  private async checkZone(zone: ZoneSettings, ip: string, observed: boolean): Promise<ZoneOutcome> {
     const startedMs = performance.now()
     const now = this.answerNow(zone, ip)
     const outcome = now ?? (await this.waitForAnswer(zone, ip))
-    this.report(
-      zone.name,
-      outcome,
-      now ? this.sourceOf(zone.name, now) : this.files.has(zone.name) ? 'file' : 'dns',
-      startedMs,
-    )
+    if (observed)
+      this.report(
+        zone.name,
+        outcome,
+        now ? this.sourceOf(zone.name, now) : this.files.has(zone.name) ? 'file' : 'dns',
+        startedMs,
+      )
     return outcome
   }
 

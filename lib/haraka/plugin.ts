@@ -11,6 +11,7 @@ import { MeteredChecker } from '../metrics/checker'
 import { answerClusterScrapes, clusterExposition, processExposition } from '../metrics/cluster'
 import { MetricsEndpoint } from '../metrics/server'
 import { recipientPluginsBefore } from './placement'
+import { harakaFiles, renewSelfWatching, startSelfWatching, type SelfWatching } from './self-watch'
 import { decideBounceRecipient, tagResultText, tagsCheckedFor } from '../core/recipient'
 import { isBounceSender, wireAddress, type EnvelopeAddress } from '../core/sender'
 import { withVerdict, type Pending } from './pending'
@@ -74,6 +75,8 @@ interface State {
   skipsLogged: Set<SkipKind>
   /** Set by shutdown(): haraka-config still calls back on an edit, and nothing may start again. */
   shutDown?: boolean
+  /** The watch of our own IPs, in the one process that runs it (init_master). */
+  selfWatching?: SelfWatching
 }
 
 /** `this` in every hook: the Haraka Plugin instance these exports are copied onto. */
@@ -137,8 +140,22 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   const signed = previous?.signed ?? new WeakMap()
   const untagged = previous?.untagged ?? new WeakMap()
   const skipsLogged = previous?.skipsLogged ?? new Set()
-  this.backscatter = { settings, checker, pending, metrics, endpoint, signed, untagged, now, skipsLogged }
+  const selfWatching = previous?.selfWatching
+  this.backscatter = {
+    settings,
+    checker,
+    pending,
+    metrics,
+    endpoint,
+    signed,
+    untagged,
+    now,
+    skipsLogged,
+    selfWatching,
+  }
   void endpoint?.listen(settings.metrics.listen)
+  if (selfWatching)
+    renewSelfWatching(selfWatching, settings, checker, harakaFiles(this.config), selfLog(this))
   previous?.checker.retire()
   // Zone checks start with the process that handles mail (init hooks below),
   // or at the first lookup; a reload carries on where the old checker was.
@@ -151,8 +168,14 @@ export function hook_init_master(this: BackscatterPlugin, next: Next, server?: {
   const state = this.backscatter
   if (!server?.cluster) state?.checker.start()
   if (state) {
+    // One process watches our own IPs: the single process, or the master of a cluster.
+    const files = harakaFiles(this.config)
+    state.selfWatching = startSelfWatching(state.settings, state.checker, files, selfLog(this))
+    const own = state.selfWatching.metrics.registry
     // A cluster's master sums what its workers counted; one process answers from its own counts.
-    const exposition = server?.cluster ? clusterExposition() : processExposition(state.metrics.registry)
+    const exposition = server?.cluster
+      ? clusterExposition(own)
+      : processExposition(state.metrics.registry, own)
     state.endpoint = new MetricsEndpoint(exposition, {
       info: (msg) => this.loginfo(msg),
       error: (msg) => this.logerror(msg),
@@ -172,7 +195,12 @@ export function hook_init_child(this: BackscatterPlugin, next: Next): void {
 export function shutdown(this: BackscatterPlugin): void {
   if (this.backscatter) this.backscatter.shutDown = true
   this.backscatter?.checker.close()
+  this.backscatter?.selfWatching?.watch?.stop()
   void this.backscatter?.endpoint?.close()
+}
+
+function selfLog(plugin: BackscatterPlugin): { info(msg: string): void; error(msg: string): void } {
+  return { info: (msg) => plugin.loginfo(msg), error: (msg) => plugin.logerror(msg) }
 }
 
 /** Call `next` once, whatever happens after. */

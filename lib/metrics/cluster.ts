@@ -6,15 +6,26 @@ import { AggregatorRegistry, type Registry } from 'prom-client'
 
 import type { Exposition } from './server'
 
-/** This process's registry (single-process Haraka). */
-export function processExposition(registry: Registry): Exposition {
-  return { contentType: registry.contentType, render: () => registry.metrics() }
+/** Expositions of registries without a metric in common, one after the other. */
+async function joined(renders: readonly (() => Promise<string>)[]): Promise<string> {
+  const texts = await Promise.all(renders.map((render) => render()))
+  return texts.filter((t) => t !== '').join('\n')
 }
 
-/** In the cluster master: every worker's metrics, combined by each metric's aggregator. */
-export function clusterExposition(): Exposition {
+/** This process's registries (single-process Haraka). */
+export function processExposition(registry: Registry, ...more: Registry[]): Exposition {
+  const all = [registry, ...more]
+  return { contentType: registry.contentType, render: () => joined(all.map((r) => () => r.metrics())) }
+}
+
+/**
+ * In the cluster master: every worker's metrics, combined by each metric's
+ * aggregator, then the master's own (`own`: metrics no worker has).
+ */
+export function clusterExposition(...own: Registry[]): Exposition {
   const aggregator = new AggregatorRegistry()
-  return { contentType: aggregator.contentType, render: () => aggregator.clusterMetrics() }
+  const renders = [() => aggregator.clusterMetrics(), ...own.map((r) => () => r.metrics())]
+  return { contentType: aggregator.contentType, render: () => joined(renders) }
 }
 
 /** In a cluster worker: answer the master's requests with `registry` (prom-client's shared list of registries). */

@@ -191,6 +191,7 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
     { readLines: sources.readLines, keysFile },
     sources.nowMs ?? Date.now(),
   )
+  const selfCheck = read('self_check', SECTIONS.self_check)
   report.problems.push(...batv.problems)
   report.errors.push(...batv.errors)
   const ledger = readLedger(read('ledger', SECTIONS.ledger), keysFile)
@@ -255,6 +256,11 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
     outboundGuard: Object.freeze({
       mode: guard.mode,
       unverifiedSpf: new Set(guard.unverified_spf as readonly SpfResult[]),
+    }),
+    selfCheck: Object.freeze({
+      enabled: selfCheck.enabled,
+      ips: Object.freeze([...selfCheck.ips]),
+      intervalMinutes: selfCheck.interval_minutes,
     }),
   })
   return Object.freeze({

@@ -20,6 +20,7 @@ import {
   type Kind,
   type Setting,
 } from './kinds'
+import { reservedReason } from '../core/self-check'
 import { PLACEHOLDERS } from '../core/template'
 import { ACTIONS, GUARD_MODES, LEDGER_MODES, RECIPIENT_ACTIONS, SPF_RESULTS } from '../core/types'
 import { redisUrlProblem } from './redis-url'
@@ -356,6 +357,22 @@ const OUTBOUND_GUARD = {
   ),
 }
 
+function selfIp(raw: string): Item {
+  if (!net.isIP(raw)) return { drop: `"${raw}" is not an IP address; ignored` }
+  const why = reservedReason(raw)
+  return why === undefined ? { value: raw } : { drop: `${raw} is ${why}: never looked up; ignored` }
+}
+
+const SELF_CHECK = {
+  enabled: setting(boolean(), true, "Watch this host's own IPs on the zones; false turns the watch off."),
+  ips: setting(
+    list(selfIp),
+    [],
+    "The IPs this host sends from. Empty: smtp.ini public_ip and listen, smtp_forward.ini bind, the interfaces' and me's public addresses.",
+  ),
+  interval_minutes: setting(integer(1, 1440), 30, 'Minutes between two looks, the first at start.'),
+}
+
 const ZONE = {
   score: setting(SCORE, 5, 'Score when the zone lists the client.'),
   ipv4: setting(boolean(), true, 'Query the zone for IPv4 clients.'),
@@ -388,6 +405,10 @@ export const SECTIONS = {
       onInvalid: 'ignored',
     },
     rawText: true,
+  },
+  self_check: {
+    doc: "This host's own IPs, looked up on every zone at start and every interval_minutes.",
+    keys: SELF_CHECK,
   },
   recipient_domains: {
     doc: 'The action for recipients in one domain, instead of [main] action.',

@@ -4,6 +4,8 @@ declare module 'haraka-net-utils' {
   export function is_private_ip(ip: string): boolean
   export function ip_in_list(list: readonly string[], ip: string): boolean
   export function normalize_ip(ip: string): string | null
+  /** config/me, else the host name: the name Haraka's outbound uses in a Message-ID it adds. */
+  export function get_primary_host_name(): string
 }
 
 declare module 'haraka-constants' {

@@ -174,6 +174,7 @@ describe('recorder: the counts a scrape shows', () => {
       [`${P}recipients_total`]: ['decision'],
       [`${P}batv_total`]: ['result'],
       [`${P}outbound_bounces_total`]: ['decision'],
+      [`${P}ledger_records_total`]: ['result'],
       [`${P}lookup_seconds`]: ['le', 'zone'],
       [`${P}zone_usable`]: ['zone'],
       [`${P}zone_entries`]: ['zone'],

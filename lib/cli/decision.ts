@@ -12,6 +12,7 @@ const ACCEPT_WHY: Record<AcceptWhy, string> = {
   exempt: 'exempt recipient ([main] exempt_recipients)',
   off: "the recipient domain's action is off ([recipient_domains])",
   'score-only': 'action is score: the score is recorded, nothing is refused',
+  ours: 'the sent-mail ledger shows it is about mail sent from here',
 }
 
 /**

@@ -95,36 +95,57 @@ export function tagResultText(tag: RecipientTag): string {
 export type BounceDecision =
   | {
       readonly action: 'accept'
-      readonly why: 'not-listed' | 'below-threshold' | Exemption | 'score-only'
+      readonly why: 'not-listed' | 'below-threshold' | Exemption | 'score-only' | 'ours'
       readonly score: number
     }
-  | { readonly action: 'reject' | 'defer'; readonly cause: 'listing' | 'batv'; readonly score: number }
+  | {
+      readonly action: 'reject' | 'defer'
+      /** What reached the threshold: the zones alone, with the tag's score, or with the ledger's. */
+      readonly cause: 'listing' | 'batv' | 'ledger'
+      readonly score: number
+    }
 
 /** A score to three decimals, as written in the settings: 0.7 + 0.1 is 0.8, reaches a threshold of 0.8 and reads 0.8. */
 export function roundScore(n: number): number {
   return Math.round(n * 1000) / 1000
 }
 
+/** What the sent-mail ledger said about the message, and what that adds to the score. */
+export interface LedgerScore {
+  readonly result: 'ours' | 'not-ours' | 'unknown'
+  /** Added to the zones' and the tag's score; 0 for unknown. */
+  readonly score: number
+}
+
 /**
  * What to do with one recipient of a checked bounce: the zones' score plus the
- * tag's, compared with the threshold, then the recipient's action. A refusal
- * is caused by the listing when the zones alone reach the threshold, else by
- * the tag. `verdict` undefined: the lookup failed, the zones add nothing.
+ * tag's (plus the ledger's, at the end of DATA), compared with the threshold,
+ * then the recipient's action. A refusal is caused by the listing when the
+ * zones alone reach the threshold, else by the tag when it gets there with
+ * them, else by the ledger. `verdict` undefined: the lookup failed or was not
+ * made, the zones add nothing. A message the ledger knows as ours is a bounce
+ * of our own mail, never backscatter: it is accepted whatever the rest says.
  */
 export function decideBounceRecipient(
   verdict: Verdict | undefined,
   rcpt: RecipientName,
   tag: Pick<RecipientTag, 'score' | 'scored'>,
   settings: Settings,
+  ledger?: LedgerScore,
 ): BounceDecision {
-  const score = roundScore((verdict?.score ?? 0) + (tag.scored ? tag.score : 0))
-  if (!verdict?.listed.length && !tag.scored) return { action: 'accept', why: 'not-listed', score }
+  const zonesAndTag = roundScore((verdict?.score ?? 0) + (tag.scored ? tag.score : 0))
+  const ledgerScored = ledger !== undefined && ledger.result !== 'unknown'
+  const score = roundScore(zonesAndTag + (ledgerScored ? ledger.score : 0))
+  if (ledger?.result === 'ours') return { action: 'accept', why: 'ours', score }
+  if (!verdict?.listed.length && !tag.scored && !ledgerScored)
+    return { action: 'accept', why: 'not-listed', score }
   if (score < settings.threshold) return { action: 'accept', why: 'below-threshold', score }
   const exempt = exemption(rcpt, settings)
   if (exempt) return { action: 'accept', why: exempt, score }
   const action = recipientAction(rcpt, settings)
   if (action === 'reject' || action === 'defer') {
-    return { action, cause: verdict?.actionable ? 'listing' : 'batv', score }
+    const cause = verdict?.actionable ? 'listing' : zonesAndTag >= settings.threshold ? 'batv' : 'ledger'
+    return { action, cause, score }
   }
   return { action: 'accept', why: 'score-only', score }
 }

@@ -250,3 +250,10 @@ export interface ListenAddress {
   readonly host: string
   readonly port: number
 }
+
+/** Mail that a machine sends in reply: a delivery report, a read receipt, an auto-reply, a challenge; or none of these. */
+export const REPLY_KINDS = ['dsn', 'mdn', 'auto-reply', 'challenge', 'none'] as const
+export type ReplyKind = (typeof REPLY_KINDS)[number]
+
+/** What the sent-mail ledger says of the mail a message refers to. */
+export type LedgerResult = 'ours' | 'not-ours' | 'unknown'

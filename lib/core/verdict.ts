@@ -9,7 +9,15 @@ import {
   type RecipientTag,
 } from './recipient'
 import { fillTemplate } from './template'
-import type { Action, ListedOutcome, Settings, Verdict, ZoneOutcome, ZoneSettings } from './types'
+import type {
+  Action,
+  LedgerResult,
+  ListedOutcome,
+  Settings,
+  Verdict,
+  ZoneOutcome,
+  ZoneSettings,
+} from './types'
 
 /** Longest reply text; with the code it stays inside RFC 5321's 512-octet reply line. */
 export const MAX_REPLY_LENGTH = 400
@@ -83,9 +91,14 @@ export function formatReply(verdict: Verdict, settings: Settings): string {
  * gave no answer (the lookup failed, the zone is suspended, or it is not asked
  * for this address family), so that "not checked" never reads as "clean"; the
  * BATV results of the accepted recipients (`batv`: given when BATV is on;
- * `none` when no recipient was checked); the client IP.
+ * `none` when no recipient was checked); what the sent-mail ledger said of
+ * the mail it refers to (`ledger`, when it was asked); the client IP.
  */
-export function headerValue(verdict: Verdict, batv?: readonly BatvResult[]): string {
+export function headerValue(
+  verdict: Verdict,
+  batv?: readonly BatvResult[],
+  ledger?: { readonly result: LedgerResult },
+): string {
   const parts = [`score=${verdict.score}`]
   const unchecked = verdict.outcomes.filter((o) => o.status === 'error' || o.status === 'skipped')
   const listed = verdict.listed.length
@@ -99,8 +112,14 @@ export function headerValue(verdict: Verdict, batv?: readonly BatvResult[]): str
     const checked = [...new Set(batv.filter((r) => r !== 'not checked'))]
     parts.push(`batv=${checked.length ? checked.join(',') : 'none'}`)
   }
+  if (ledger) parts.push(`ledger=${ledger.result}`)
   parts.push(`ip=${verdict.ip}`)
   return parts.join('; ')
+}
+
+/** The header of a message a machine sent in reply from a sender that is not bounce-type: no zone was asked, the ledger was. */
+export function ledgerHeaderValue(result: LedgerResult): string {
+  return `ledger=${result}`
 }
 
 /** The reply text for a recipient refused because of its tag, not because of a listing. */

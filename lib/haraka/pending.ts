@@ -2,6 +2,7 @@
 // verdict once known, the lookup while it runs. Most bounces come from clients
 // whose answers are cached: their verdict is known at MAIL, and the hooks after
 // it answer at once, with no promise to wait on.
+import type { DataRecipient } from '../core/data-decision'
 import type { BatvResult } from '../core/recipient'
 import type { Settings, Verdict } from '../core/types'
 
@@ -17,6 +18,13 @@ export interface Pending {
   verdict: Promise<Verdict | undefined> | Verdict | undefined
   /** The BATV results of the recipients accepted so far, for the header. */
   readonly accepted: BatvResult[]
+  /** The recipients accepted so far, for the decision at the end of DATA. */
+  readonly recipients: DataRecipient[]
+  /**
+   * Recipients that would have been refused at RCPT, accepted there so that
+   * the sent-mail ledger can be asked at the end of DATA ([ledger] mode = check).
+   */
+  held: number
 }
 
 /** Run `use` with the transaction's verdict: at once when it is known, else when the lookup settles. */

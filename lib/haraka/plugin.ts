@@ -18,8 +18,18 @@ import { withVerdict, type Pending } from './pending'
 import { recordProvenance } from './outbound-guard'
 import { parseSettings } from '../settings/parse'
 import { startupLines } from './startup'
-import { decideVerdict, headerValue, refusal, refusalText } from '../core/verdict'
+import { decideVerdict, headerValue, ledgerHeaderValue, refusal, refusalText } from '../core/verdict'
 import type { Settings, Verdict, ZoneOutcome } from '../core/types'
+import { decideAtData, ledgerReplyText, ledgerScore, type DataRecipient } from '../core/data-decision'
+import {
+  checkReply,
+  outgoingMessageId,
+  sameLedger,
+  type LedgerTransaction,
+  type ReplyCheck,
+} from './ledger-hooks'
+import { Ledger } from '../ledger/ledger'
+import { notChecked, recipientName } from '../core/recipient'
 import { checkBounceRecipient } from '../batv/recipient'
 
 export { hook_bounce } from './outbound-guard'
@@ -31,11 +41,10 @@ interface Results {
   push(plugin: unknown, obj: Record<string, unknown>): unknown
 }
 
-interface Transaction {
+interface Transaction extends LedgerTransaction {
   results: Results
   mail_from: EnvelopeAddress | null | undefined
-  add_header(name: string, value: string): void
-  remove_header(name: string): void
+  rcpt_to: readonly EnvelopeAddress[]
 }
 
 interface Connection {
@@ -77,6 +86,10 @@ interface State {
   shutDown?: boolean
   /** The watch of our own IPs, in the one process that runs it (init_master). */
   selfWatching?: SelfWatching
+  /** The sent-mail ledger, when [ledger] mode is not off and it has a key. */
+  ledger?: Ledger
+  /** Relayed transactions and the Message-ID each leaves with, recorded once queued. */
+  outgoing: WeakMap<Transaction, string>
 }
 
 /** `this` in every hook: the Haraka Plugin instance these exports are copied onto. */
@@ -134,13 +147,21 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
     metrics,
     { previous: previous?.checker },
   )
-  metrics.observeState(() => checker.metricsState())
   const endpoint = previous?.endpoint
   const pending = previous?.pending ?? new WeakMap()
   const signed = previous?.signed ?? new WeakMap()
   const untagged = previous?.untagged ?? new WeakMap()
   const skipsLogged = previous?.skipsLogged ?? new Set()
   const selfWatching = previous?.selfWatching
+  const outgoing = previous?.outgoing ?? new WeakMap()
+  const ledger = ledgerFor(this, settings, previous?.ledger, now)
+  metrics.observeState(() => ({
+    ...checker.metricsState(),
+    ledger:
+      ledger && settings.ledger.mode !== 'off'
+        ? { mode: settings.ledger.mode, up: ledger.status().state === 'up' }
+        : undefined,
+  }))
   this.backscatter = {
     settings,
     checker,
@@ -152,6 +173,8 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
     now,
     skipsLogged,
     selfWatching,
+    ledger,
+    outgoing,
   }
   void endpoint?.listen(settings.metrics.listen)
   if (selfWatching)
@@ -159,14 +182,43 @@ export function load_backscatter_ini(this: BackscatterPlugin): void {
   previous?.checker.retire()
   // Zone checks start with the process that handles mail (init hooks below),
   // or at the first lookup; a reload carries on where the old checker was.
-  if (previous?.checker.isStarted) checker.start()
+  if (previous?.checker.isStarted) {
+    checker.start()
+    ledger?.start()
+  }
   for (const line of startupLines(settings)) this.loginfo(line)
+}
+
+/**
+ * The ledger for these settings: the previous one while its settings are the
+ * same (its connection is kept), else a new one, the old one closed. What was
+ * recorded is in Redis, so a reload loses nothing.
+ */
+function ledgerFor(
+  plugin: BackscatterPlugin,
+  settings: Settings,
+  previous: Ledger | undefined,
+  now: () => number,
+): Ledger | undefined {
+  const wanted = settings.ledger
+  const on = wanted.mode !== 'off' && wanted.key !== undefined
+  if (on && previous && sameLedger(previous.settings, wanted)) return previous
+  void previous?.close()
+  if (!on) return undefined
+  return new Ledger(wanted, {
+    now,
+    log: { info: (msg) => plugin.loginfo(msg), error: (msg) => plugin.logerror(msg) },
+    previous,
+  })
 }
 
 /** Single-process Haraka (or a cluster's master, which handles no mail and checks no zones). */
 export function hook_init_master(this: BackscatterPlugin, next: Next, server?: { cluster?: unknown }): void {
   const state = this.backscatter
-  if (!server?.cluster) state?.checker.start()
+  if (!server?.cluster) {
+    state?.checker.start()
+    state?.ledger?.start()
+  }
   if (state) {
     // One process watches our own IPs: the single process, or the master of a cluster.
     const files = harakaFiles(this.config)
@@ -188,6 +240,7 @@ export function hook_init_master(this: BackscatterPlugin, next: Next, server?: {
 /** A cluster worker: it handles mail, so it checks the zones, and it answers the master's scrapes. */
 export function hook_init_child(this: BackscatterPlugin, next: Next): void {
   this.backscatter?.checker.start()
+  this.backscatter?.ledger?.start()
   if (this.backscatter) answerClusterScrapes(this.backscatter.metrics.registry)
   next()
 }
@@ -196,6 +249,7 @@ export function shutdown(this: BackscatterPlugin): void {
   if (this.backscatter) this.backscatter.shutDown = true
   this.backscatter?.checker.close()
   this.backscatter?.selfWatching?.watch?.stop()
+  void this.backscatter?.ledger?.close()
   void this.backscatter?.endpoint?.close()
 }
 
@@ -271,7 +325,7 @@ function startCheck(
     }
     return
   }
-  const pending: Pending = { settings, checkTags, verdict: undefined, accepted: [] }
+  const pending: Pending = { settings, checkTags, verdict: undefined, accepted: [], recipients: [], held: 0 }
   // Answers the checker already has need no promise, and the hooks after this one no waiting.
   const known = checker.checkNow(client.ip)
   if (known) pending.verdict = settle(plugin, connection, txn, settings, client.ip, known)
@@ -381,9 +435,11 @@ function checkRecipient(
   const wire = wireAddress(addr)
   const { rcpt, tag, exempt } = checkBounceRecipient(wire, settings, state.now(), pending.checkTags)
   if (tag.original !== wire) untag(addr, tag.original, state.untagged)
+  const recipient: DataRecipient = { address: tag.original, rcpt, tag }
   if (exempt) {
     if (batvOn) txn.results.push(plugin, { batv: tagResultText(tag) })
     pending.accepted.push(tag.result)
+    pending.recipients.push(recipient)
     state.metrics.recipient('exempt')
     return done()
   }
@@ -396,9 +452,18 @@ function checkRecipient(
       const decision = decideBounceRecipient(verdict, rcpt, tag, settings)
       if (decision.action === 'accept') {
         pending.accepted.push(tag.result)
+        pending.recipients.push(recipient)
         return answer()
       }
       const text = refusalText(decision, verdict, wire, tag, settings)
+      if (holdsRefusals(state, settings)) {
+        // The ledger may show at the end of DATA that this bounce is about our own mail.
+        connection.loginfo(plugin, `${decision.action} held until the end of DATA for the ledger: ${text}`)
+        pending.accepted.push(tag.result)
+        pending.recipients.push(recipient)
+        pending.held++
+        return done()
+      }
       connection.loginfo(plugin, `${decision.action} recipient: ${text}`)
       const reply = refusal(decision.action, text)
       const dsn = DSN.create(reply.code, reply.text, reply.subject, reply.detail)
@@ -409,6 +474,11 @@ function checkRecipient(
       answer()
     },
   )
+}
+
+/** Refusals wait for the end of DATA while the ledger decides ([ledger] mode = check) and can answer. */
+function holdsRefusals(state: State, settings: Settings): boolean {
+  return settings.ledger.mode === 'check' && state.ledger?.status().state === 'up'
 }
 
 /**
@@ -442,8 +512,11 @@ export function hook_deny(
 }
 
 /**
- * After DATA: stamp the checked, accepted message with the header. A copy the
- * sender wrote is removed from every message, so a filter downstream can trust it.
+ * After DATA: the Message-ID of relayed mail is made sure of, for the ledger;
+ * a message a machine sent in reply is checked against the ledger; held
+ * refusals are decided; the checked, accepted message gets the header. A copy
+ * of the header the sender wrote is removed from every message, so a filter
+ * downstream can trust it.
  */
 export function hook_data_post(this: BackscatterPlugin, next: Next, connection: Connection): void {
   const done = once(next)
@@ -451,27 +524,145 @@ export function hook_data_post(this: BackscatterPlugin, next: Next, connection: 
   try {
     const txn = connection.transaction
     const state = this.backscatter
-    const signed = txn ? state?.signed.get(txn) : undefined
-    if (signed && !signed.restored) state?.metrics.batv('signed')
-    const pending = txn ? state?.pending.get(txn) : undefined
-    const name = pending ? pending.settings.header : state?.settings.header
-    if (!txn || !name) return done()
-    txn.remove_header(name)
-    if (!pending) return done()
-    withVerdict(
-      pending,
-      (verdict) => {
-        const batv = pending.checkTags ? pending.accepted : undefined
-        if (verdict) txn.add_header(name, headerValue(verdict, batv))
+    if (!txn || !state) return done()
+    const signed = state.signed.get(txn)
+    if (signed && !signed.restored) state.metrics.batv('signed')
+    const pending = state.pending.get(txn)
+    const settings = pending?.settings ?? state.settings
+    if (settings.header) txn.remove_header(settings.header)
+    const { ledger } = state
+    if (ledger && connection.relaying) state.outgoing.set(txn, outgoingMessageId(txn))
+    const reply =
+      ledger && !connection.relaying
+        ? checkReply(txn, ledger, settings.ledger.timeoutMs).catch((err: unknown) => {
+            connection.logerror(this, `ledger not asked, mail goes on: ${String(err)}`)
+            return undefined
+          })
+        : undefined
+    if (!pending && !reply) return done()
+    const decide = (verdict: Verdict | undefined, check: ReplyCheck | undefined): void => {
+      try {
+        finishData(this, state, connection, txn, settings, pending, verdict, check, done)
+      } catch (err) {
+        connection.logerror(this, `end of DATA not checked, mail goes on: ${String(err)}`)
+        done()
+      }
+    }
+    const afterVerdict = (verdict: Verdict | undefined): void => {
+      if (!reply) return decide(verdict, undefined)
+      void reply.then((check) => decide(verdict, check))
+    }
+    if (!pending) return afterVerdict(undefined)
+    withVerdict(pending, afterVerdict, (err) => {
+      connection.logerror(this, `header not added: ${String(err)}`)
+      done()
+    })
+  } catch (err) {
+    connection.logerror(this, `end of DATA not checked, mail goes on: ${String(err)}`)
+    done()
+  }
+}
+
+/** The recipients of a message that was not checked at RCPT (not a bounce-type sender), for the ledger's decision. */
+function uncheckedRecipients(txn: Transaction): DataRecipient[] {
+  return (txn.rcpt_to ?? []).map((addr) => {
+    const address = wireAddress(addr)
+    return { address, rcpt: recipientName(address), tag: notChecked(address) }
+  })
+}
+
+function finishData(
+  plugin: BackscatterPlugin,
+  state: State,
+  connection: Connection,
+  txn: Transaction,
+  settings: Settings,
+  pending: Pending | undefined,
+  verdict: Verdict | undefined,
+  check: ReplyCheck | undefined,
+  done: Next,
+): void {
+  const result = check?.answer.result ?? 'unknown'
+  if (check) {
+    txn.results.add(plugin, {
+      ledger: result,
+      kind: check.kind,
+      references: check.references.length,
+      ...(check.answer.result === 'unknown' ? { ledger_reason: check.answer.reason } : {}),
+    })
+    state.metrics.ledgerCheck(check.kind, result)
+    connection.loginfo(plugin, `${check.kind} checked against the ledger: ${result} (${check.answer.reason})`)
+  }
+  const recipients = pending ? pending.recipients : uncheckedRecipients(txn)
+  const { scores } = settings.ledger
+  const counted = settings.ledger.mode === 'check' ? result : 'unknown'
+  const decision = decideAtData(verdict, recipients, ledgerScore(counted, scores), settings)
+  const held = pending?.held ?? 0
+  if (settings.ledger.mode === 'record' && check && result === 'not-ours') {
+    // What check mode would do: counted per recipient domain, so senders that were never recorded show before anything is refused.
+    const would = decideAtData(verdict, recipients, ledgerScore(result, scores), settings)
+    if (would.action !== 'accept') {
+      const domain = would.recipient.rcpt.domain
+      state.metrics.ledgerWouldRefuse(domain)
+      connection.loginfo(
+        plugin,
+        `would ${would.action} at the end of DATA in [ledger] mode = check: ${check.kind} for ${domain} is about mail not sent from here`,
+      )
+    }
+  }
+  if (decision.action !== 'accept' && (held > 0 || decision.cause === 'ledger')) {
+    const text =
+      decision.cause === 'ledger'
+        ? ledgerReplyText(check?.kind ?? 'none')
+        : refusalText(decision, verdict, decision.recipient.address, decision.recipient.tag, settings)
+    connection.loginfo(plugin, `${decision.action} message at the end of DATA: ${text}`)
+    for (let i = 0; i < held; i++)
+      state.metrics.recipient(decision.action === 'reject' ? 'refused' : 'deferred')
+    state.metrics.dataRefusal(decision.action, decision.cause)
+    const reply = refusal(decision.action, text)
+    const dsn = DSN.create(reply.code, reply.text, reply.subject, reply.detail)
+    return done(decision.action === 'reject' ? constants.DENY : constants.DENYSOFT, dsn)
+  }
+  for (let i = 0; i < held; i++) state.metrics.recipient('accepted')
+  if (held > 0) {
+    const why = decision.action === 'accept' ? decision.why : 'refused'
+    connection.loginfo(
+      plugin,
+      `held recipients accepted at the end of DATA: ${why === 'ours' ? 'the ledger shows the bounce is about mail sent from here' : 'not every recipient would be refused, and one reply answers them all'}`,
+    )
+  }
+  if (settings.header && (verdict || check)) {
+    const batv = pending?.checkTags ? pending.accepted : undefined
+    const ledgerPart = check ? { result } : undefined
+    txn.add_header(
+      settings.header,
+      verdict ? headerValue(verdict, batv, ledgerPart) : ledgerHeaderValue(result),
+    )
+  }
+  done()
+}
+
+/** Once a relayed message is queued: record the Message-ID it leaves with. Bounded; the 250 waits at most [ledger] timeout_ms. */
+export function hook_queue_ok(this: BackscatterPlugin, next: Next, connection: Connection): void {
+  const done = once(next)
+  try {
+    const txn = connection.transaction
+    const state = this.backscatter
+    const id = txn ? state?.outgoing.get(txn) : undefined
+    if (!txn || !state?.ledger || !id) return done()
+    state.outgoing.delete(txn)
+    state.ledger.record(id).then(
+      (result) => {
+        state.metrics.ledgerRecord(result)
         done()
       },
-      (err) => {
-        connection.logerror(this, `header not added: ${String(err)}`)
+      (err: unknown) => {
+        connection.logerror(this, `message not recorded in the ledger: ${String(err)}`)
         done()
       },
     )
   } catch (err) {
-    connection.logerror(this, `header not added: ${String(err)}`)
+    connection.logerror(this, `message not recorded in the ledger: ${String(err)}`)
     done()
   }
 }

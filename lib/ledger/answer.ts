@@ -1,7 +1,9 @@
 // What the ledger's lookups mean for a bounce: ours, not ours, or unknown.
 // Plain decisions over what Redis answered, no I/O.
 
-export type LedgerResult = 'ours' | 'not-ours' | 'unknown'
+import type { LedgerResult } from '../core/types'
+
+export type { LedgerResult }
 
 /** The ledger's answer for the references of one message. */
 export interface LedgerAnswer {

@@ -7,7 +7,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { AnswerSource } from '../dns/checker'
 import type { BatvResult } from '../core/recipient'
 import type { GuardDecision } from '../core/outbound-guard'
-import type { ZoneOutcome } from '../core/types'
+import type { LedgerResult, ReplyKind, ZoneOutcome } from '../core/types'
+import type { RecordResult } from '../ledger/ledger'
 
 export const METRIC_PREFIX = 'haraka_backscatter_'
 
@@ -61,6 +62,8 @@ export interface MetricsState {
   readonly zones: readonly ZoneState[]
   /** Answers in the lookup cache. */
   readonly cacheEntries: number
+  /** The sent-mail ledger: its mode and whether Redis answers; undefined while the ledger is off. */
+  readonly ledger?: { readonly mode: 'record' | 'check'; readonly up: boolean }
 }
 
 const NO_STATE: MetricsState = Object.freeze({ zones: [], cacheEntries: 0 })
@@ -76,6 +79,10 @@ export class BackscatterMetrics {
   private readonly tags: Counter<'result'>
   private readonly bounces: Counter<'decision'>
   private readonly lookupSeconds: Histogram<'zone'>
+  private readonly ledgerRecords: Counter<'result'>
+  private readonly ledgerChecks: Counter<'kind' | 'result'>
+  private readonly ledgerWouldRefuseCounter: Counter<'domain'>
+  private readonly dataRefusals: Counter<'action' | 'cause'>
   private readState: () => MetricsState = () => NO_STATE
 
   constructor() {
@@ -106,7 +113,45 @@ export class BackscatterMetrics {
       labelNames: ['decision'],
       registers,
     })
+    this.ledgerRecords = new Counter({
+      name: `${METRIC_PREFIX}ledger_records_total`,
+      help: 'Relayed messages whose Message-ID the sent-mail ledger was asked to record, by result (recorded, unavailable, no_message_id).',
+      labelNames: ['result'],
+      registers,
+    })
+    this.ledgerChecks = new Counter({
+      name: `${METRIC_PREFIX}ledger_checks_total`,
+      help: "Machines' replies checked against the sent-mail ledger, by kind (dsn, mdn, auto_reply, challenge) and result (ours, not_ours, unknown).",
+      labelNames: ['kind', 'result'],
+      registers,
+    })
+    this.ledgerWouldRefuseCounter = new Counter({
+      name: `${METRIC_PREFIX}ledger_would_refuse_total`,
+      help: 'Replies that [ledger] mode = check would refuse, counted in mode record, by recipient domain.',
+      labelNames: ['domain'],
+      registers,
+    })
+    this.dataRefusals = new Counter({
+      name: `${METRIC_PREFIX}data_refusals_total`,
+      help: 'Messages refused at the end of DATA while the ledger decides, by action (reject, defer) and cause (listing, batv, ledger).',
+      labelNames: ['action', 'cause'],
+      registers,
+    })
+    new Gauge({
+      name: `${METRIC_PREFIX}ledger_up`,
+      help: "Whether the sent-mail ledger's Redis answers (1) or not (0), by the ledger's mode (record, check); absent while the ledger is off.",
+      labelNames: ['mode'],
+      registers,
+      // Across cluster workers: up only where every worker reaches Redis.
+      aggregator: 'min',
+      collect() {
+        this.reset()
+        const ledger = state().ledger
+        if (ledger) this.set({ mode: ledger.mode }, ledger.up ? 1 : 0)
+      },
+    })
     // Every value of these fixed sets is shown from 0, so a rate() over them has a start.
+    for (const result of ['recorded', 'unavailable', 'no_message_id']) this.ledgerRecords.inc({ result }, 0)
     for (const decision of RECIPIENTS) this.recipients.inc({ decision }, 0)
     for (const result of TAGS) this.tags.inc({ result }, 0)
     for (const decision of Object.values(BOUNCE_LABEL)) this.bounces.inc({ decision }, 0)
@@ -182,6 +227,26 @@ export class BackscatterMetrics {
    * One zone's outcome for one bounce. `seconds`: how long a lookup by DNS or
    * from a file took; none for a cached answer or when no lookup was made.
    */
+  /** What became of one relayed message's record in the ledger. */
+  ledgerRecord(result: RecordResult): void {
+    this.ledgerRecords.inc({ result: result.replaceAll(/[- ]/g, '_') })
+  }
+
+  /** One machine's reply checked against the ledger. */
+  ledgerCheck(kind: ReplyKind, result: LedgerResult): void {
+    this.ledgerChecks.inc({ kind: kind.replace('-', '_'), result: result.replace('-', '_') })
+  }
+
+  /** A reply that check mode would refuse, seen in record mode; the domain is a recipient's, accepted here. */
+  ledgerWouldRefuse(domain: string): void {
+    this.ledgerWouldRefuseCounter.inc({ domain })
+  }
+
+  /** A message refused at the end of DATA. */
+  dataRefusal(action: 'reject' | 'defer', cause: 'listing' | 'batv' | 'ledger'): void {
+    this.dataRefusals.inc({ action, cause })
+  }
+
   lookup(zone: string, status: ZoneOutcome['status'], source: AnswerSource, seconds?: number): void {
     this.lookups.inc({ zone, outcome: OUTCOME_LABEL[status], source })
     if (seconds !== undefined && source !== 'cache') this.lookupSeconds.observe({ zone }, seconds)

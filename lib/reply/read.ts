@@ -16,7 +16,9 @@ import {
 } from './markers'
 import { parseMessage, type MessagePart, type ParsedMessage } from './parse'
 
-export type ReplyKind = 'dsn' | 'mdn' | 'auto-reply' | 'challenge' | 'none'
+import type { ReplyKind } from '../core/types'
+
+export type { ReplyKind }
 
 export interface ReplyReading {
   readonly kind: ReplyKind

@@ -1,0 +1,78 @@
+// The sent-mail ledger in Haraka: the Message-ID of mail our users send is
+// recorded once it is queued; a message that a machine sends in reply is read
+// at the end of DATA, and what it refers to is looked up.
+import { get_primary_host_name } from 'haraka-net-utils'
+
+import { readMessagePrefix, type MessageStream } from './message-prefix'
+import type { LedgerAnswer, Ledger } from '../ledger/ledger'
+import { mayBeMachineReply } from '../reply/markers'
+import { MAX_REPLY_BYTES, readReply } from '../reply/read'
+import { isNullSender, type EnvelopeAddress } from '../core/sender'
+import type { LedgerSettings, ReplyKind } from '../core/types'
+
+/** The headers of a received message, as Haraka parsed them (raw values). */
+export interface Header {
+  get(name: string): string
+  get_all(name: string): readonly string[]
+}
+
+export interface LedgerTransaction {
+  uuid: string
+  header: Header
+  message_stream: MessageStream
+  mail_from: EnvelopeAddress | null | undefined
+  add_header(name: string, value: string): void
+  remove_header(name: string): void
+}
+
+/** One `<id>` out of a raw header value; '' for none or the empty `<>`. */
+export function messageIdOf(raw: string): string {
+  const m = /<([^<>\s]+)>/.exec(raw)
+  return m ? `<${m[1]}>` : ''
+}
+
+/**
+ * The Message-ID a relayed message leaves with. Haraka's outbound adds one only
+ * after the queue hooks, and mail that leaves by smtp_forward gets none from
+ * Haraka; so one is added here, in Haraka's own form, and it is the one recorded.
+ */
+export function outgoingMessageId(txn: LedgerTransaction): string {
+  const present = messageIdOf(txn.header.get('Message-ID'))
+  if (present) return present
+  const id = `<${txn.uuid}@${get_primary_host_name()}>`
+  txn.remove_header('Message-ID')
+  txn.add_header('Message-ID', id)
+  return id
+}
+
+/** What the ledger made of a message that a machine sent in reply. */
+export interface ReplyCheck {
+  readonly kind: ReplyKind
+  readonly references: readonly string[]
+  readonly answer: LedgerAnswer
+}
+
+/**
+ * Read a message that the envelope or its headers show a machine sent, and ask
+ * the ledger about what it refers to. Undefined: ordinary mail, never read.
+ * The read and the lookup are each bounded by the ledger's timeout.
+ */
+export async function checkReply(
+  txn: LedgerTransaction,
+  ledger: Ledger,
+  timeoutMs: number,
+): Promise<ReplyCheck | undefined> {
+  if (!mayBeMachineReply(txn.mail_from, txn.header)) return undefined
+  const raw = await readMessagePrefix(txn.message_stream, MAX_REPLY_BYTES, timeoutMs)
+  const nullSender = txn.mail_from ? isNullSender(txn.mail_from) : undefined
+  const { kind, references } = await readReply(raw, { nullSender })
+  if (kind === 'none') return undefined
+  const answer = await ledger.check(references)
+  return { kind, references, answer }
+}
+
+/** Can a ledger made for `a` serve `b`? The same Redis, key, window and bound: then a reload keeps its connection. */
+export function sameLedger(a: LedgerSettings, b: LedgerSettings): boolean {
+  const sameKey = a.key && b.key ? a.key.equals(b.key) : a.key === b.key
+  return sameKey && a.redisUrl === b.redisUrl && a.windowDays === b.windowDays && a.timeoutMs === b.timeoutMs
+}

@@ -44,7 +44,8 @@ export function readMessagePrefix(
     sink.on('error', finish)
     const timer = setTimeout(finish, timeoutMs)
     try {
-      stream.pipe(sink, { dot_stuffed: false, line_endings: '\r\n' })
+      // dot_stuffed: true reads the message as sent, its SMTP dot-stuffing undone (haraka-message-stream 2.x).
+      stream.pipe(sink, { dot_stuffed: true, line_endings: '\r\n' })
     } catch {
       finish()
     }

@@ -2,16 +2,11 @@
 // from haraka-message-stream as Haraka fills it: bounded in bytes and in time, the
 // stream left free for the next reader.
 import assert from 'node:assert/strict'
-import { createRequire } from 'node:module'
 import { describe, it } from 'node:test'
 
-import { readMessagePrefix, type MessageStream } from '../lib/haraka/message-prefix'
+import HarakaMessageStream from 'haraka-message-stream'
 
-const require = createRequire(import.meta.url)
-const HarakaMessageStream = require('haraka-message-stream') as new (
-  cfg: object,
-  id: string,
-) => MessageStream & { add_line(line: string): void; add_line_end(cb?: () => void): void }
+import { readMessagePrefix, type MessageStream } from '../lib/haraka/message-prefix'
 
 /** A message stream as Haraka leaves it after DATA: every line added, the end marked. */
 async function received(lines: readonly string[]): Promise<MessageStream> {

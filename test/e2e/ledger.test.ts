@@ -28,6 +28,7 @@ import {
   type Haraka,
   type HarakaOptions,
 } from '../support/haraka'
+import { REPO } from '../support/repo'
 import { startZone, type ZoneServer } from '../support/rbldnsd'
 import { findRedisServer, startRedis, type RedisServer } from '../support/redis'
 import { SmtpClient } from '../support/smtp'
@@ -40,7 +41,7 @@ const BOB = `bob@${LOCAL_DOMAIN}`
 const KEY = 'c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00'
 const NEVER_SENT = '<never-sent-0001@example.net>'
 
-const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'replies', 'sisimai', 'bsd')
+const FIXTURES = path.join(REPO, 'test', 'fixtures', 'replies', 'sisimai', 'bsd')
 const fixture = (name: string): string => fs.readFileSync(path.join(FIXTURES, name), 'utf8')
 
 /** A real Postfix bounce (sisimai set-of-emails lhost-postfix-04) of the message `id`, sent by ALICE. */

@@ -29,3 +29,14 @@ declare module 'haraka-notes' {
     [key: string]: unknown
   }
 }
+declare module 'haraka-message-stream' {
+  import type { Writable } from 'node:stream'
+  /** The message as Haraka stores it during DATA: lines in, pipes out. */
+  export default class MessageStream {
+    constructor(cfg: object, id: string)
+    add_line(line: string): void
+    add_line_end(cb?: () => void): void
+    pipe(destination: Writable, options?: object): unknown
+    unpipe(): void
+  }
+}

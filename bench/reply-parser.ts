@@ -1,7 +1,7 @@
 // The MIME parser behind readReply, measured: postal-mime against mailparser
 // over the reply corpus (test/fixtures/replies), each in a fresh child
 // process. Per parser: the time per message, the peak memory, and how often
-// the original's Message-ID is found (the same lib/reply/ logic over each
+// the original's Message-ID is found (the same lib/ledger/reply/ logic over each
 // parser's output, judged against manifest.json).
 //
 //   npm run bench:reply [-- rounds]   (default 5 rounds after one warm-up)
@@ -11,13 +11,19 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { simpleParser } from 'mailparser'
 
-import { MAX_REPLY_BYTES, readParsed } from '../lib/reply/read'
-import { htmlToText, lookupOf, parseMessage, plainMessage, type ParsedMessage } from '../lib/reply/parse'
+import { MAX_REPLY_BYTES, readParsed } from '../lib/ledger/reply/read'
+import {
+  htmlToText,
+  lookupOf,
+  parseMessage,
+  plainMessage,
+  type ParsedMessage,
+} from '../lib/ledger/reply/parse'
 
 const DIR = path.join(__dirname, '..', 'test', 'fixtures', 'replies')
 type Parser = 'postal-mime' | 'mailparser'
 
-/** mailparser's output as readReply reads it, as lib/reply/parse.ts does for postal-mime. */
+/** mailparser's output as readReply reads it, as lib/ledger/reply/parse.ts does for postal-mime. */
 async function parseWithMailparser(raw: Buffer): Promise<ParsedMessage> {
   try {
     const mail = await simpleParser(raw, {

@@ -6,8 +6,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
-import { headerFields, messageIds, quotedMessageIds } from '../lib/reply/message-id'
-import { MAX_REPLY_BYTES, readReply } from '../lib/reply/read'
+import { headerFields, messageIds, quotedMessageIds } from '../lib/ledger/reply/message-id'
+import { MAX_REPLY_BYTES, readReply } from '../lib/ledger/reply/read'
 import { prng } from './support/prng'
 
 const KINDS = new Set(['dsn', 'mdn', 'auto-reply', 'challenge', 'none'])

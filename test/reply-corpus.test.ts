@@ -1,14 +1,14 @@
 // readReply over real reports: sisimai's set-of-emails (bounces from dozens of
 // MTAs and providers, auto-replies, feedback reports, mail that is not a
 // bounce) and the RFC 3798 read receipt from MimeKit's tests. The ground truth
-// is test/fixtures/replies/manifest.json, made without lib/reply/ by
+// is test/fixtures/replies/manifest.json, made without lib/ledger/reply/ by
 // make-manifest.py and checked by hand (README.md there).
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { before, describe, it } from 'node:test'
 
-import { readReply, type ReplyReading } from '../lib/reply/read'
+import { readReply, type ReplyReading } from '../lib/ledger/reply/read'
 
 const DIR = path.join(__dirname, 'fixtures', 'replies')
 

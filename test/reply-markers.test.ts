@@ -6,7 +6,7 @@ import { describe, it } from 'node:test'
 import { Address } from '@haraka/email-address'
 import { Header } from 'haraka-email-message'
 
-import { fieldValues, mayBeMachineReply } from '../lib/reply/markers'
+import { fieldValues, mayBeMachineReply } from '../lib/ledger/reply/markers'
 
 /** A Haraka Header parsed from header lines as they arrive in DATA. */
 function header(text: string): Header {

@@ -3,7 +3,7 @@ import { PROG } from './io'
 import { KEYS_FILE } from '../batv/keys-file'
 import { INI } from './config'
 import { DEFAULT_MAX_AGE_HOURS } from './health'
-import { MAX_REPLY_BYTES } from '../reply/read'
+import { MAX_REPLY_BYTES } from '../ledger/reply/read'
 
 const CONFIG_HELP = `  --config DIR  Haraka config directory holding ${INI} (a Haraka install
                 directory with config/${INI} also works). Its settings

@@ -4,7 +4,7 @@
 import fs from 'node:fs/promises'
 
 import { describeError } from '../core/error'
-import { MAX_REPLY_BYTES, readReply, type ReplyKind } from '../reply/read'
+import { MAX_REPLY_BYTES, readReply, type ReplyKind } from '../ledger/reply/read'
 import type { Values } from './args'
 import { EXIT, PROG, UsageError, type Io } from './io'
 

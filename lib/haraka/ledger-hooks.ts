@@ -5,8 +5,8 @@ import { get_primary_host_name } from 'haraka-net-utils'
 
 import { readMessagePrefix, type MessageStream } from './message-prefix'
 import type { LedgerAnswer, Ledger } from '../ledger/ledger'
-import { mayBeMachineReply } from '../reply/markers'
-import { MAX_REPLY_BYTES, readReply } from '../reply/read'
+import { mayBeMachineReply } from '../ledger/reply/markers'
+import { MAX_REPLY_BYTES, readReply } from '../ledger/reply/read'
 import { isNullSender, type EnvelopeAddress } from '../core/sender'
 import type { LedgerSettings, ReplyKind } from '../core/types'
 

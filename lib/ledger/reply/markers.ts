@@ -1,7 +1,7 @@
 // What the envelope and the top-level header fields say about who sent a
 // message: a machine answering mail (a bounce, a receipt, an auto-reply, a
 // challenge) or anyone else. Only the first needs its body read.
-import { isNullSender, localPart, type EnvelopeAddress } from '../core/sender'
+import { isNullSender, localPart, type EnvelopeAddress } from '../../core/sender'
 
 /**
  * Header fields by name, as Haraka's `transaction.header` gives them: the raw

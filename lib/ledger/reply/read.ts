@@ -16,7 +16,7 @@ import {
 } from './markers'
 import { parseMessage, type MessagePart, type ParsedMessage } from './parse'
 
-import type { ReplyKind } from '../core/types'
+import type { ReplyKind } from '../../core/types'
 
 export type { ReplyKind }
 

@@ -83,10 +83,10 @@ describe('contrib/prometheus-alerts.yml', () => {
   it('passes promtool check rules', { skip: NO_PROMTOOL }, () => {
     const r = promtool(['check', 'rules', RULES])
     assert.equal(r.status, 0, r.output)
-    assert.match(r.output, /SUCCESS: 5 rules found/)
+    assert.match(r.output, /SUCCESS: 7 rules found/)
   })
 
-  it('alerts on a zone unusable for 10 minutes, a stale mirror, lookup errors and the refusal rate', () => {
+  it('alerts on a zone unusable for 10 minutes, a stale mirror, lookup errors, the refusal rate, our own listing and the ledger down', () => {
     const alerts = readRules().groups.flatMap((g) => g.rules.filter((r) => r.alert))
     assert.deepEqual(
       alerts.map((a) => [a.alert, a.for, a.labels?.severity]),
@@ -95,6 +95,8 @@ describe('contrib/prometheus-alerts.yml', () => {
         ['HarakaBackscatterZoneFileStale', '15m', 'warning'],
         ['HarakaBackscatterLookupErrors', '15m', 'warning'],
         ['HarakaBackscatterRefusalRateHigh', '30m', 'info'],
+        ['HarakaBackscatterSelfListed', '5m', 'critical'],
+        ['HarakaBackscatterLedgerDown', '5m', 'warning'],
       ],
     )
     for (const a of alerts) assert.ok(a.annotations?.summary && a.annotations.description, a.alert)
@@ -181,6 +183,38 @@ describe('contrib/prometheus-alerts.yml', () => {
           },
         ],
       },
+      {
+        // Our own IP listed from minute 3; another clean all along.
+        interval: '1m',
+        input_series: [
+          series(`${P}self_listed`, { zone, ip: '45.1.2.3' }, '0 0 0 1x30'),
+          series(`${P}self_listed`, { zone, ip: '45.1.2.4' }, '0x30'),
+        ],
+        alert_rule_test: [
+          { eval_time: '7m', alertname: 'HarakaBackscatterSelfListed', exp_alerts: [] },
+          {
+            eval_time: '9m',
+            alertname: 'HarakaBackscatterSelfListed',
+            exp_alerts: [{ exp_labels: { ...at, zone, ip: '45.1.2.3', severity: 'critical' } }],
+          },
+        ],
+      },
+      {
+        // Redis answers for two minutes, then not; another Haraka's ledger stays up.
+        interval: '1m',
+        input_series: [
+          series(`${P}ledger_up`, { mode: 'check' }, '1 1 0x30'),
+          series(`${P}ledger_up`, { instance: 'mx2:9100', mode: 'check' }, '1x30'),
+        ],
+        alert_rule_test: [
+          { eval_time: '6m', alertname: 'HarakaBackscatterLedgerDown', exp_alerts: [] },
+          {
+            eval_time: '8m',
+            alertname: 'HarakaBackscatterLedgerDown',
+            exp_alerts: [{ exp_labels: { ...at, mode: 'check', severity: 'warning' } }],
+          },
+        ],
+      },
     ]
     const file = path.join(dir, 'tests.yml')
     fs.writeFileSync(file, JSON.stringify({ rule_files: ['rules.yml'], evaluation_interval: '1m', tests }))
@@ -243,6 +277,7 @@ describe('every metric, label and value contrib/ names is in the plugin’s real
   let dns: ScriptedDns
   let tp: TestPlugin
   let samples: Sample[]
+  let exposition: string
 
   before(async () => {
     const listed = dnsblZone(ZONE, { '45.1.2.3': {} })
@@ -252,12 +287,16 @@ describe('every metric, label and value contrib/ names is in the plugin’s real
     const file = path.join(dir, 'mirror.zone')
     fs.writeFileSync(file, '$TIMESTAMP 2026:11:28:12:00\n127.0.0.2\n45.7.0.0/16\n')
     const port = await freePort()
+    // Our own IP is the listed one; the ledger's Redis is a port nobody listens on, so ledger_up is 0.
     tp = makeTestPlugin(
       `[main]\nzones = ${ZONE}, ${FILE_ZONE}\n[dns]\nservers = ${dns.server}\ntimeout_ms = 2000\n` +
-        `[${FILE_ZONE}]\nfile = ${file}\n[metrics]\nlisten = ${port}\n`,
+        `[${FILE_ZONE}]\nfile = ${file}\n[metrics]\nlisten = ${port}\n[self_check]\nips = 45.1.2.3\n` +
+        `[ledger]\nmode = check\nredis_url = redis://127.0.0.1:${await freePort()}\ntimeout_ms = 200\n`,
+      { 'backscatter.keys': 'ledger = a ledger secret for the tests, 32+\n' },
     )
     await new Promise<void>((resolve) => tp.plugin.hook_init_master(resolve, {}))
     await tp.plugin.backscatter.endpoint.settled()
+    await tp.plugin.backscatter.selfWatching?.watch?.look()
     for (const ip of ['45.1.2.3', '45.7.0.1', '45.9.9.9', '45.9.8.7']) {
       const conn = makeConnection(ip)
       await mail(tp.plugin, conn, '<>')
@@ -266,7 +305,8 @@ describe('every metric, label and value contrib/ names is in the plugin’s real
     }
     const res = await fetch(`http://127.0.0.1:${port}/metrics`)
     assert.equal(res.status, 200)
-    samples = readExposition(await res.text())
+    exposition = await res.text()
+    samples = readExposition(exposition)
   })
   after(async () => {
     tp?.close()
@@ -284,6 +324,16 @@ describe('every metric, label and value contrib/ names is in the plugin’s real
     }
     return found
   }
+
+  it('docs/metrics.md has a row for every metric the plugin exposes, and none it does not', () => {
+    const doc = fs.readFileSync(path.join(REPO, 'docs', 'metrics.md'), 'utf8')
+    const rows = [...doc.matchAll(/^\| `([a-z_]+)` +\| (?:counter|gauge|histogram) /gm)].map(
+      (m) => `haraka_backscatter_${m[1]}`,
+    )
+    // Every metric has its HELP line, with or without samples yet.
+    const exposed = [...exposition.matchAll(/^# HELP (\w+) /gm)].map((m) => m[1])
+    assert.deepEqual(exposed.sort(), rows.sort())
+  })
 
   it('the rules and the dashboard name only what the plugin exposes', () => {
     const rules = readRules().groups.flatMap((g) => g.rules)

@@ -197,7 +197,7 @@ describe('cluster: one scrape of the master sums its workers', () => {
     async () => {
       cluster.setupPrimary({
         exec: path.join(__dirname, 'support', 'metrics-worker.ts'),
-        execArgv: ['--import', 'tsx'],
+        execArgv: ['--require', 'tsx/cjs'],
         silent: false,
       })
       const exposition = clusterExposition()

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { after, afterEach, before, describe, it } from 'node:test'
+import { after, afterEach, before, describe, it, mock } from 'node:test'
 
 import { BackscatterMetrics, LOOKUP_SECONDS_BUCKETS } from '../lib/metrics/metrics'
 import { MetricsEndpoint } from '../lib/metrics/server'
@@ -27,6 +27,7 @@ import {
   rcpt,
   type TestPlugin,
 } from './support/harness'
+import { editDelivered } from './support/haraka-config'
 
 import { FILE_ZONE, freePort, holdPort, knownMix, P, scrape, ZONE } from './support/metrics'
 
@@ -350,8 +351,16 @@ describe('the plugin counts what it did (haraka-test-fixtures, scripted DNS on 1
     )
     const moved = await freePort()
     const reloaded = nextReload(tp.plugin)
-    tp.writeIni(`[dns]\nservers = ${dns.server}\n\n[metrics]\nlisten = 127.0.0.1:${moved}\n`)
-    await reloaded
+    // haraka-config's 5 s wait for an edit to settle runs on the mock clock.
+    mock.timers.enable({ apis: ['setTimeout'] })
+    try {
+      let delivered = false
+      void reloaded.then(() => (delivered = true))
+      tp.writeIni(`[dns]\nservers = ${dns.server}\n\n[metrics]\nlisten = 127.0.0.1:${moved}\n`)
+      await editDelivered(() => delivered)
+    } finally {
+      mock.timers.reset()
+    }
     assert.deepEqual(tp.plugin.backscatter.settings.metrics.listen, { host: '127.0.0.1', port: moved })
     await endpoint.settled()
     assert.deepEqual(endpoint.listening, { host: '127.0.0.1', port: moved })

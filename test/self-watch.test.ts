@@ -11,6 +11,7 @@ import { SelfWatch } from '../lib/selfcheck/watch'
 import { dnsblZone, reverseIpv4, startDns, TYPE, type ScriptedDns } from './support/dns-server'
 import { freeTcpPort } from './support/haraka'
 import { makeTestPlugin, nextReload, type TestPlugin } from './support/harness'
+import { editDelivered } from './support/haraka-config'
 import { until } from './support/mock-clock'
 
 const ZONE = 'ips.backscatterer.org'
@@ -245,8 +246,16 @@ describe('the plugin runs the watch in one process', () => {
     await watch.look()
     assert.equal(errors(tp).length, 1)
     const reloaded = nextReload(tp.plugin)
-    tp.writeIni(ini(port, 'enabled = false\n'))
-    await reloaded
+    // haraka-config's 5 s wait for an edit to settle runs on the mock clock.
+    mock.timers.enable({ apis: ['setTimeout'] })
+    try {
+      let delivered = false
+      void reloaded.then(() => (delivered = true))
+      tp.writeIni(ini(port, 'enabled = false\n'))
+      await editDelivered(() => delivered)
+    } finally {
+      mock.timers.reset()
+    }
     assert.equal(tp.plugin.backscatter.selfWatching.watch, undefined)
     assert.doesNotMatch(await scrape(port), /haraka_backscatter_self_listed\{/)
     tp.plugin.shutdown()

@@ -260,7 +260,7 @@ describe('ZoneFileSource: loading and reloading', () => {
       const src = new ZoneFileSource(${JSON.stringify(file)}, 'z.test', { info() {}, warn() {} }, { pollMs: 1000 })
       src.load().then((ok) => console.log('loaded', ok))
     `
-    const run = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+    const run = spawnSync(process.execPath, ['--require', 'tsx/cjs', '-e', script], {
       encoding: 'utf8',
       timeout: 20_000,
     })

@@ -225,13 +225,16 @@ describe('contrib/prometheus-alerts.yml', () => {
 })
 
 describe('contrib/grafana-dashboard.json', () => {
-  it('shows zone health, zone file age, lookup errors and the refusal rate', () => {
+  it('shows zone health, zone file age, lookup errors, the refusal rate, our listing and the ledger', () => {
     const queries = dashboardQueries().join('\n')
     for (const needle of [
       'haraka_backscatter_zone_usable',
       'time() - haraka_backscatter_zone_file_loaded_timestamp_seconds',
       'outcome="error"',
       'decision=~"refused|deferred"',
+      'haraka_backscatter_self_listed',
+      'haraka_backscatter_ledger_up',
+      'haraka_backscatter_ledger_checks_total',
     ]) {
       assert.ok(queries.includes(needle), needle)
     }

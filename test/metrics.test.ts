@@ -176,6 +176,8 @@ describe('recorder: the counts a scrape shows', () => {
       [`${P}batv_total`]: ['result'],
       [`${P}outbound_bounces_total`]: ['decision'],
       [`${P}ledger_records_total`]: ['result'],
+      [`${P}ledger_checks_total`]: ['kind', 'result'],
+      [`${P}data_refusals_total`]: ['action', 'cause'],
       [`${P}lookup_seconds`]: ['le', 'zone'],
       [`${P}zone_usable`]: ['zone'],
       [`${P}zone_entries`]: ['zone'],

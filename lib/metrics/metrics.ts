@@ -152,6 +152,10 @@ export class BackscatterMetrics {
     })
     // Every value of these fixed sets is shown from 0, so a rate() over them has a start.
     for (const result of ['recorded', 'unavailable', 'no_message_id']) this.ledgerRecords.inc({ result }, 0)
+    for (const kind of ['dsn', 'mdn', 'auto_reply', 'challenge'])
+      for (const result of ['ours', 'not_ours', 'unknown']) this.ledgerChecks.inc({ kind, result }, 0)
+    for (const action of ['reject', 'defer'])
+      for (const cause of ['listing', 'batv', 'ledger']) this.dataRefusals.inc({ action, cause }, 0)
     for (const decision of RECIPIENTS) this.recipients.inc({ decision }, 0)
     for (const result of TAGS) this.tags.inc({ result }, 0)
     for (const decision of Object.values(BOUNCE_LABEL)) this.bounces.inc({ decision }, 0)

@@ -43,12 +43,6 @@ const SIGN_OPTIONS = {
   date: { type: 'string' },
 } as const
 
-const MESSAGE_OPTIONS = {
-  json: COMMON_OPTIONS.json,
-  help: COMMON_OPTIONS.help,
-  version: COMMON_OPTIONS.version,
-} as const
-
 /** Every option any command takes: enough to tell an option's value from the command word. */
 const ALL_OPTIONS = { ...EXPLAIN_OPTIONS, ...HEALTH_OPTIONS, ...SIGN_OPTIONS } as const
 
@@ -58,7 +52,7 @@ const COMMAND_OPTIONS = {
   explain: EXPLAIN_OPTIONS,
   sign: SIGN_OPTIONS,
   configtest: CONFIGTEST_OPTIONS,
-  message: MESSAGE_OPTIONS,
+  message: COMMON_OPTIONS,
   audit: COMMON_OPTIONS,
   // `help` ignores options, so any command line with `help` put in front works.
   help: ALL_OPTIONS,

@@ -1,5 +1,6 @@
 // `haraka-backscatter health`: every zone's RFC 5782 test points, with timings,
-// and each zone file's entries and age. Its exit status is a monitoring check's.
+// each zone file's entries and age, and the sent-mail ledger when it is on.
+// Its exit status is a monitoring check's.
 import type { PointProbe, ZoneProbe } from '../dns/checker'
 import type { ZoneFileStatus } from '../zonefile/source'
 import { noArguments, stringOption, type Values } from './args'
@@ -7,6 +8,7 @@ import { configDir, loadConfig, resolverText } from './config'
 import { listedText } from '../core/self-check'
 import { configFolderFiles, ownIpLines, ownIpReport, type OwnIpReport } from './own-ips'
 import { EXIT, UsageError, type Io } from './io'
+import { ledgerJson, ledgerLines, ledgerReport, type LedgerReport } from './ledger'
 import { withChecker } from './lookups'
 import { lookupText, quote, table } from './table'
 
@@ -141,7 +143,12 @@ function jsonLine(z: ZoneReport): string {
 }
 
 /** The first line, as a monitoring check's: the status, and what is wrong, worst first. */
-function summaryLine(zones: readonly ZoneReport[], level: Level, own: OwnIpReport): string {
+function summaryLine(
+  zones: readonly ZoneReport[],
+  level: Level,
+  own: OwnIpReport,
+  ledger: LedgerReport | undefined,
+): string {
   if (level === 'ok') return `BACKSCATTER OK: ${zones.map((z) => z.zone).join(', ')} usable\n`
   const problems = [
     ...zones.filter((z) => z.level === 'critical'),
@@ -150,6 +157,7 @@ function summaryLine(zones: readonly ZoneReport[], level: Level, own: OwnIpRepor
   const text = [
     ...own.listed.map((l) => `our own IP ${l.ip} listed on ${l.zone}`),
     ...problems.map((z) => `${z.zone}${z.usable ? '' : ' unusable'}: ${z.reason}`),
+    ...(ledger?.fault ? [`ledger: ${ledger.fault}`] : []),
   ].join('; ')
   return `BACKSCATTER ${level.toUpperCase()}: ${text}\n`
 }
@@ -168,6 +176,8 @@ export async function runHealth(values: Values, positionals: readonly string[], 
   const option = stringOption(values, 'config')
   const { settings, source } = loadConfig(option, io)
   const harakaFiles = configFolderFiles(configDir(option))
+  // The ledger is asked beside the zones, within its own timeout_ms.
+  const ledgerAsked = settings.ledger.mode === 'off' ? undefined : ledgerReport(settings.ledger)
   // probeZone is the plugin's own health check: a zone file is waited for, however long it loads.
   const [zones, own] = await withChecker(settings, async (c) => {
     const probes = await Promise.all(settings.zones.map((z) => c.probeZone(z)))
@@ -178,11 +188,12 @@ export async function runHealth(values: Values, positionals: readonly string[], 
     })
     return [reports, await ownIpReport(settings, c, harakaFiles)] as const
   })
+  const ledger = await ledgerAsked
   // A listing of our own IP is critical: mail from it is refused where the zone is used.
   const level: Level =
     own.listed.length || zones.some((z) => z.level === 'critical')
       ? 'critical'
-      : zones.some((z) => z.level === 'warning')
+      : zones.some((z) => z.level === 'warning') || ledger?.level === 'warning'
         ? 'warning'
         : 'ok'
   const status = LEVEL_EXIT[level]
@@ -202,6 +213,7 @@ export async function runHealth(values: Values, positionals: readonly string[], 
       }
       io.out(`${JSON.stringify(line)}\n`)
     }
+    if (ledger) io.out(ledgerJson(ledger))
     return status
   }
 
@@ -227,12 +239,17 @@ export async function runHealth(values: Values, positionals: readonly string[], 
   if (zones.some((z) => z.file?.stale)) {
     notes.push('A stale zone file is still used: check that the job that mirrors it runs.')
   }
+  if (ledger?.fault) {
+    notes.push('While Redis cannot be reached, the plugin goes on as without the ledger: mail flows.')
+  }
   // A file zone's TIME is its lookup in the loaded data; the load itself is not counted.
   const files = zones.filter((z) => z.file).map((z) => `${fileLine(z.zone, z.file as FileReport)}\n`)
   const filesText = files.length ? `files:     ${files.join('           ')}` : ''
   const ownText = `own IPs:   ${ownIpLines(own).join('\n           ')}\n`
+  const ledgerText = ledger ? `ledger:    ${ledgerLines(ledger).join('\n           ')}\n` : ''
   io.out(
-    `${summaryLine(zones, level, own)}config:    ${source}\nresolvers: ${resolverText(settings)}\n${filesText}${ownText}\n` +
+    `${summaryLine(zones, level, own, ledger)}config:    ${source}\nresolvers: ${resolverText(settings)}\n` +
+      `${filesText}${ownText}${ledgerText}\n` +
       `${table(rows)}\n${table(verdicts)}${notes.length ? `\n${notes.join('\n')}\n` : ''}`,
   )
   return status

@@ -14,7 +14,8 @@ const EXIT_HELP = `Exit status (as monitoring plugins use it):
   0  OK: every zone usable, every lookup answered
   1  WARNING: a zone in use does not list its test point 127.0.0.2, a lookup
      failed (the plugin fails open), or (health) a zone file's data is older
-     than --max-age or its last reload failed
+     than --max-age or its last reload failed, or (health, message) the
+     ledger's Redis did not answer within [ledger] timeout_ms
   2  CRITICAL: a zone is unusable and the plugin suspends it: it lists
      127.0.0.1, its test points get errors or no answer, or its zone file
      cannot be loaded; or (health, audit) one of this host's own IPs is
@@ -40,8 +41,9 @@ Commands:
                        guard off, our own IPs listed), why, and the fix
   configtest           load the configuration as the plugin does and list
                        every problem; exit 0 when there is none
-  message FILE...      each saved message's kind as a machine's reply and
-                       the Message-IDs it refers to
+  message FILE...      each saved message's kind as a machine's reply, the
+                       Message-IDs it refers to and, with --config, the
+                       sent-mail ledger's answer for each
   help [COMMAND]       this text, or the help of a command
 
 Options may come before or after the command.
@@ -83,7 +85,11 @@ $TIMESTAMP, else since the file was modified) are shown. The first line sums
 it up for monitoring: BACKSCATTER OK, WARNING or CRITICAL, and why.
 This host's own IPs ([self_check] ips, else smtp.ini public_ip and listen,
 smtp_forward.ini bind, the interfaces and me of the --config folder) are
-looked up too: a listed one is CRITICAL.
+looked up too: a listed one is CRITICAL. With [ledger] on, a ledger: line
+gives its mode, its Redis (no password), the entries and days it holds and
+since when it holds every message, with a note while it is younger than its
+window (it calls nothing not ours yet); Redis unreachable or silent for
+timeout_ms is a WARNING.
 
 Options:
 ${CONFIG_HELP}
@@ -93,7 +99,9 @@ ${CONFIG_HELP}
   --json        one JSON object per zone per line: zone, status (ok, warning
                 or critical), usable, reason, points, and file for a zone
                 answered from a file; then one per own IP and zone: own_ip,
-                zone, status, listed, result, reason
+                zone, status, listed, result, reason; then, with [ledger]
+                on, one for the ledger: ledger (its mode), status, redis,
+                reason, entries, days, since, age_days, window_days, young
   -h, --help    show this help
 
 ${EXIT_HELP}
@@ -182,24 +190,34 @@ Exit status:
   3  UNKNOWN: bad usage: not an address, <>, an address tagged already, no
      such key or no key configured, a bad option, an unreadable --config
 `,
-  message: `Usage: ${PROG} message [--json] FILE...
+  message: `Usage: ${PROG} message [--config DIR] [--json] FILE...
 
 Read each FILE (one message, as saved: headers, a blank line, the body) as the
 plugin reads a bounce, read receipt, auto-reply or challenge: its kind and the
 Message-IDs of the original it refers to. Only the first ${MAX_REPLY_BYTES / 1024} KiB of a
 file are read, as in the plugin. The envelope sender is taken from a
 Return-Path field, where the file has one. Prints one line per file:
-  FILE: KIND <id@host> ...
+  FILE: KIND <id@host> [ANSWER] ...
 where KIND is dsn (a delivery report or a bounce), mdn (a read receipt),
 auto-reply, challenge or none (not a machine's reply: never judged).
+With --config DIR and [ledger] mode record or check, each reference is
+looked up in the sent-mail ledger, within [ledger] timeout_ms, and its
+ANSWER follows it: ours (sent from here within the window), not-ours (not
+sent, and the ledger holds the whole window) or unknown (not found while the
+ledger is younger than its window).
 
 Options:
-  --json        one JSON object per file per line: file, kind, references
+  --config DIR  Haraka config directory holding ${INI} and ${KEYS_FILE}:
+                its [ledger] is asked. Without it, no ledger is asked.
+  --json        one JSON object per file per line: file, kind, references,
+                and ledger (each reference's answer) when the ledger answered
   -h, --help    show this help
 
 Exit status:
-  0  OK: every file was read
-  3  UNKNOWN: bad usage (no FILE, a bad option) or a FILE that cannot be read
-     (named on stderr; the other files are still read)
+  0  OK: every file was read (and the ledger answered, when asked)
+  1  WARNING: the ledger's Redis did not answer within timeout_ms or was
+     unreachable (said on stderr); kinds and references are still printed
+  3  UNKNOWN: bad usage (no FILE, a bad option, an unreadable --config) or a
+     FILE that cannot be read (named on stderr; the other files are still read)
 `,
 } as const

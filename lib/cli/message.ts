@@ -1,27 +1,26 @@
 // `haraka-backscatter message FILE...`: what the plugin would make of saved
 // mail as a machine's reply, its kind and the Message-IDs it refers to, read
-// by the same readReply. Operators and tests run it over folders of mail.
+// by the same readReply; with --config, the ledger's answer for each of them.
+// Operators and tests run it over folders of mail.
 import fs from 'node:fs/promises'
 
 import { describeError } from '../core/error'
 import { MAX_REPLY_BYTES, readReply, type ReplyKind } from '../ledger/reply/read'
-import type { Values } from './args'
+import { stringOption, type Values } from './args'
+import { loadConfig } from './config'
 import { EXIT, PROG, UsageError, type Io } from './io'
+import { ledgerAsker, type ReferenceAnswers } from './ledger'
+
+export type { ReferenceAnswers } from './ledger'
 
 /** One file's line of `--json` output. */
 export interface MessageOutput {
   readonly file: string
   readonly kind: ReplyKind
   readonly references: readonly string[]
-  /** The ledger's answer per reference, where a ledger was asked (see `ReferenceAnswers`). */
+  /** The ledger's answer per reference (ours, not-ours, unknown), where the ledger answered. */
   readonly ledger?: Readonly<Record<string, string>>
 }
-
-/**
- * The ledger's answer for each reference found, or undefined when no ledger
- * was asked. The seam for `--config DIR` ledger lookups; without one, none.
- */
-export type ReferenceAnswers = (references: readonly string[]) => Promise<Record<string, string> | undefined>
 
 const noLedger: ReferenceAnswers = () => Promise.resolve(undefined)
 
@@ -43,13 +42,49 @@ function textLine(out: MessageOutput): string {
   return `${out.file}: ${[out.kind, ...refs].join(' ')}\n`
 }
 
+/**
+ * `message FILE... [--config DIR]`: with --config and [ledger] on, each
+ * reference's answer from the ledger. When it cannot answer, one line on
+ * stderr, the files still read, and WARNING, as for a failed lookup.
+ * `answers` stands in for the ledger (tests).
+ */
 export async function runMessage(
   values: Values,
   positionals: readonly string[],
   io: Io,
-  answers: ReferenceAnswers = noLedger,
+  answers?: ReferenceAnswers,
 ): Promise<number> {
   if (positionals.length === 0) throw new UsageError('give one or more message FILEs', 'message')
+  const option = stringOption(values, 'config')
+  const ledger = option === undefined ? undefined : loadConfig(option, io).settings.ledger
+  if (answers || !ledger) return readFiles(values, positionals, io, answers ?? noLedger)
+  if (ledger.mode === 'off') {
+    io.err(`${PROG} message: note: [ledger] mode is off: references are not looked up\n`)
+    return readFiles(values, positionals, io, noLedger)
+  }
+  let fault = false
+  const asker = ledgerAsker(
+    ledger,
+    (text) => {
+      fault = true
+      io.err(`${PROG} message: ledger: ${text}; kinds and references printed without its answers\n`)
+    },
+    (text) => io.err(`${PROG} message: note: ${text}\n`),
+  )
+  try {
+    const status = await readFiles(values, positionals, io, asker.answers)
+    return fault ? Math.max(status, EXIT.WARNING) : status
+  } finally {
+    await asker.close()
+  }
+}
+
+async function readFiles(
+  values: Values,
+  positionals: readonly string[],
+  io: Io,
+  answers: ReferenceAnswers,
+): Promise<number> {
   let unreadable = 0
   for (const file of positionals) {
     let raw: Buffer

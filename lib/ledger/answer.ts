@@ -37,6 +37,14 @@ export function ageDays(sinceDay: number | undefined, today: number): number | u
 }
 
 /**
+ * Whether the ledger has held every message sent for the whole window on
+ * `today`: only then can a reference it lacks be called not ours.
+ */
+export function holdsWholeWindow(sinceDay: number | undefined, today: number, windowDays: number): boolean {
+  return sinceDay !== undefined && today - sinceDay >= windowDays
+}
+
+/**
  * Ours when any reference is found; not ours only when every reference was
  * looked up, none found, and the ledger has held every message for the whole
  * window (a younger one may miss what was sent before it started).
@@ -48,8 +56,7 @@ export function judge(lookups: Lookups): LedgerAnswer {
   if (found.length > 0) return { result: 'ours', reason: 'found', found, ...withAge }
   if (lookups.references.length === 0) return unknown('no references', withAge)
   if (!lookups.complete) return unknown('too many references', withAge)
-  const whole = lookups.sinceDay !== undefined && lookups.today - lookups.sinceDay >= lookups.windowDays
-  if (!whole) return unknown('young', withAge)
+  if (!holdsWholeWindow(lookups.sinceDay, lookups.today, lookups.windowDays)) return unknown('young', withAge)
   return { result: 'not-ours', reason: 'not found', found: [], ...withAge }
 }
 

@@ -68,6 +68,14 @@ export function bucketKey(day: number, bucket: number): string {
   return `${KEY_PREFIX}${day}:${bucket.toString(16).padStart(Math.ceil(BUCKET_BITS / 4), '0')}`
 }
 
+const BUCKET_KEY = new RegExp(`^${KEY_PREFIX}(\\d+):[0-9a-f]+$`)
+
+/** The day of a bucket's key, the inverse of bucketKey; undefined for any other key. */
+export function dayOfBucketKey(key: string): number | undefined {
+  const m = BUCKET_KEY.exec(key)
+  return m ? Number(m[1]) : undefined
+}
+
 /** Seconds a bucket lives after its last write: the window and the day it was written on. */
 export function bucketTtlSeconds(windowDays: number): number {
   return ((windowDays + 1) * DAY_MS) / 1000

@@ -12,7 +12,9 @@ import {
   bucketTtlSeconds,
   canonicalMessageId,
   dayOf,
+  dayOfBucketKey,
   daysOfWindow,
+  KEY_PREFIX,
   ledgerEntry,
   SINCE_KEY,
   SINCE_MEMBER,
@@ -66,6 +68,22 @@ export interface LedgerCounts {
   outages: number
 }
 
+/** What the ledger holds, for a health row. */
+export interface LedgerSurvey {
+  /** Message-IDs held, over every day still kept. */
+  readonly entries: number
+  /** Days that hold at least one. */
+  readonly days: number
+  /** The first whole day from which the ledger holds every message sent; undefined: nothing recorded yet. */
+  readonly sinceDay: number | undefined
+  /** The day the survey was made on. */
+  readonly today: number
+}
+
+export type SurveyOutcome =
+  | { readonly ok: true; readonly survey: LedgerSurvey }
+  | { readonly ok: false; readonly reason: 'unavailable' | 'timeout' | 'error' }
+
 export type RecordResult = 'recorded' | 'unavailable' | 'no message-id'
 
 type Client = ReturnType<typeof createClient>
@@ -73,6 +91,9 @@ type Failure = { readonly ok: false; readonly reason: 'unavailable' | 'timeout' 
 type Outcome<T> = { readonly ok: true; readonly value: T } | Failure
 
 const DEFAULT_PROBE_MS = 1000
+
+/** Keys a SCAN page of survey() asks for: a page and the HLENs of the one before are one round trip. */
+const SURVEY_PAGE = 1000
 
 // Reconnect soon after a restart, then every 2 s at most.
 const reconnectDelay = (retries: number): number => Math.min(100 * 2 ** retries, 2000)
@@ -225,6 +246,59 @@ export class Ledger {
     })
   }
 
+  /**
+   * What the ledger holds: its start, and the Message-IDs of each day still
+   * kept. The buckets are found with SCAN, a page at a time, and each page's
+   * HLENs go with the next page's SCAN: the server is never blocked for long,
+   * and every round trip is bounded by timeout_ms.
+   */
+  async survey(): Promise<SurveyOutcome> {
+    const today = dayOf(this.#now())
+    const seen = new Set<string>()
+    const days = new Set<number>()
+    let entries = 0
+    let sinceDay: number | undefined
+    let first = true
+    let cursor: string | undefined = '0'
+    let counting: string[] = []
+    while (cursor !== undefined || counting.length > 0) {
+      const [page, lengths, withSince] = [cursor, counting, first]
+      const outcome = await this.#call((client) => {
+        const multi = client.multi()
+        if (withSince) multi.zScore(SINCE_KEY, SINCE_MEMBER)
+        for (const key of lengths) multi.hLen(key)
+        if (page !== undefined) multi.scan(page, { MATCH: `${KEY_PREFIX}*`, COUNT: SURVEY_PAGE })
+        return multi.execAsPipeline()
+      })
+      if (!outcome.ok) return outcome
+      const replies = [...(outcome.value as unknown[])]
+      if (withSince) {
+        const since = replies.shift()
+        sinceDay = since === null || since === undefined ? undefined : Number(since)
+      }
+      for (const key of lengths) {
+        const length = Number(replies.shift())
+        const day = dayOfBucketKey(key)
+        // A bucket may expire between its SCAN and its HLEN.
+        if (length > 0 && day !== undefined) {
+          entries += length
+          days.add(day)
+        }
+      }
+      first = false
+      counting = []
+      cursor = undefined
+      if (page === undefined) continue
+      const scanned = replies.shift() as { cursor: string; keys: string[] }
+      if (scanned.cursor !== '0') cursor = scanned.cursor
+      // SCAN may return a key twice; the survey's own key is no bucket.
+      counting = scanned.keys.filter((key) => !seen.has(key) && dayOfBucketKey(key) !== undefined)
+      for (const key of counting) seen.add(key)
+    }
+    this.#sinceDay = sinceDay
+    return { ok: true, survey: { entries, days: days.size, sinceDay, today } }
+  }
+
   status(): LedgerStatus {
     const today = dayOf(this.#now())
     return {
@@ -244,8 +318,8 @@ export class Ledger {
 
   /**
    * Stop: calls under way finish or reach their bound, then the connection
-   * closes (pending replies bounded by timeout_ms). What was recorded is in
-   * Redis, so a ledger that replaces this one loses nothing.
+   * closes. What was recorded is in Redis, so a ledger that replaces this one
+   * loses nothing.
    */
   async close(): Promise<void> {
     if (this.#state === 'closed') return
@@ -253,15 +327,10 @@ export class Ledger {
     await Promise.allSettled([...this.#inFlight])
     const client = this.#client
     this.#client = undefined
-    if (!client) return
-    if (client.isOpen) {
-      let timer: NodeJS.Timeout | undefined
-      const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.settings.timeoutMs)))
-      await Promise.race([client.close().catch(() => undefined), bound])
-      clearTimeout(timer)
-    }
+    // A reply still owed now is one its call gave up on. node-redis's close() would wait for it,
+    // and a destroy() after that close() throws and leaves the socket open to a frozen server.
     try {
-      client.destroy()
+      client?.destroy()
     } catch {
       // Closed already.
     }

@@ -18,12 +18,18 @@ export interface Block {
   readonly text: string
 }
 
-/** The fenced code blocks of the README section under `heading` (`## …`), in order. */
+/**
+ * The fenced code blocks of the section under `heading` (`## …`, `### …`),
+ * up to the next heading of its level or above, in order.
+ */
 export function sectionBlocks(heading: string, document = 'README.md'): Block[] {
   const text = fs.readFileSync(path.join(REPO, document), 'utf8')
   const start = text.indexOf(`\n${heading}\n`)
   assert.ok(start >= 0, `${document} has a section ${heading}`)
-  const end = text.indexOf('\n## ', start + 1)
+  const level = /^#+/.exec(heading)?.[0].length ?? 2
+  const next = new RegExp(`\n#{2,${level}} `, 'g')
+  next.lastIndex = start + 1
+  const end = next.exec(text)?.index ?? -1
   const section = text.slice(start, end < 0 ? undefined : end)
   const blocks: Block[] = []
   for (const m of section.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)) {

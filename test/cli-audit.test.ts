@@ -6,17 +6,29 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 
-import { auditConfig, pluginName, recipientChecks, type AuditInput } from '../lib/cli/audit-rules'
+import {
+  auditConfig,
+  pluginName,
+  recipientChecks,
+  type AuditInput,
+  type RelaySetup,
+} from '../lib/cli/audit-rules'
 import { LISTED, configDir, dnsIni, run, scriptedDns, tmpDir } from './cli/harness'
 
+/** haraka-plugin-relay's defaults, and no relay_dest_domains.ini. */
+const RELAY_DEFAULTS: RelaySetup = { destDomains: false, forceRouting: true, all: false, domains: [] }
 const input = (plugins: string[], more: Partial<AuditInput> = {}): AuditInput => ({
   plugins,
   forwardChecksRecipient: false,
   routesAddresses: false,
   guardMode: undefined,
+  absentUnverified: true,
+  relay: RELAY_DEFAULTS,
   ...more,
 })
 const ids = (i: AuditInput): string[] => auditConfig(i).map((f) => `${f.level} ${f.id}`)
+/** The plugin and the SPF results its guard reads. */
+const GUARDED = ['spf', 'backscatter']
 
 describe('the rules', () => {
   it('names plugins as Haraka does', () => {
@@ -26,9 +38,15 @@ describe('the rules', () => {
   })
 
   it('an onward queue with no recipient check, or a domain-only one, is accept-then-bounce', () => {
-    for (const queue of ['queue/smtp_forward', 'queue/lmtp', 'queue/qmail-queue']) {
-      assert.deepEqual(ids(input(['backscatter', queue])), ['critical accept-then-bounce'], queue)
-      const [f] = auditConfig(input(['backscatter', 'rcpt_to.in_host_list', queue]))
+    for (const queue of [
+      'queue/smtp_forward',
+      'queue/lmtp',
+      'queue/qmail-queue',
+      'queue/smtp_bridge',
+      'queue/deliver',
+    ]) {
+      assert.deepEqual(ids(input([...GUARDED, queue])), ['critical accept-then-bounce'], queue)
+      const [f] = auditConfig(input([...GUARDED, 'rcpt_to.in_host_list', queue]))
       assert.match(
         f?.what ?? '',
         /rcpt_to\.in_host_list checks only the domain: every local part is accepted/,
@@ -36,9 +54,7 @@ describe('the rules', () => {
       assert.match(f?.why ?? '', /backscatter/)
       assert.match(f?.fix ?? '', /at RCPT/)
     }
-    const forward = auditConfig(
-      input(['backscatter', 'queue/smtp_forward'], { forwardChecksRecipient: true }),
-    )
+    const forward = auditConfig(input([...GUARDED, 'queue/smtp_forward'], { forwardChecksRecipient: true }))
     assert.match(forward[0]?.what ?? '', /smtp_forward check_recipient checks only the domain/)
   })
 
@@ -49,23 +65,97 @@ describe('the rules', () => {
       'rcpt_to.qmail_deliverable',
       'rcpt_to.mine',
     ]) {
-      assert.deepEqual(ids(input(['backscatter', v, 'queue/lmtp'])), [], v)
+      assert.deepEqual(ids(input([...GUARDED, v, 'queue/lmtp'])), [], v)
     }
-    assert.deepEqual(ids(input(['backscatter', 'recipient-routes', 'queue/lmtp'])), [
+    assert.deepEqual(ids(input([...GUARDED, 'recipient-routes', 'queue/lmtp'])), [
       'critical accept-then-bounce',
     ])
-    const routed = input(['backscatter', 'recipient-routes', 'queue/lmtp'], { routesAddresses: true })
+    const routed = input([...GUARDED, 'recipient-routes', 'queue/lmtp'], { routesAddresses: true })
     assert.deepEqual(recipientChecks(routed).validators, ['recipient-routes'])
     assert.deepEqual(ids(routed), [])
   })
 
   it('queues that keep the mail, or check RCPT at the backend (smtp_proxy), are no finding', () => {
-    assert.deepEqual(ids(input(['backscatter', 'rcpt_to.in_host_list', 'queue/smtp_proxy'])), [])
-    assert.deepEqual(ids(input(['backscatter', 'rcpt_to.in_host_list', 'queue/test'])), [])
+    assert.deepEqual(ids(input([...GUARDED, 'rcpt_to.in_host_list', 'queue/smtp_proxy'])), [])
+    assert.deepEqual(ids(input([...GUARDED, 'rcpt_to.in_host_list', 'queue/test'])), [])
+  })
+
+  it('a plugin that accepts every local part, listed before the recipient check, leaves it unasked', () => {
+    // rcpt_to.in_host_list answers OK for its domains, which ends Haraka's rcpt hook.
+    const shadowed = input([...GUARDED, 'rcpt_to.in_host_list', 'qmail-deliverable', 'queue/lmtp'])
+    const [f, ...more] = auditConfig(shadowed)
+    assert.deepEqual(more, [])
+    assert.equal(f?.id, 'accept-then-bounce')
+    assert.equal(f?.level, 'critical')
+    assert.equal(
+      f?.what,
+      'queue/lmtp queues inbound mail onward, and rcpt_to.in_host_list accepts every local part of its domains before qmail-deliverable is asked: for those domains no recipient is checked at RCPT',
+    )
+    assert.match(
+      f?.why ?? '',
+      /^a plugin that answers OK at RCPT ends Haraka's rcpt hook, so qmail-deliverable never runs for them; queue\/lmtp delivers/,
+    )
+    assert.equal(
+      f?.fix,
+      'list qmail-deliverable before rcpt_to.in_host_list in config/plugins, so each recipient is looked up before its domain alone is accepted',
+    )
+    assert.deepEqual(recipientChecks(shadowed).shadowing, ['rcpt_to.in_host_list'])
+    // In the other order the recipient check comes first: no finding.
+    assert.deepEqual(ids(input([...GUARDED, 'qmail-deliverable', 'rcpt_to.in_host_list', 'queue/lmtp'])), [])
+    // smtp_forward's check_recipient answers at smtp_forward's place in the list.
+    const forward = input([...GUARDED, 'queue/smtp_forward', 'rcpt-ldap'], { forwardChecksRecipient: true })
+    assert.match(
+      auditConfig(forward)[0]?.what ?? '',
+      /smtp_forward check_recipient accepts every local part .* before rcpt-ldap is asked/,
+    )
+    assert.deepEqual(
+      ids(input([...GUARDED, 'rcpt-ldap', 'queue/smtp_forward'], { forwardChecksRecipient: true })),
+      [],
+    )
+  })
+
+  it('relay routing inbound mail onward (dest_domains, force_routing) with no recipient check', () => {
+    const routed: RelaySetup = {
+      ...RELAY_DEFAULTS,
+      destDomains: true,
+      domains: [{ domain: 'example.com', action: 'continue', nexthop: '10.0.0.5:25' }],
+    }
+    const [f] = auditConfig(input([...GUARDED, 'relay', 'rcpt_to.in_host_list'], { relay: routed }))
+    assert.equal(f?.id, 'accept-then-bounce')
+    assert.equal(
+      f?.what,
+      "relay (dest_domains, force_routing) sends inbound mail for example.com on through Haraka's outbound queue, and nothing checks at RCPT that the recipient exists (rcpt_to.in_host_list checks only the domain: every local part is accepted)",
+    )
+    assert.match(f?.why ?? '', /next hop 10\.0\.0\.5:25 does not know/)
+    // force_routing alone, a nexthop for the domain: mail for it goes on from here.
+    const forced: RelaySetup = {
+      ...RELAY_DEFAULTS,
+      domains: [{ domain: 'example.com', action: '', nexthop: '10.0.0.5' }],
+    }
+    assert.deepEqual(ids(input([...GUARDED, 'relay'], { relay: forced })), ['critical accept-then-bounce'])
+    // action accept answers OK itself: a recipient check after relay is never asked.
+    const accepting: RelaySetup = {
+      ...routed,
+      domains: [{ domain: 'example.com', action: 'accept', nexthop: '' }],
+    }
+    const [g] = auditConfig(input([...GUARDED, 'relay', 'qmail-deliverable'], { relay: accepting }))
+    assert.match(
+      g?.what ?? '',
+      /relay \(dest_domains\) sends inbound mail .*, and relay \(dest_domains accept\) accepts every local part of its domains before qmail-deliverable is asked/,
+    )
+    // Checked first, or no domain routed: no finding.
+    assert.deepEqual(ids(input([...GUARDED, 'qmail-deliverable', 'relay'], { relay: accepting })), [])
+    assert.deepEqual(
+      ids(input([...GUARDED, 'relay'], { relay: { ...RELAY_DEFAULTS, destDomains: true } })),
+      [],
+    )
+    assert.deepEqual(ids(input([...GUARDED, 'relay'])), [])
+    // relay not loaded: its files do nothing.
+    assert.deepEqual(ids(input([...GUARDED], { relay: routed })), [])
   })
 
   it('the outbound guard off, logging only, unknown or not loaded is a warning', () => {
-    assert.deepEqual(ids(input(['backscatter'], { guardMode: 'suppress' })), [])
+    assert.deepEqual(ids(input(GUARDED, { guardMode: 'suppress' })), [])
     for (const mode of ['off', 'log', 'supress']) {
       assert.deepEqual(ids(input(['backscatter'], { guardMode: mode })), ['warning outbound-guard'], mode)
     }
@@ -73,8 +163,24 @@ describe('the rules', () => {
     assert.match(missing?.what ?? '', /backscatter is not in config\/plugins/)
   })
 
+  it('suppress with no SPF plugin: every inbound DSN would count as SPF absent', () => {
+    const [f, ...more] = auditConfig(input(['backscatter', 'qmail-deliverable', 'queue/lmtp']))
+    assert.deepEqual(more, [])
+    assert.deepEqual(f, {
+      id: 'guard-without-spf',
+      level: 'warning',
+      what: '[outbound_guard] mode = suppress, and spf is not in config/plugins',
+      why: "the guard reads the sender's SPF result that haraka-plugin-spf records; without it every inbound DSN counts as SPF absent, and a real sender's DSN is suppressed unless a DKIM signature aligned with its domain passed",
+      fix: 'list spf (haraka-plugin-spf) in config/plugins, so a DSN to a sender whose SPF passes is sent',
+    })
+    assert.deepEqual(ids(input(['haraka-plugin-spf', 'backscatter'])), [])
+    assert.deepEqual(ids(input(['backscatter'], { guardMode: 'log' })), ['warning outbound-guard'])
+    // absent left out of unverified_spf: no DSN is suppressed for want of SPF.
+    assert.deepEqual(ids(input(['backscatter'], { absentUnverified: false })), [])
+  })
+
   it('auto-reply and callout plugins, judged by name', () => {
-    assert.deepEqual(ids(input(['backscatter', 'vacation', 'my_sender_verify'])), [
+    assert.deepEqual(ids(input([...GUARDED, 'vacation', 'my_sender_verify'])), [
       'warning auto-reply',
       'warning sender-callout',
     ])
@@ -93,7 +199,7 @@ function harakaConfig(plugins: string[], ini: string, files: Record<string, stri
 describe('audit on a config folder', () => {
   it('accept-then-bounce: says so with why and the fix, and exits 2', async () => {
     const dir = harakaConfig(
-      ['xclient', 'backscatter', 'rcpt_to.in_host_list', 'queue/lmtp'],
+      ['xclient', 'spf', 'backscatter', 'rcpt_to.in_host_list', 'queue/lmtp'],
       dnsIni(dns.current),
     )
     const r = await run(['audit', '--config', dir])
@@ -107,7 +213,7 @@ describe('audit on a config folder', () => {
   })
 
   it('the fixed setup passes with exit 0, and says what it checked', async () => {
-    const dir = harakaConfig(['backscatter', 'qmail-deliverable', 'queue/lmtp'], dnsIni(dns.current))
+    const dir = harakaConfig(['spf', 'backscatter', 'qmail-deliverable', 'queue/lmtp'], dnsIni(dns.current))
     const r = await run(['audit', '--config', dir])
     assert.equal(r.code, 0, r.stdout + r.stderr)
     assert.match(
@@ -135,11 +241,32 @@ describe('audit on a config folder', () => {
   it('a warning alone exits 1; an install directory works as its config/', async () => {
     const install = tmpDir()
     fs.mkdirSync(path.join(install, 'config'))
-    fs.writeFileSync(path.join(install, 'config', 'plugins'), 'backscatter\nvacation\n')
+    fs.writeFileSync(path.join(install, 'config', 'plugins'), 'spf\nbackscatter\nvacation\n')
     fs.writeFileSync(path.join(install, 'config', 'backscatter.ini'), dnsIni(dns.current))
     const r = await run(['audit', '--config', install])
     assert.equal(r.code, 1, r.stdout + r.stderr)
     assert.match(r.stdout, /^AUDIT WARNING: 1 finding in .*\/config\n\[warning\] auto-reply: vacation/)
+  })
+
+  it("relay's files as haraka-plugin-relay reads them: dest_domains routing inbound mail on", async () => {
+    const dir = harakaConfig(['spf', 'backscatter', 'relay', 'rcpt_to.in_host_list'], dnsIni(dns.current), {
+      'relay.ini': '[relay]\nacl=true\ndest_domains=true\n',
+      'relay_dest_domains.ini':
+        '[domains]\nexample.com = { "action": "continue", "nexthop": "10.0.0.5:25" }\n',
+    })
+    const r = await run(['audit', '--config', dir])
+    assert.equal(r.code, 2, r.stdout + r.stderr)
+    assert.match(
+      r.stdout,
+      /^\[critical\] accept-then-bounce: relay \(dest_domains, force_routing\) sends inbound mail for example\.com on through Haraka's outbound queue/m,
+    )
+    const off = harakaConfig(['spf', 'backscatter', 'relay', 'rcpt_to.in_host_list'], dnsIni(dns.current), {
+      'relay.ini': '[relay]\ndest_domains=false\nforce_routing=false\n',
+      'relay_dest_domains.ini':
+        '[domains]\nexample.com = { "action": "continue", "nexthop": "10.0.0.5:25" }\n',
+    })
+    const r2 = await run(['audit', '--config', off])
+    assert.equal(r2.code, 0, r2.stdout + r2.stderr)
   })
 
   it('a folder without a plugins file is no Haraka config: exit 3', async () => {

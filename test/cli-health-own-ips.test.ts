@@ -60,6 +60,17 @@ describe('health looks our own IPs up on the zones', () => {
     assert.match(r.stdout, new RegExp(`^own IPs: {3}${LISTED} \\(smtp\\.ini public_ip\\): LISTED`, 'm'))
   })
 
+  it('[self_check] ips naming private addresses only: none watched, and no other address looked up', async () => {
+    const dir = configDir(dnsIni(dns.current, '[self_check]\nips = 10.0.0.1\n'))
+    fs.writeFileSync(path.join(dir, 'smtp.ini'), `public_ip = ${LISTED}\n`)
+    const r = await run(['health', '--config', dir])
+    assert.equal(r.code, 0, r.stdout)
+    assert.match(
+      r.stdout,
+      /^own IPs: {3}none: \[self_check\] ips names no public address \(10\.0\.0\.1: private \(RFC 1918\)\)$/m,
+    )
+  })
+
   it('enabled = false: nothing looked up, OK', async () => {
     const dir = configDir(dnsIni(dns.current, `[self_check]\nenabled = false\nips = ${LISTED}\n`))
     const before = dns.current.count('7.12.33.45.ips.backscatterer.org')

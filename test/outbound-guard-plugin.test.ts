@@ -25,8 +25,8 @@ const OUTSIDE_IP = '45.1.2.3'
 const P = 'haraka_backscatter_'
 
 /** A transaction from an outside client, its sender's SPF as haraka-plugin-spf left it. */
-function inbound(spf?: string): HarakaConnection {
-  const conn = makeConnection(OUTSIDE_IP)
+function inbound(spf?: string, ip = OUTSIDE_IP): HarakaConnection {
+  const conn = makeConnection(ip)
   conn.transaction.mail_from = addr('alice@forged.example')
   if (spf) conn.transaction.notes.spf_mail_result = spf
   return conn
@@ -71,14 +71,13 @@ async function counted(plugin: HarakaTestPlugin, decision: string): Promise<numb
 }
 
 describe('data_post records the provenance in transaction.notes', () => {
-  it('an outside client: not authenticated, not relaying, not private; JSON survives', async () => {
+  it('an outside client: not authenticated, not relaying; JSON survives', async () => {
     const { plugin } = setup()
     const conn = inbound('Fail')
     await dataPost(plugin, conn)
     assert.deepEqual(JSON.parse(JSON.stringify(conn.transaction.notes[PROVENANCE_NOTE])), {
       authenticated: false,
       relaying: 'no',
-      privateClient: false,
       ip: OUTSIDE_IP,
     })
   })
@@ -140,6 +139,20 @@ describe('the bounce hook', () => {
     assert.equal(await counted(plugin, 'sent'), 2)
   })
 
+  it('a client on a private network that neither authenticated nor may relay: suppressed', async () => {
+    const { plugin } = setup()
+    const conn = inbound('Fail', '10.0.0.5')
+    // As Haraka sets it for such an address.
+    conn.remote.is_private = true
+    await dataPost(plugin, conn)
+    const hmail = hmailOf(conn)
+    assert.equal(bounce(plugin, hmail).code, constants.OK)
+    assert.match(
+      hmail.lines[0] ?? '',
+      /suppressed .*: accepted from 10\.0\.0\.5, which neither authenticated/,
+    )
+  })
+
   it('a DKIM signature of the sender that passed: the DSN goes', async () => {
     const { plugin } = setup()
     const conn = inbound('SoftFail')
@@ -166,12 +179,7 @@ describe('the bounce hook', () => {
   it('off: not judged, not logged, not counted', async () => {
     const { plugin } = setup('[outbound_guard]\nmode = off')
     const conn = inbound('Fail')
-    conn.transaction.notes[PROVENANCE_NOTE] = {
-      authenticated: false,
-      relaying: 'no',
-      privateClient: false,
-      ip: OUTSIDE_IP,
-    }
+    conn.transaction.notes[PROVENANCE_NOTE] = { authenticated: false, relaying: 'no', ip: OUTSIDE_IP }
     const hmail = hmailOf(conn)
     assert.equal(bounce(plugin, hmail).code, undefined)
     assert.deepEqual(hmail.lines, [])
@@ -199,5 +207,24 @@ describe('the bounce hook', () => {
     assert.deepEqual(bounce(plugin, hmail), { code: undefined, sync: true })
     assert.deepEqual(lines, ['DSN not judged, it goes as Haraka decides: Error: queue file unreadable'])
     assert.equal(await counted(plugin, 'error'), 1)
+  })
+
+  it('a log line that throws: the DSN goes, counted once, as error', async () => {
+    const { plugin } = setup()
+    const conn = inbound('Fail')
+    await dataPost(plugin, conn)
+    const hmail = {
+      ...hmailOf(conn),
+      loginfo: () => {
+        throw new Error('log closed')
+      },
+    }
+    assert.equal(bounce(plugin, hmail).code, undefined)
+    assert.deepEqual(hmail.lines, ['DSN not judged, it goes as Haraka decides: Error: log closed'])
+    for (const [d, n] of [
+      ['suppressed', 0],
+      ['error', 1],
+    ] as const)
+      assert.equal(await counted(plugin, d), n, d)
   })
 })

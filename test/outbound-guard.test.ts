@@ -2,7 +2,9 @@
 // provenance recorded at data_post, haraka-plugin-spf's and haraka-plugin-dkim's
 // notes as the queue file keeps them, and [outbound_guard].
 import assert from 'node:assert/strict'
-import { describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
+
+import { ready as publicSuffixList } from 'haraka-tld'
 
 import {
   alignedDkimPasses,
@@ -21,7 +23,10 @@ const guardOf = (section: Record<string, unknown> = {}): OutboundGuardSettings =
   parseSettings({ outbound_guard: section }).settings.outboundGuard
 const DEFAULTS = guardOf()
 
-const OUTSIDE: Provenance = { authenticated: false, relaying: 'no', privateClient: false, ip: '45.1.2.3' }
+const OUTSIDE: Provenance = { authenticated: false, relaying: 'no', ip: '45.1.2.3' }
+
+// Alignment reads the Public Suffix List, which haraka-tld loads from its own files.
+before(() => publicSuffixList)
 
 /** A DSN to alice@forged.example for a message from 45.1.2.3 whose sender's SPF failed. */
 function facts(over: Partial<BounceFacts> = {}): BounceFacts {
@@ -112,6 +117,17 @@ describe('a DSN to a sender never verified, for mail accepted from outside', () 
     assert.match(j.reasons[0] ?? '', /relayed for the recipient's domain only/)
   })
 
+  it('a client on a private network is not ours unless it authenticated or may relay', () => {
+    // Behind a gateway the address is the gateway's; XCLIENT or PROXY give the real one.
+    const provenance = { ...OUTSIDE, ip: '10.0.0.5' }
+    const j = judgeBounce(facts({ provenance }), DEFAULTS)
+    assert.equal(j.decision, 'suppressed')
+    assert.equal(j.reasons[0], 'accepted from 10.0.0.5, which neither authenticated nor was allowed to relay')
+    // A note written by an earlier version, with its privateClient flag, reads the same.
+    const earlier = judgeBounce(facts({ provenance: { ...provenance, privateClient: true } }), DEFAULTS)
+    assert.deepEqual(earlier, j)
+  })
+
   it('a passing DKIM signature of another domain verifies nothing; a failing aligned one neither', () => {
     const dkim = [
       { domain: 'bulk-sender.example', result: 'pass' },
@@ -138,11 +154,10 @@ describe('a DSN that goes', () => {
     })
   })
 
-  it('a client that authenticated, or was allowed to relay, or is on a private network: sent', () => {
+  it('a client that authenticated, or was allowed to relay: sent', () => {
     const cases: [Partial<Provenance>, string][] = [
       [{ authenticated: true, relaying: 'client' }, 'the client authenticated'],
       [{ relaying: 'client' }, 'the client was allowed to relay'],
-      [{ privateClient: true, ip: '10.0.0.5' }, 'the client 10.0.0.5 is on a private network'],
     ]
     for (const [p, reason] of cases) {
       assert.deepEqual(judgeBounce(facts({ provenance: { ...OUTSIDE, ...p } }), DEFAULTS), {
@@ -231,7 +246,7 @@ describe('nothing to judge by: the DSN goes as Haraka decides', () => {
 
 describe('provenance', () => {
   it("relaying of the connection is the client's; relaying set in the transaction only is the recipient's", () => {
-    const base = { ip: '45.1.2.3', authUser: undefined, isPrivate: false }
+    const base = { ip: '45.1.2.3', authUser: undefined }
     assert.equal(provenanceOf({ ...base, relaying: true, connectionRelaying: true }).relaying, 'client')
     assert.equal(provenanceOf({ ...base, relaying: true, connectionRelaying: false }).relaying, 'recipient')
     assert.equal(provenanceOf({ ...base, relaying: false, connectionRelaying: false }).relaying, 'no')
@@ -251,7 +266,6 @@ describe('provenance', () => {
       authUser: 'bob',
       relaying: true,
       connectionRelaying: true,
-      isPrivate: false,
     })
     const text = JSON.stringify(p)
     assert.ok(text.length < 100, text)
@@ -260,15 +274,35 @@ describe('provenance', () => {
 })
 
 describe('alignment and results', () => {
-  it('aligned: equal, or one a subdomain of the other; never a look-alike or a bare label', () => {
+  it('aligned: the same organizational domain; never a look-alike or a bare label', () => {
     assert.ok(alignedDomains('example.com', 'example.com'))
     assert.ok(alignedDomains('mail.example.com', 'example.com'))
     assert.ok(alignedDomains('example.com', 'mail.example.com'))
+    assert.ok(alignedDomains('a.example.com', 'b.example.com'))
+    assert.ok(alignedDomains('bounces.example.co.uk', 'example.co.uk'))
     assert.ok(!alignedDomains('badexample.com', 'example.com'))
     assert.ok(!alignedDomains('example.com', 'com'))
+    assert.ok(!alignedDomains('com', 'example.com'))
     assert.deepEqual(alignedDkimPasses([{ domain: 'Example.COM', result: 'PASS' }], 'example.com'), [
       'example.com',
     ])
+  })
+
+  it('across a public suffix, never: each name under it is a registrant of its own', () => {
+    assert.ok(!alignedDomains('duckdns.org', 'attacker.duckdns.org'))
+    assert.ok(!alignedDomains('victim.duckdns.org', 'attacker.duckdns.org'))
+    assert.ok(!alignedDomains('example.co.uk', 'co.uk'))
+    assert.ok(!alignedDomains('alice.github.io', 'github.io'))
+    // The domain itself signing for itself is aligned, suffix or not.
+    assert.ok(alignedDomains('duckdns.org', 'duckdns.org'))
+    const j = judgeBounce(
+      facts({
+        sender: { user: 'x', host: 'duckdns.org' },
+        dkim: [{ domain: 'attacker.duckdns.org', result: 'pass' }],
+      }),
+      DEFAULTS,
+    )
+    assert.equal(j.decision, 'suppressed')
   })
 
   it("haraka-plugin-spf's words, any case", () => {

@@ -184,10 +184,16 @@ describe('what the log says', () => {
 
 describe('[self_check] settings', () => {
   it('defaults: on, no IPs of its own, every 30 minutes', () => {
-    assert.deepEqual(parseSettings({}).settings.selfCheck, { enabled: true, ips: [], intervalMinutes: 30 })
+    assert.deepEqual(parseSettings({}).settings.selfCheck, {
+      enabled: true,
+      ips: [],
+      ipsSet: false,
+      intervalMinutes: 30,
+    })
+    assert.equal(parseSettings({ self_check: { ips: ' ; unset' } }).settings.selfCheck.ipsSet, false)
   })
 
-  it('drops a private or malformed IP with one line each, and keeps the public ones', () => {
+  it('keeps a private IP to say it is never looked up, drops a malformed one, one line each', () => {
     const { settings, problems } = parseSettings({
       self_check: {
         enabled: 'false',
@@ -195,11 +201,19 @@ describe('[self_check] settings', () => {
         interval_minutes: 5,
       },
     })
-    assert.deepEqual(settings.selfCheck, { enabled: false, ips: ['45.1.2.3'], intervalMinutes: 5 })
+    assert.deepEqual(settings.selfCheck, {
+      enabled: false,
+      ips: ['45.1.2.3', '10.0.0.1', '192.0.2.10'],
+      ipsSet: true,
+      intervalMinutes: 5,
+    })
     assert.deepEqual(problems, [
-      '[self_check] ips: 10.0.0.1 is private (RFC 1918): never looked up; ignored',
+      '[self_check] ips: 10.0.0.1 is private (RFC 1918): never looked up',
       '[self_check] ips: "mx.example" is not an IP address; ignored',
-      '[self_check] ips: 192.0.2.10 is documentation (RFC 5737): never looked up; ignored',
+      '[self_check] ips: 192.0.2.10 is documentation (RFC 5737): never looked up',
     ])
+    // Set, even to nothing usable: the addresses Haraka gives are not watched instead.
+    const junk = parseSettings({ self_check: { ips: 'mx.example' } }).settings.selfCheck
+    assert.deepEqual([junk.ips, junk.ipsSet], [[], true])
   })
 })

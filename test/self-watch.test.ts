@@ -12,7 +12,7 @@ import { dnsblZone, reverseIpv4, startDns, TYPE, type ScriptedDns } from './supp
 import { freeTcpPort } from './support/haraka'
 import { makeTestPlugin, nextReload, type TestPlugin } from './support/harness'
 import { editDelivered } from './support/haraka-config'
-import { until } from './support/mock-clock'
+import { turn, until } from './support/mock-clock'
 
 const ZONE = 'ips.backscatterer.org'
 const OURS = '45.8.1.1'
@@ -47,6 +47,12 @@ function settingsWith(selfCheck: Record<string, unknown>) {
 }
 
 const noFiles: HarakaFiles = { ini: () => ({}), value: () => '' }
+/** A watch's log, each line with its level. */
+const log3 = (lines: string[]) => ({
+  info: (m: string) => lines.push(`INFO ${m}`),
+  warn: (m: string) => lines.push(`WARN ${m}`),
+  error: (m: string) => lines.push(`ERROR ${m}`),
+})
 const queriesFor = (ip: string): number => dns.count(`${reverseIpv4(ip)}.${ZONE}`, TYPE.A)
 
 describe('SelfWatch, through a checker against a zone on 127.0.0.1', () => {
@@ -56,6 +62,7 @@ describe('SelfWatch, through a checker against a zone on 127.0.0.1', () => {
     const lines: string[] = []
     const log = {
       info: (m: string) => lines.push(`INFO ${m}`),
+      warn: (m: string) => lines.push(`WARN ${m}`),
       error: (m: string) => lines.push(`ERROR ${m}`),
     }
     const w = new SelfWatch({
@@ -79,7 +86,7 @@ describe('SelfWatch, through a checker against a zone on 127.0.0.1', () => {
       settings: fresh.settings,
       check: (ip) => fresh.checker.check(ip),
       addresses: () => watchedAddresses(fresh.settings, noFiles),
-      log: { info: (m) => lines.push(`INFO ${m}`), error: (m) => lines.push(`ERROR ${m}`) },
+      log: log3(lines),
       previous: w,
     })
     await next.look()
@@ -111,7 +118,7 @@ describe('SelfWatch, through a checker against a zone on 127.0.0.1', () => {
       settings: uncached,
       check: (ip) => checker.check(ip).finally(() => looks++),
       addresses: () => watchedAddresses(uncached, noFiles),
-      log: { info: () => {}, error: () => {} },
+      log: log3([]),
     })
     const before = queriesFor(OURS)
     w.start()
@@ -127,6 +134,36 @@ describe('SelfWatch, through a checker against a zone on 127.0.0.1', () => {
     assert.equal(looks, 2, 'no look after stop()')
     assert.equal(queriesFor(OURS) - before, 2, 'one query per look')
     checker.close()
+  })
+})
+
+describe('SelfWatch.start() while a look is in progress', () => {
+  it('joins that look, then looks again each interval', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] })
+    const settings = settingsWith({ ips: OURS, interval_minutes: 30 })
+    let looks = 0
+    let release: () => void = () => {}
+    const w = new SelfWatch({
+      settings,
+      check: () => {
+        looks++
+        // The first look waits for the test: start() comes while it runs.
+        return looks === 1 ? new Promise((r) => (release = () => r([]))) : Promise.resolve([])
+      },
+      addresses: () => watchedAddresses(settings, noFiles),
+      log: log3([]),
+    })
+    const first = w.look()
+    await until(() => looks === 1, 'the first look under way')
+    w.start()
+    release()
+    await first
+    // The watch's own wait on that look ends in this turn too: then its timer is set.
+    await turn()
+    mock.timers.tick(30 * 60_000)
+    await until(() => looks === 2, 'the look after interval_minutes')
+    assert.equal(looks, 2, 'start() added no look of its own')
+    w.stop()
   })
 })
 
@@ -182,6 +219,34 @@ describe('watchedAddresses: what is looked up, and what never is', () => {
     assert.equal(dns.queries.length, before, 'no DNS query at all')
   })
 
+  it('[self_check] ips naming no public address: nothing is watched, and a WARN says so', async () => {
+    const settings = parseSettings({
+      dns: { servers: dns.server, timeout_ms: 2000, health_interval: 0 },
+      self_check: { ips: '10.0.0.1, 192.168.7.7' },
+    }).settings
+    const found = await watchedAddresses(settings, files(ME, { public_ip: '45.8.2.2' }), machine)
+    assert.deepEqual(found.watched, [], 'nothing Haraka or the machine gives is watched instead')
+    assert.deepEqual(
+      found.skipped.map((s) => `${s.ip} ${s.sources.join(',')}`),
+      ['10.0.0.1 [self_check] ips', '192.168.7.7 [self_check] ips'],
+    )
+    const lines: string[] = []
+    const checker = new BackscatterChecker(settings, { info: () => {}, warn: () => {} })
+    const w = new SelfWatch({
+      settings,
+      check: (ip) => checker.check(ip),
+      addresses: () => watchedAddresses(settings, files(ME, { public_ip: '45.8.2.2' }), machine),
+      log: log3(lines),
+    })
+    const before = dns.count(ZONE)
+    await w.look()
+    checker.close()
+    assert.equal(dns.count(ZONE), before, 'no query of the zone')
+    assert.deepEqual(lines, [
+      "WARN self check: [self_check] ips names no public address, so nothing is watched; not looked up: 10.0.0.1 ([self_check] ips): private (RFC 1918); 192.168.7.7 ([self_check] ips): private (RFC 1918); set it to the public addresses this host sends from, or leave it empty to watch the ones Haraka's configuration gives",
+    ])
+  })
+
   it('a private address is never looked up on the zone', async () => {
     const settings = settingsWith({})
     const checker = new BackscatterChecker(settings, { info: () => {}, warn: () => {} })
@@ -194,14 +259,14 @@ describe('watchedAddresses: what is looked up, and what never is', () => {
           interfaces: () => ({ eth0: [{ address: '192.168.1.4', internal: false }] }),
           hostname: () => 'vm',
         }),
-      log: { info: (m) => lines.push(m), error: (m) => lines.push(m) },
+      log: log3(lines),
     })
     const before = dns.count(ZONE)
     await w.look()
     checker.close()
     assert.equal(dns.count(ZONE), before, 'no query of the zone')
     assert.deepEqual(lines, [
-      'self check: no public address of this host found to watch; not looked up: 10.0.0.9 (smtp.ini public_ip): private (RFC 1918); 192.168.1.4 (interface eth0): private (RFC 1918); set [self_check] ips to the addresses it sends from',
+      'WARN self check: no public address of this host found to watch; not looked up: 10.0.0.9 (smtp.ini public_ip): private (RFC 1918); 192.168.1.4 (interface eth0): private (RFC 1918); set [self_check] ips to the addresses it sends from',
     ])
   })
 })

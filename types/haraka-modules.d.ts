@@ -8,6 +8,16 @@ declare module 'haraka-net-utils' {
   export function get_primary_host_name(): string
 }
 
+declare module 'haraka-tld' {
+  /** The Public Suffix List's rules; empty until the list is loaded. */
+  export const public_suffix_list: ReadonlyMap<string, unknown>
+  /** Settles once the lists are loaded from the package's files. */
+  export const ready: Promise<void>
+  export function is_public_suffix(host: string): boolean
+  /** The registered name under the public suffix; null for a suffix itself or a name under no known suffix. */
+  export function get_organizational_domain(host: string): string | null
+}
+
 declare module 'haraka-constants' {
   export const CONT: number
   export const DENY: number

@@ -5,13 +5,21 @@ import fs from 'node:fs'
 import path from 'node:path'
 
 import { withoutComment } from '../settings/kinds'
-import { auditConfig, ownIpFinding, recipientChecks, type AuditFinding, type AuditInput } from './audit-rules'
+import {
+  auditConfig,
+  ownIpFinding,
+  recipientChecks,
+  type AuditFinding,
+  type AuditInput,
+  type RelaySetup,
+} from './audit-rules'
 import { noArguments, stringOption, type Values } from './args'
 import { configDir, INI, loadConfig } from './config'
 import { EXIT, UsageError, type Io } from './io'
 import { withChecker } from './lookups'
 import { configFolderFiles, ownIpLines, ownIpReport } from './own-ips'
 import type { HarakaFiles } from '../selfcheck/addresses'
+import type { Settings } from '../core/types'
 
 /** The folder holding config/plugins: DIR, or DIR/config for an install directory. */
 function pluginsFolder(option: string | undefined): string {
@@ -35,8 +43,37 @@ const sectionOf = (ini: Readonly<Record<string, unknown>>, name: string): Record
   return s && typeof s === 'object' ? (s as Record<string, unknown>) : {}
 }
 
+/** A route's JSON in relay_dest_domains.ini, as the relay plugin parses it; {} when it is none. */
+function routeOf(value: unknown): Record<string, unknown> {
+  try {
+    const route: unknown = JSON.parse(String(value))
+    return route && typeof route === 'object' ? (route as Record<string, unknown>) : {}
+  } catch {
+    return {}
+  }
+}
+
+/** relay.ini with haraka-plugin-relay's defaults, and the domains of relay_dest_domains.ini. */
+function relaySetup(files: HarakaFiles): RelaySetup {
+  const relay = sectionOf(files.ini('relay.ini'), 'relay')
+  const flag = (v: unknown, byDefault: boolean): boolean => (v === undefined ? byDefault : truthy(v))
+  const text = (v: unknown): string => (typeof v === 'string' ? v.trim() : '')
+  const domains = Object.entries(sectionOf(files.ini('relay_dest_domains.ini'), 'domains')).map(
+    ([domain, value]) => {
+      const route = routeOf(value)
+      return { domain, action: text(route.action).toLowerCase(), nexthop: text(route.nexthop) }
+    },
+  )
+  return {
+    destDomains: flag(relay.dest_domains, false),
+    forceRouting: flag(relay.force_routing, true),
+    all: flag(relay.all, false),
+    domains,
+  }
+}
+
 /** What the rules need, read from the folder as Haraka and its plugins read it. */
-export function auditInput(plugins: readonly string[], files: HarakaFiles): AuditInput {
+export function auditInput(plugins: readonly string[], files: HarakaFiles, settings: Settings): AuditInput {
   const routes = files.ini('recipient-routes.ini')
   const mode = sectionOf(files.ini(INI), 'outbound_guard').mode
   return {
@@ -45,6 +82,8 @@ export function auditInput(plugins: readonly string[], files: HarakaFiles): Audi
     routesAddresses:
       Object.keys(sectionOf(routes, 'routes')).some((k) => k.includes('@')) || Object.hasOwn(routes, 'redis'),
     guardMode: mode === undefined ? undefined : String(withoutComment(mode)).toLowerCase(),
+    absentUnverified: settings.outboundGuard.unverifiedSpf.has('absent'),
+    relay: relaySetup(files),
   }
 }
 
@@ -58,7 +97,7 @@ export async function runAudit(values: Values, positionals: readonly string[], i
   const plugins = pluginLines(dir)
   const { settings } = loadConfig(dir, io)
   const files = configFolderFiles(dir)
-  const input = auditInput(plugins, files)
+  const input = auditInput(plugins, files, settings)
   const own = await withChecker(settings, (c) => ownIpReport(settings, c, files))
   const findings = [
     ...own.listed.map((l) => ownIpFinding(l, settings.zones.find((z) => z.name === l.zone)?.lookupUrl ?? '')),

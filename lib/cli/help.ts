@@ -150,15 +150,20 @@ Exit status:
   audit: `Usage: ${PROG} audit [--config DIR] [--json]
 
 Read a Haraka config folder (plugins, smtp.ini, smtp_forward.ini,
-recipient-routes.ini, ${INI}) and report what makes this Haraka send mail to
-senders it never verified, the way hosts get listed on ips.backscatterer.org:
+recipient-routes.ini, relay.ini, relay_dest_domains.ini, ${INI}) and report
+what makes this Haraka send mail to senders it never verified, the way hosts
+get listed on ips.backscatterer.org:
   critical  inbound mail queued onward (queue/smtp_forward, queue/lmtp,
-            queue/qmail-queue) with no recipient check at RCPT, or one that
-            accepts every local part (rcpt_to.in_host_list checks only the
-            domain): accept-then-bounce
+            queue/qmail-queue, queue/smtp_bridge, queue/deliver, relay with
+            dest_domains or force_routing) with no recipient check at RCPT,
+            only one that accepts every local part (rcpt_to.in_host_list
+            checks only the domain), or one listed after such a plugin, which
+            ends the rcpt hook first: accept-then-bounce
   critical  one of this host's own IPs listed now (the lookups of health)
   warning   the outbound guard off: [outbound_guard] mode = off or log, or
             backscatter not in config/plugins
+  warning   the guard in mode suppress with no spf plugin: every inbound DSN
+            would count as SPF absent
   warning   a plugin whose name says it auto-replies or calls senders back
 Each finding comes with why and the fix.
 

@@ -14,6 +14,8 @@ import { PACKAGE_ROOT } from './config'
 export interface OwnIpReport {
   /** `[self_check] enabled`; when false nothing was looked up. */
   readonly enabled: boolean
+  /** `[self_check] ips` names the addresses (then no others are looked for). */
+  readonly ipsSet: boolean
   readonly list: WatchList
   readonly lookups: readonly SelfLookup[]
   /** The listed ones. */
@@ -51,15 +53,20 @@ export async function ownIpReport(
   files: HarakaFiles,
 ): Promise<OwnIpReport> {
   const none = { watched: [], skipped: [] }
-  if (!settings.selfCheck.enabled) return { enabled: false, list: none, lookups: [], listed: [] }
+  const { enabled, ipsSet } = settings.selfCheck
+  if (!enabled) return { enabled, ipsSet, list: none, lookups: [], listed: [] }
   const list = await watchedAddresses(settings, files)
   const { lookups, listings } = await lookUpOwnIps(list, (ip) => checker.check(ip))
-  return { enabled: true, list, lookups, listed: listings.filter((l) => l.listed) }
+  return { enabled, ipsSet, list, lookups, listed: listings.filter((l) => l.listed) }
 }
 
 /** One line per watched IP: where it was found, and what each zone said. */
 export function ownIpLines(r: OwnIpReport): string[] {
   if (!r.enabled) return ['off ([self_check] enabled = false)']
+  if (!r.list.watched.length && r.ipsSet) {
+    const skipped = r.list.skipped.map((s) => `${s.ip}: ${s.why}`).join(', ')
+    return [`none: [self_check] ips names no public address (${skipped})`]
+  }
   if (!r.list.watched.length)
     return ['none found: set [self_check] ips to the addresses this host sends from']
   return r.list.watched.map(({ ip, sources }) => {

@@ -3,7 +3,7 @@
 // DSN is backscatter when the sender was forged, and gets this host listed.
 // Everything here reads plain values (what survives into the queue file's
 // todo.notes), and a value it cannot read lets the DSN go.
-import { routingDomain } from './domain'
+import { organizationalDomain, routingDomain } from './domain'
 import { SPF_RESULTS, type OutboundGuardSettings, type SpfResult } from './types'
 
 /** The key of transaction.notes (and so of the queue file's todo.notes) that holds the provenance. */
@@ -11,7 +11,9 @@ export const PROVENANCE_NOTE = 'backscatter_provenance'
 
 /**
  * What the SMTP session knew about the client, recorded at data_post: by bounce
- * time the connection, its notes and results are gone.
+ * time the connection, its notes and results are gone. Our own clients are the
+ * ones that authenticated or may relay; an address alone (a private network, a
+ * gateway's) says nothing.
  */
 export interface Provenance {
   /** The client authenticated (AUTH). */
@@ -23,8 +25,6 @@ export interface Provenance {
    * does for inbound mail from anyone; no: not relayed.
    */
   readonly relaying: 'client' | 'recipient' | 'no'
-  /** The client's address is private, loopback or link-local. */
-  readonly privateClient: boolean
   /** The client's address, for the log. */
   readonly ip: string
 }
@@ -65,19 +65,21 @@ export function provenanceOf(client: {
   relaying: unknown
   /** The connection's own relaying, before any transaction changed it. */
   connectionRelaying: unknown
-  isPrivate: unknown
 }): Provenance {
   const relaying =
     client.connectionRelaying === true ? 'client' : client.relaying === true ? 'recipient' : 'no'
   return {
     authenticated: typeof client.authUser === 'string' && client.authUser !== '',
     relaying,
-    privateClient: client.isPrivate === true,
     ip: typeof client.ip === 'string' ? client.ip : '',
   }
 }
 
-/** The provenance read back from the queue file; undefined when there is none, 'unreadable' when it is not one. */
+/**
+ * The provenance read back from the queue file; undefined when there is none,
+ * 'unreadable' when it is not one. Keys it does not know (an earlier version's
+ * privateClient) are ignored.
+ */
 export function readProvenance(value: unknown): Provenance | 'unreadable' | undefined {
   if (value === undefined || value === null) return undefined
   if (typeof value !== 'object') return 'unreadable'
@@ -85,14 +87,12 @@ export function readProvenance(value: unknown): Provenance | 'unreadable' | unde
   const relaying = v.relaying
   if (
     typeof v.authenticated !== 'boolean' ||
-    (relaying !== 'client' && relaying !== 'recipient' && relaying !== 'no') ||
-    typeof v.privateClient !== 'boolean'
+    (relaying !== 'client' && relaying !== 'recipient' && relaying !== 'no')
   )
     return 'unreadable'
   return {
     authenticated: v.authenticated,
     relaying,
-    privateClient: v.privateClient,
     ip: typeof v.ip === 'string' ? v.ip : '',
   }
 }
@@ -112,12 +112,15 @@ const domainOf = (name: unknown): string | undefined =>
 
 /**
  * Does a signature by `signer` speak for mail from `sender`? The same domain,
- * or one a subdomain of the other (relaxed alignment, without a public-suffix
- * list: a signer must publish keys in the domain it signs for).
+ * or the same organizational domain (DMARC's relaxed alignment): under a public
+ * suffix such as duckdns.org every name has its own registrant, so
+ * attacker.duckdns.org never speaks for duckdns.org or for a sibling.
  */
 export function alignedDomains(sender: string, signer: string): boolean {
   if (!sender.includes('.') || !signer.includes('.')) return false
-  return sender === signer || sender.endsWith(`.${signer}`) || signer.endsWith(`.${sender}`)
+  if (sender === signer) return true
+  const organization = organizationalDomain(sender)
+  return organization !== undefined && organization === organizationalDomain(signer)
 }
 
 /** The domains of the passing DKIM signatures aligned with the sender's domain. */
@@ -156,7 +159,6 @@ export function judgeBounce(facts: BounceFacts, settings: OutboundGuardSettings)
   if (provenance === 'unreadable') return judged('not-judged', `the ${PROVENANCE_NOTE} note is unreadable`)
   if (provenance.authenticated) return judged('sent', 'the client authenticated')
   if (provenance.relaying === 'client') return judged('sent', 'the client was allowed to relay')
-  if (provenance.privateClient) return judged('sent', `the client ${provenance.ip} is on a private network`)
 
   const domain = domainOf(facts.sender?.host)
   if (!domain) return judged('not-judged', 'the original sender has no domain to verify')

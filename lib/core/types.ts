@@ -214,8 +214,14 @@ export interface OutboundGuardSettings {
 export interface SelfCheckSettings {
   /** Watch this host's own IPs on the zones. */
   readonly enabled: boolean
-  /** The IPs to watch; empty: the ones Haraka's configuration and the interfaces give. */
+  /** The IPs named to watch (reserved ones among them are never looked up). */
   readonly ips: readonly string[]
+  /**
+   * `ips` names something, usable or not: then only `ips` is watched, even when
+   * that is nothing. Unset or empty: the addresses Haraka's configuration and
+   * the interfaces give.
+   */
+  readonly ipsSet: boolean
   /** Minutes between two looks. */
   readonly intervalMinutes: number
 }

@@ -4,7 +4,6 @@
 // hook answers at once and lets the DSN go on any error: a hook that hangs or
 // throws would make Haraka drop the DSN silently.
 import constants from 'haraka-constants'
-import { is_private_ip } from 'haraka-net-utils'
 
 import { judgeBounce, provenanceOf, PROVENANCE_NOTE, type GuardJudgement } from '../core/outbound-guard'
 import type { OutboundGuardSettings, Settings } from '../core/types'
@@ -21,7 +20,7 @@ interface GuardPlugin {
 
 /** What the guard reads of a connection at data_post. */
 interface SessionConnection {
-  remote: { ip?: string | null; is_private?: boolean }
+  remote: { ip?: string | null }
   relaying: boolean
   /** The connection's own relaying; `relaying` prefers a value set during the transaction. */
   _relaying?: unknown
@@ -46,14 +45,12 @@ export function recordProvenance(plugin: GuardPlugin, connection: SessionConnect
     const notes = (connection.transaction as { notes?: Record<string, unknown> } | null | undefined)?.notes
     const mode = plugin.backscatter?.settings.outboundGuard.mode
     if (!notes || !mode || mode === 'off') return
-    const ip = connection.remote.ip
     notes[PROVENANCE_NOTE] = provenanceOf({
-      ip,
+      ip: connection.remote.ip,
       authUser: connection.notes?.auth_user,
       relaying: connection.relaying,
       // Haraka 3.x keeps the connection's own value apart; without it, the transaction's is all there is.
       connectionRelaying: '_relaying' in connection ? connection._relaying : connection.relaying,
-      isPrivate: connection.remote.is_private ?? (typeof ip === 'string' && is_private_ip(ip)),
     })
   } catch (err) {
     connection.logerror(
@@ -109,8 +106,9 @@ export function hook_bounce(this: GuardPlugin, next: Next, hmail: HMail): void {
         },
         guard,
       )
-      state.metrics.outboundBounce(judgement.decision)
       log('loginfo', `DSN to ${senderText(todo?.mail_from)} ${decisionText(judgement, guard)}`)
+      // Counted once the line is out: a log that throws makes it an error, counted as that alone.
+      state.metrics.outboundBounce(judgement.decision)
       if (judgement.decision === 'suppressed') code = constants.OK
     }
   } catch (err) {

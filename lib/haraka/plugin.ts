@@ -12,6 +12,7 @@ import { answerClusterScrapes, clusterExposition, processExposition } from '../m
 import { MetricsEndpoint } from '../metrics/server'
 import { recipientPluginsBefore } from './placement'
 import { harakaFiles, renewSelfWatching, startSelfWatching, type SelfWatching } from './self-watch'
+import type { SelfWatchLog } from '../selfcheck/watch'
 import { decideBounceRecipient, tagResultText, tagsCheckedFor } from '../core/recipient'
 import { isBounceSender, wireAddress, type EnvelopeAddress } from '../core/sender'
 import { withVerdict, type Pending } from './pending'
@@ -253,8 +254,12 @@ export function shutdown(this: BackscatterPlugin): void {
   void this.backscatter?.endpoint?.close()
 }
 
-function selfLog(plugin: BackscatterPlugin): { info(msg: string): void; error(msg: string): void } {
-  return { info: (msg) => plugin.loginfo(msg), error: (msg) => plugin.logerror(msg) }
+function selfLog(plugin: BackscatterPlugin): SelfWatchLog {
+  return {
+    info: (msg) => plugin.loginfo(msg),
+    warn: (msg) => plugin.logwarn(msg),
+    error: (msg) => plugin.logerror(msg),
+  }
 }
 
 /** Call `next` once, whatever happens after. */

@@ -61,15 +61,16 @@ export async function addressesOf(name: string, settings: Settings): Promise<str
 }
 
 /**
- * The watched and skipped addresses: `[self_check] ips` when set, else every
- * address Haraka's configuration and the machine give.
+ * The watched and skipped addresses: `[self_check] ips` when set (even when
+ * none of them is public: the operator named them), else every address
+ * Haraka's configuration and the machine give.
  */
 export async function watchedAddresses(
   settings: Settings,
   files: HarakaFiles,
   machine: Machine = REAL_MACHINE,
 ): Promise<WatchList> {
-  if (settings.selfCheck.ips.length) {
+  if (settings.selfCheck.ipsSet) {
     return watchList(settings.selfCheck.ips.map((ip) => ({ ip, source: '[self_check] ips' })))
   }
   const smtp = section(files.ini('smtp.ini'), 'main')

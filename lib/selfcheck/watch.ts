@@ -13,6 +13,7 @@ import type { Settings, ZoneOutcome } from '../core/types'
 
 export interface SelfWatchLog {
   info(msg: string): void
+  warn(msg: string): void
   error(msg: string): void
 }
 
@@ -32,6 +33,9 @@ function watchListText(list: WatchList, settings: Settings): string {
   const zones = settings.zones.map((z) => z.name).join(', ')
   const skipped = list.skipped.map((s) => `${s.ip} (${s.sources.join(', ')}): ${s.why}`).join('; ')
   const notLooked = skipped ? `; not looked up: ${skipped}` : ''
+  if (!list.watched.length && settings.selfCheck.ipsSet) {
+    return `self check: [self_check] ips names no public address, so nothing is watched${notLooked}; set it to the public addresses this host sends from, or leave it empty to watch the ones Haraka's configuration gives`
+  }
   if (!list.watched.length) {
     return `self check: no public address of this host found to watch${notLooked}; set [self_check] ips to the addresses it sends from`
   }
@@ -45,6 +49,7 @@ export class SelfWatch {
   private listingsByKey: Map<string, SelfListing>
   private lastListText: string
   private timer: NodeJS.Timeout | undefined
+  private started = false
   private stopped = false
   /** The look in progress, if any. */
   private looking: Promise<void> | undefined
@@ -54,9 +59,13 @@ export class SelfWatch {
     this.lastListText = options.previous?.lastListText ?? ''
   }
 
-  /** Look now, then every interval; the timer never keeps the process alive. */
+  /**
+   * Look now (or join the look in progress), then every interval; the timer
+   * never keeps the process alive.
+   */
   start(): void {
-    if (this.stopped || this.timer || this.looking) return
+    if (this.stopped || this.started) return
+    this.started = true
     void this.lookThenWait()
   }
 
@@ -94,7 +103,8 @@ export class SelfWatch {
     try {
       const list = await addresses()
       const text = watchListText(list, settings)
-      if (text !== this.lastListText && !this.stopped) log.info(text)
+      // Watching nothing is the one state in which a listing would go unseen.
+      if (text !== this.lastListText && !this.stopped) (list.watched.length ? log.info : log.warn)(text)
       this.lastListText = text
       const lookups: SelfLookup[] = await Promise.all(
         list.watched.map(async ({ ip }) => ({ ip, outcomes: await check(ip) })),

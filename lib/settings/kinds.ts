@@ -108,7 +108,8 @@ export function textOf(check: (value: string) => string | undefined = () => unde
 }
 
 /** What a list item is read as, or the line that says why it is dropped. */
-export type Item = { readonly value: string } | { readonly drop: string }
+/** A list item: kept (with a line to log, when it needs saying), or dropped with the reason. */
+export type Item = { readonly value: string; readonly note?: string } | { readonly drop: string }
 
 /** A comma or space separated list, or an ini `key[]` array; bad items are dropped with a note. */
 export function list(
@@ -123,8 +124,10 @@ export function list(
       for (const word of words.filter((w) => w !== '')) {
         const got = item(word)
         if ('drop' in got) notes.push(got.drop)
-        else if (!values.includes(got.value)) values.push(got.value)
-        else if (options.noteTwice) notes.push(`"${word}" is named twice`)
+        else if (!values.includes(got.value)) {
+          values.push(got.value)
+          if (got.note) notes.push(got.note)
+        } else if (options.noteTwice) notes.push(`"${word}" is named twice`)
       }
       if (values.length === 0 && options.noneUsable) return bad(options.noneUsable, notes)
       return ok(values, notes)

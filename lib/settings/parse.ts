@@ -109,6 +109,14 @@ function readSection<K extends Keys>(
   return { values, patterned }
 }
 
+/** Does a list value name anything at all (comments and separators aside)? */
+function namesAnything(raw: unknown): boolean {
+  const value = withoutComment(raw)
+  return (Array.isArray(value) ? value : [value]).some(
+    (v) => (typeof v === 'string' || typeof v === 'number') && String(v).replace(/[\s,;]+/g, '') !== '',
+  )
+}
+
 /** Does a section hold only what the package ships for that zone (so nobody wrote it)? */
 function isPackageSection(name: string, section: RawSection): boolean {
   if (!Object.hasOwn(ZONE_PRESETS, name)) return false
@@ -260,6 +268,7 @@ export function parseSettings(raw: unknown, sources: SettingsSources = {}): Pars
     selfCheck: Object.freeze({
       enabled: selfCheck.enabled,
       ips: Object.freeze([...selfCheck.ips]),
+      ipsSet: namesAnything(section('self_check').ips),
       intervalMinutes: selfCheck.interval_minutes,
     }),
   })

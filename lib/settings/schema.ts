@@ -357,10 +357,11 @@ const OUTBOUND_GUARD = {
   ),
 }
 
+// A reserved address is kept, with a line: the watch then names it among those it never looks up.
 function selfIp(raw: string): Item {
   if (!net.isIP(raw)) return { drop: `"${raw}" is not an IP address; ignored` }
   const why = reservedReason(raw)
-  return why === undefined ? { value: raw } : { drop: `${raw} is ${why}: never looked up; ignored` }
+  return why === undefined ? { value: raw } : { value: raw, note: `${raw} is ${why}: never looked up` }
 }
 
 const SELF_CHECK = {
@@ -368,7 +369,7 @@ const SELF_CHECK = {
   ips: setting(
     list(selfIp),
     [],
-    "The IPs this host sends from. Empty: smtp.ini public_ip and listen, smtp_forward.ini bind, the interfaces' and me's public addresses.",
+    "The IPs this host sends from; only these are watched, reserved ones never looked up. Empty: smtp.ini public_ip and listen, smtp_forward.ini bind, the interfaces' and me's public addresses.",
   ),
   interval_minutes: setting(integer(1, 1440), 30, 'Minutes between two looks, the first at start.'),
 }

@@ -4,6 +4,8 @@
 // as queue/lmtp puts it there, relayed mail as Haraka queues it; every outbound
 // message, Haraka's own DSNs included, goes to a test MX on 127.0.0.1 that
 // accepts at RCPT and refuses the message with a 5xx after DATA, and takes DSNs.
+// A client on 127.0.0.2 is neither in the relay ACL nor presented through
+// XCLIENT: its address is a private one, and only AUTH makes it ours.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -32,6 +34,10 @@ const ZONE = 'ips.backscatterer.org'
 const OUTSIDE = '45.1.2.3'
 const FAIL_DOMAIN = 'spf-fail.e2e.test'
 const PASS_DOMAIN = 'spf-pass.e2e.test'
+/** A loopback address outside relay_acl_allow. */
+const PRIVATE = '127.0.0.2'
+const AUTH_USER = 'gina'
+const AUTH_PASSWORD = 'e2e-secret'
 const P = 'haraka_backscatter_'
 
 /** SPF for the two sender domains; the plugin's zone and everything else as a DNSBL answers. */
@@ -66,6 +72,8 @@ const PLUGINS = [
   'xclient',
   '# relay-allowed clients: config/relay_acl_allow',
   'relay',
+  '# AUTH PLAIN against config/auth_flat_file.ini; Haraka offers it without TLS to private clients',
+  'auth/flat_file',
   'e2e_plumbing',
   'spf',
   'backscatter',
@@ -124,6 +132,7 @@ describe(`the outbound guard in a real Haraka ${HARAKA_VERSION}`, () => {
       files: {
         'relay.ini': '[relay]\nacl=true\nforce_routing=false\n',
         relay_acl_allow: '127.0.0.1/32\n',
+        'auth_flat_file.ini': `[core]\nmethods=PLAIN\n\n[users]\n${AUTH_USER}=${AUTH_PASSWORD}\n`,
       },
     })
   })
@@ -178,6 +187,36 @@ describe(`the outbound guard in a real Haraka ${HARAKA_VERSION}`, () => {
     await dsnFor(sender)
   })
 
+  /** A client on PRIVATE, greeted; relaying only if it authenticates. */
+  const onPrivate = async (): Promise<SmtpClient> => {
+    const c = await SmtpClient.connect(haraka.port, { localAddress: PRIVATE })
+    clients.push(c)
+    assert.equal((await c.ehlo()).code, 250)
+    return c
+  }
+
+  test('an authenticated client on a private address, its sender SPF-less: the DSN is sent', async () => {
+    const c = await onPrivate()
+    const plain = Buffer.from(`\0${AUTH_USER}\0${AUTH_PASSWORD}`).toString('base64')
+    assert.equal((await c.command(`AUTH PLAIN ${plain}`)).code, 235, c.transcript.join('\n'))
+    const sender = `gina@${FAIL_DOMAIN}`
+    const line = await sendAndFail(c, sender, 'erin@remote.e2e.test')
+    assert.match(line, new RegExp(`DSN to <${escape(sender)}> sent: the client authenticated$`))
+    await dsnFor(sender)
+  })
+
+  test('a client on a private address that neither authenticated nor may relay: suppressed', async () => {
+    const sender = `hank@${FAIL_DOMAIN}`
+    const line = await sendAndFail(await onPrivate(), sender, `bob@${LOCAL_DOMAIN}`)
+    // haraka-plugin-spf skips private addresses: no SPF result, and the address alone is not ours.
+    assert.match(
+      line,
+      new RegExp(
+        `DSN to <${escape(sender)}> suppressed \\(\\[outbound_guard\\] mode = suppress\\): accepted from ${escape(PRIVATE)}, which neither authenticated nor was allowed to relay; no SPF result for ${escape(FAIL_DOMAIN)}; `,
+      ),
+    )
+  })
+
   test('mode = log: the DSN is sent, and the log says it would have been suppressed', async () => {
     const mark = haraka.mark()
     dep.writeConfig('backscatter.ini', ini('log'))
@@ -200,10 +239,15 @@ describe(`the outbound guard in a real Haraka ${HARAKA_VERSION}`, () => {
       valueOf(samples, `${P}outbound_bounces_total`, { decision })
     assert.deepEqual(
       ['suppressed', 'would_suppress', 'sent', 'not_judged', 'error'].map(count),
-      [1, 1, 2, 0, 0],
+      [2, 1, 3, 0, 0],
     )
     const dsnTo = sink.messages.filter((e) => e.from === '').flatMap((e) => e.to)
-    assert.deepEqual(dsnTo.sort(), [`carol@${PASS_DOMAIN}`, `dave@${FAIL_DOMAIN}`, `frank@${FAIL_DOMAIN}`])
+    assert.deepEqual(dsnTo.sort(), [
+      `carol@${PASS_DOMAIN}`,
+      `dave@${FAIL_DOMAIN}`,
+      `frank@${FAIL_DOMAIN}`,
+      `gina@${FAIL_DOMAIN}`,
+    ])
     const queries = dns.queries.map((q) => q.name)
     assert.ok(queries.includes(FAIL_DOMAIN) && queries.includes(PASS_DOMAIN), 'SPF went to the scripted DNS')
     assert.deepEqual(uncaughtErrors(haraka.log()), [])

@@ -112,7 +112,7 @@ describe('our own IP listed on the zone, with a real Haraka', () => {
 
   describe('audit on the deployment', () => {
     test('accept-then-bounce (queue/lmtp, rcpt_to.in_host_list): critical, exit 2', () => {
-      dep.writeConfig('plugins', 'backscatter\nrcpt_to.in_host_list\nqueue/lmtp\n')
+      dep.writeConfig('plugins', 'spf\nbackscatter\nrcpt_to.in_host_list\nqueue/lmtp\n')
       dep.writeConfig('backscatter.ini', `[dns]\nservers = ${zone.server}\n[self_check]\nips = ${CLEAN}\n`)
       const r = command(dep, ['audit', '--config', dep.dir])
       assert.equal(r.status, 2, r.stdout + r.stderr)
@@ -120,8 +120,22 @@ describe('our own IP listed on the zone, with a real Haraka', () => {
       assert.match(r.stdout, /rcpt_to\.in_host_list checks only the domain/)
     })
 
+    test('a recipient check listed after rcpt_to.in_host_list is never asked: critical', () => {
+      dep.writeConfig('plugins', 'spf\nbackscatter\nrcpt_to.in_host_list\nqmail-deliverable\nqueue/lmtp\n')
+      const r = command(dep, ['audit', '--config', dep.dir])
+      assert.equal(r.status, 2, r.stdout + r.stderr)
+      assert.match(
+        r.stdout,
+        /^\[critical\] accept-then-bounce: queue\/lmtp .*rcpt_to\.in_host_list accepts every local part of its domains before qmail-deliverable is asked/m,
+      )
+      assert.match(
+        r.stdout,
+        /^ {2}fix: list qmail-deliverable before rcpt_to\.in_host_list in config\/plugins/m,
+      )
+    })
+
     test('our own IP listed: critical too', () => {
-      dep.writeConfig('plugins', 'backscatter\nqmail-deliverable\nqueue/lmtp\n')
+      dep.writeConfig('plugins', 'spf\nbackscatter\nqmail-deliverable\nqueue/lmtp\n')
       dep.writeConfig('backscatter.ini', `[dns]\nservers = ${zone.server}\n[self_check]\nips = ${OURS}\n`)
       const r = command(dep, ['audit', '--config', dep.dir])
       assert.equal(r.status, 2, r.stdout + r.stderr)

@@ -81,14 +81,15 @@ export class SmtpClient {
   /**
    * Connect and read the greeting. With `proxy`, first send a PROXY protocol v1
    * line presenting that client address (for servers that trust this host as
-   * a front end, e.g. Haraka's connection.ini [haproxy] hosts).
+   * a front end, e.g. Haraka's connection.ini [haproxy] hosts). With
+   * `localAddress`, connect from that address (another loopback address, say).
    */
   static async connect(
     port: number,
-    opts: { host?: string; timeoutMs?: number; proxy?: string } = {},
+    opts: { host?: string; timeoutMs?: number; proxy?: string; localAddress?: string } = {},
   ): Promise<SmtpClient> {
     const host = opts.host ?? '127.0.0.1'
-    const socket = net.connect({ port, host })
+    const socket = net.connect({ port, host, localAddress: opts.localAddress })
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve())
       socket.once('error', reject)

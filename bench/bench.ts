@@ -7,43 +7,38 @@
 //    once on loopback ports, each a copy of a deployment made with npm pack and
 //    npm install; they resolve through rbldnsd serving a test zone on
 //    127.0.0.1:53.
-// 2. Mixes: ordinary mail; bounces from a few repeating addresses (answered
-//    from the plugin's cache); bounces from a new address each time (a DNS
-//    query each, or a zone-file lookup).
+//    The ledger server records into a private redis-server on loopback.
+// 2. Mixes (bench/mixes.ts): ordinary mail; bounces from a few repeating
+//    addresses (answered from the plugin's cache); bounces from a new address
+//    each time (a DNS query each, or a zone-file lookup); mail relayed out (the
+//    ledger records it); delivery reports returning a message (the ledger
+//    reads them and looks the message up). Each mix runs on the servers where
+//    it shows something (MIX_SERVERS).
 // 3. Rounds: per mix, a warm-up slice per server, then rounds in which every
 //    server gets one slice of load (bench/loadgen.ts), in a random order, so
 //    that a shared machine's drift falls on all servers alike and the servers
 //    can be compared round by round.
 // 4. Report (bench/report.ts): Markdown on stdout (and in BENCH_OUT).
 //
-//   npm run bench                                  about 8 minutes on 2 cores, 9 with a baseline
+//   npm run bench                                  about 11 minutes on 2 cores, 13 with a baseline
 //   BENCH_QUICK=1 npm run bench                    3 short rounds, to try things out
 //   BENCH_BASELINE=../other-checkout npm run bench  adds the plugin built there (or a .tgz): before and after
 //   BENCH_ROUNDS=20 BENCH_SLICE_MS=1500 BENCH_SESSIONS=30
-//   BENCH_MIXES=ordinary,cached,uncached BENCH_SERVERS=none,noop,backscatter,zonefile
+//   BENCH_MIXES=ordinary,cached,uncached,relay (default; also: replies)
+//   BENCH_SERVERS=none,noop,backscatter,zonefile,ledger (default; baseline with BENCH_BASELINE)
 //   BENCH_OUT=report.md BENCH_JSON=result.json
 //
-// Needs root (rbldnsd on port 53, unshare -m) and Debian's rbldnsd. Every
-// process it starts is stopped at the end, on a failure and on Ctrl-C.
+// Needs root (rbldnsd on port 53, unshare -m), Debian's rbldnsd and, for the
+// ledger server, redis-server. Every process it starts is stopped at the end,
+// on a failure and on Ctrl-C.
 import fs from 'node:fs'
 import os from 'node:os'
 
-import { LOCAL_DOMAIN, type Haraka } from '../test/support/haraka'
-import {
-  cleanupAll,
-  clientIp,
-  cpuSeconds,
-  envInt,
-  fmt,
-  isListed,
-  loadAverage,
-  machine,
-  prng,
-  sleep,
-  spread,
-} from './common'
+import type { Haraka } from '../test/support/haraka'
+import { cleanupAll, cpuSeconds, envInt, fmt, loadAverage, machine, prng, sleep, spread } from './common'
 import { LoadClients, type TxnSpec } from './loadgen'
-import { analyse, render, type BenchResult, type MixName, type MixResult, type Slice } from './report'
+import { MIX_NAMES, MIX_SERVERS, transactions, type MixName } from './mixes'
+import { analyse, render, type BenchResult, type MixResult, type Slice } from './report'
 import { servingProcess, setUpBed, type ServerName } from './servers'
 
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -53,11 +48,11 @@ const options = {
   rounds: envInt('BENCH_ROUNDS', QUICK ? 3 : 20),
   sliceMs: envInt('BENCH_SLICE_MS', QUICK ? 800 : 1500),
   sessions: envInt('BENCH_SESSIONS', 30),
-  mixes: listFromEnv<MixName>('BENCH_MIXES', ['ordinary', 'cached', 'uncached']),
+  mixes: listFromEnv<MixName>('BENCH_MIXES', MIX_NAMES, ['ordinary', 'cached', 'uncached', 'relay']),
   servers: listFromEnv<ServerName>(
     'BENCH_SERVERS',
-    ['none', 'noop', 'backscatter', 'zonefile', 'baseline'],
-    baseline ? undefined : ['none', 'noop', 'backscatter', 'zonefile'],
+    ['none', 'noop', 'backscatter', 'zonefile', 'ledger', 'baseline'],
+    baseline ? undefined : ['none', 'noop', 'backscatter', 'zonefile', 'ledger'],
   ),
 }
 
@@ -74,40 +69,26 @@ function listFromEnv<T extends string>(
   return asked as T[]
 }
 
-/** The transactions of a mix; `seed` gives every server and mix addresses of its own. */
-function transactions(mix: MixName, seed: number): () => TxnSpec {
-  const to = `user@${LOCAL_DOMAIN}`
-  let i = seed
-  if (mix === 'ordinary') return () => ({ ip: clientIp(i++), from: 'someone@sender.example', to })
-  if (mix === 'uncached') return () => ({ ip: clientIp(i++), from: '', to })
-  // 20 addresses in turn, 2 of them listed: after the warm-up every answer is cached.
-  const listed: string[] = []
-  const unlisted: string[] = []
-  for (let k = seed; listed.length < 2 || unlisted.length < 18; k++) {
-    const ip = clientIp(k)
-    if (isListed(ip)) {
-      if (listed.length < 2) listed.push(ip)
-    } else if (unlisted.length < 18) unlisted.push(ip)
-  }
-  const pool = [listed[0], ...unlisted.slice(0, 9), listed[1], ...unlisted.slice(9)] as string[]
-  return () => ({ ip: pool[i++ % pool.length] as string, from: '', to })
-}
-
-/** One slice: `ms` of load on one server, and the CPU its serving process spent meanwhile. */
+/**
+ * One slice: `ms` of load on one server, and the CPU its serving process spent
+ * meanwhile (and the ledger's redis-server, given its pid).
+ */
 async function runSlice(
   server: ServerName,
-  pid: number,
+  pids: { haraka: number; redis?: number | undefined },
   clients: LoadClients,
   next: () => TxnSpec,
   mix: MixName,
   round: number,
   ms: number,
 ): Promise<Slice> {
-  const cpu0 = cpuSeconds(pid)
+  const redis0 = pids.redis ? cpuSeconds(pids.redis) : 0
+  const cpu0 = cpuSeconds(pids.haraka)
   const { records, started, ended, errors } = await clients.run(ms, next)
   // The server closes the last connections after their QUIT: count that too.
   await sleep(50)
-  const cpu1 = cpuSeconds(pid)
+  const cpu1 = cpuSeconds(pids.haraka)
+  const redis1 = pids.redis ? cpuSeconds(pids.redis) : 0
   return {
     server,
     mix,
@@ -115,6 +96,7 @@ async function runSlice(
     txns: records.length,
     seconds: (ended - started) / 1000,
     cpuSeconds: cpu1 - cpu0,
+    ...(pids.redis ? { redisCpuSeconds: redis1 - redis0 } : {}),
     errors,
     mailRcptMs: records.filter((r) => !Number.isNaN(r.rcptMs)).map((r) => r.mailMs + r.rcptMs),
   }
@@ -133,8 +115,9 @@ async function main(): Promise<void> {
   const log = (s: string): void => console.error(s)
   const startedAt = Date.now()
   const loadAtStart = loadAverage()
-  const bed = await setUpBed(log, baseline)
-  const servers = options.servers
+  // Only the servers some mix runs on.
+  const servers = options.servers.filter((s) => options.mixes.some((m) => MIX_SERVERS[m].includes(s)))
+  const bed = await setUpBed(log, servers, baseline)
   const haraka = {} as Record<ServerName, Haraka>
   const processes: BenchResult['processes'] = {}
   for (const s of servers) {
@@ -149,25 +132,34 @@ async function main(): Promise<void> {
   const everySlice: Slice[] = []
   let seed = 0
   for (const mix of options.mixes) {
+    const mixServers = servers.filter((s) => MIX_SERVERS[mix].includes(s))
     const next = {} as Record<ServerName, () => TxnSpec>
     const clients = {} as Record<ServerName, LoadClients>
-    for (const s of servers) {
+    for (const s of mixServers) {
       next[s] = transactions(mix, (seed += 10_000_000))
       clients[s] = new LoadClients(haraka[s].port, options.sessions)
     }
     const slice = (s: ServerName, round: number, ms: number): Promise<Slice> =>
-      runSlice(s, processes[s]!.pid, clients[s], next[s], mix, round, ms)
+      runSlice(
+        s,
+        { haraka: processes[s]!.pid, redis: s === 'ledger' ? bed.redisPid : undefined },
+        clients[s],
+        next[s],
+        mix,
+        round,
+        ms,
+      )
 
-    // Not counted: the JIT warms up, and for the cached mix the cache fills.
-    for (const s of servers) await slice(s, 0, Math.min(options.sliceMs, 1000))
+    // Not counted: the JIT warms up, and for the cached mixes the cache fills.
+    for (const s of mixServers) await slice(s, 0, Math.min(options.sliceMs, 1000))
     const slices: Slice[] = []
     for (let round = 1; round <= options.rounds; round++) {
-      for (const s of shuffle(servers, random)) {
+      for (const s of shuffle(mixServers, random)) {
         await sleep(100)
         slices.push(await slice(s, round, options.sliceMs))
       }
       loads.push(os.loadavg()[0] ?? NaN)
-      const mine = slices.slice(-servers.length)
+      const mine = slices.slice(-mixServers.length)
       log(
         `${mix} round ${round}/${options.rounds}: ` +
           mine
@@ -178,7 +170,7 @@ async function main(): Promise<void> {
             .join(', '),
       )
     }
-    mixes.push(analyse(mix, slices, servers))
+    mixes.push(analyse(mix, slices, mixServers))
     everySlice.push(...slices)
   }
   await bed.close()
@@ -186,7 +178,7 @@ async function main(): Promise<void> {
   const result: BenchResult = {
     started: new Date(startedAt).toISOString(),
     machine: machine(),
-    options,
+    options: { ...options, servers },
     loadAtStart,
     loadAtEnd: loadAverage(),
     loadDuring: spread(loads),

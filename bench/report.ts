@@ -1,24 +1,26 @@
 // The benchmark's figures: per server and mix, medians over the rounds; per
-// round, each server against the no-op floor and the plugin against its
-// baseline; and the Markdown report.
+// round, each server against the no-op floor, and pairs of servers side by
+// side (the plugin against its baseline, the ledger against the plugin without
+// it and against no plugin); and the Markdown report.
 import { fmt, fmtIqr, fmtRange, quantile, spread, table, type Spread } from './common'
+import { MIX_LABEL, type MixName } from './mixes'
 import type { ServerName } from './servers'
-
-export type MixName = 'ordinary' | 'cached' | 'uncached'
-
-export const MIX_LABEL: Record<MixName, string> = {
-  ordinary: 'ordinary mail, a new client address each',
-  cached: 'bounces (<>) from 20 client addresses in turn, 2 listed: cached',
-  uncached: 'bounces (<>), a new client address each, 10 % listed: not cached',
-}
 
 export const SERVER_LABEL: Record<ServerName, string> = {
   none: 'no plugin',
   noop: 'no-op plugin',
   backscatter: 'backscatter',
   zonefile: 'backscatter, zone file',
+  ledger: 'backscatter, ledger',
   baseline: 'backscatter, baseline',
 }
+
+/** The pairs compared round by round, first over second, in every mix that runs both. */
+const PAIRS: readonly (readonly [ServerName, ServerName])[] = [
+  ['backscatter', 'baseline'],
+  ['ledger', 'backscatter'],
+  ['ledger', 'none'],
+]
 
 /** What one slice of load against one server measured. */
 export interface Slice {
@@ -29,6 +31,8 @@ export interface Slice {
   seconds: number
   /** CPU time of the serving process during the slice. */
   cpuSeconds: number
+  /** CPU time of the ledger's redis-server during the slice (ledger server only). */
+  redisCpuSeconds?: number
   errors: number
   /** From writing MAIL to the RCPT reply, per transaction. */
   mailRcptMs: number[]
@@ -37,6 +41,8 @@ export interface Slice {
 export interface ServerFigures {
   /** CPU µs per transaction, over the rounds. */
   cpuUs: Spread
+  /** The ledger's redis-server: CPU µs per transaction, over the rounds. */
+  redisCpuUs?: Spread
   /** Transactions per second, over the rounds. */
   tps: Spread
   mailRcptP99Ms: Spread
@@ -47,11 +53,20 @@ export interface ServerFigures {
   tpsVsNoop: Spread
 }
 
+/** Two servers side by side: per round, the first over the second. */
+export interface PairResult {
+  a: ServerName
+  b: ServerName
+  /** CPU per transaction, a over b. */
+  cpu: Spread
+  /** Throughput, a over b. */
+  tps: Spread
+}
+
 export interface MixResult {
   mix: MixName
   servers: Partial<Record<ServerName, ServerFigures>>
-  /** Per round, backscatter over baseline: CPU per transaction and throughput. */
-  versusBaseline?: { cpu: Spread; tps: Spread }
+  pairs: PairResult[]
 }
 
 export interface BenchResult {
@@ -85,11 +100,15 @@ export function analyse(mix: MixName, slices: readonly Slice[], servers: readonl
       }),
     )
   }
-  const result: MixResult = { mix, servers: {} }
+  const result: MixResult = { mix, servers: {}, pairs: [] }
   for (const server of servers) {
     const mine = slices.filter((s) => s.server === server && s.txns > 0)
+    const redis = mine.filter((s) => s.redisCpuSeconds !== undefined)
     result.servers[server] = {
       cpuUs: spread(mine.map(cpuUs)),
+      ...(redis.length
+        ? { redisCpuUs: spread(redis.map((s) => ((s.redisCpuSeconds ?? 0) * 1e6) / s.txns)) }
+        : {}),
       tps: spread(mine.map(tps)),
       mailRcptP99Ms: spread(mine.map((s) => quantile(s.mailRcptMs, 0.99))),
       errors: slices.filter((s) => s.server === server).reduce((n, s) => n + s.errors, 0),
@@ -97,17 +116,21 @@ export function analyse(mix: MixName, slices: readonly Slice[], servers: readonl
       tpsVsNoop: perRound(server, 'noop', (x, y) => tps(x) / tps(y)),
     }
   }
-  if (servers.includes('baseline') && servers.includes('backscatter')) {
-    result.versusBaseline = {
-      cpu: perRound('backscatter', 'baseline', (x, y) => cpuUs(x) / cpuUs(y)),
-      tps: perRound('backscatter', 'baseline', (x, y) => tps(x) / tps(y)),
-    }
+  for (const [a, b] of PAIRS) {
+    if (!servers.includes(a) || !servers.includes(b)) continue
+    result.pairs.push({
+      a,
+      b,
+      cpu: perRound(a, b, (x, y) => cpuUs(x) / cpuUs(y)),
+      tps: perRound(a, b, (x, y) => tps(x) / tps(y)),
+    })
   }
   return result
 }
 
 export function render(r: BenchResult): string {
   const { rounds, sliceMs, sessions, servers } = r.options
+  const runsOn = (m: MixResult): ServerName[] => servers.filter((s) => m.servers[s])
   const out: string[] = [
     `${r.started}: ${r.machine}. ${rounds} rounds per mix; in each round every server gets ` +
       `${sliceMs} ms of load from ${sessions} SMTP clients, the servers in a random order. ` +
@@ -122,7 +145,7 @@ export function render(r: BenchResult): string {
         return p ? `${s}: pid ${p.pid}, ${p.isBinHaraka ? "bin/haraka's own" : 'a child of bin/haraka'}` : s
       })
       .join('; ')}), all its threads. ` +
-      `Per server: median (min–max) of the rounds. Against the no-op plugin and the baseline: ` +
+      `Per server: median (min–max) of the rounds. Against the no-op plugin and side by side: ` +
       `the same round's slices compared, median (p25–p75) of the rounds.`,
   ]
   for (const m of r.mixes) {
@@ -130,7 +153,7 @@ export function render(r: BenchResult): string {
     out.push(
       table(
         ['server', 'CPU µs/tx', 'µs above no-op', 'tx/s', 'tx/s vs no-op', 'MAIL→RCPT p99 ms'],
-        servers.map((s) => {
+        runsOn(m).map((s) => {
           const f = m.servers[s]
           if (!f) return [SERVER_LABEL[s], '–', '–', '–', '–', '–']
           return [
@@ -145,35 +168,32 @@ export function render(r: BenchResult): string {
       ),
     )
   }
-  const compared = r.mixes.filter((m) => m.versusBaseline)
-  if (compared.length) {
+  for (const m of r.mixes) {
+    const redis = m.servers.ledger?.redisCpuUs
+    if (redis) {
+      out.push(
+        '',
+        `${m.mix}: the ledger's redis-server spent ${fmtRange(redis, 0)} µs of CPU per transaction ` +
+          `of the ledger server, besides the serving process's.`,
+      )
+    }
+  }
+  const pairs = r.mixes.flatMap((m) => m.pairs.map((p) => ({ mix: m.mix, figures: m.servers, ...p })))
+  if (pairs.length) {
     out.push(
       '',
-      'Before and after: backscatter against the baseline, round by round.',
+      'Side by side: the first server over the second, round by round, median (p25–p75) of the rounds.',
       '',
       table(
-        [
-          'mix',
-          'CPU µs/tx baseline',
-          'CPU µs/tx now',
-          'CPU now/baseline',
-          'tx/s baseline',
-          'tx/s now',
-          'tx/s now/baseline',
-        ],
-        compared.map((m) => {
-          const now = m.servers.backscatter
-          const then = m.servers.baseline
-          return [
-            m.mix,
-            then ? fmt(then.cpuUs.median) : '–',
-            now ? fmt(now.cpuUs.median) : '–',
-            m.versusBaseline ? fmtIqr(m.versusBaseline.cpu, 3) : '–',
-            then ? fmt(then.tps.median) : '–',
-            now ? fmt(now.tps.median) : '–',
-            m.versusBaseline ? fmtIqr(m.versusBaseline.tps, 3) : '–',
-          ]
-        }),
+        ['mix', 'servers', 'CPU µs/tx', 'CPU ratio', 'tx/s', 'tx/s ratio'],
+        pairs.map((p) => [
+          p.mix,
+          `${p.a} / ${p.b}`,
+          `${fmt(p.figures[p.a]?.cpuUs.median ?? NaN)} / ${fmt(p.figures[p.b]?.cpuUs.median ?? NaN)}`,
+          fmtIqr(p.cpu, 3),
+          `${fmt(p.figures[p.a]?.tps.median ?? NaN)} / ${fmt(p.figures[p.b]?.tps.median ?? NaN)}`,
+          fmtIqr(p.tps, 3),
+        ]),
       ),
     )
   }

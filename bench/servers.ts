@@ -1,12 +1,15 @@
 // The servers the benchmark loads, and the zone they look up: rbldnsd on
 // 127.0.0.1:53, and one Haraka deployment per server, made as the README says
 // (npm pack, haraka -i, npm install) and copied, each Haraka in a private mount
-// namespace whose /etc/resolv.conf names 127.0.0.1.
+// namespace whose /etc/resolv.conf names 127.0.0.1; for the ledger, a private
+// redis-server on loopback.
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { promisify } from 'node:util'
+
+import { createClient } from '@redis/client'
 
 import {
   childPids,
@@ -21,21 +24,24 @@ import {
   type Haraka,
 } from '../test/support/haraka'
 import { DEFAULT_TXT, ip4setZoneFile, startZone, type ZoneServer } from '../test/support/rbldnsd'
+import { findRedisServer, startRedis, type RedisServer } from '../test/support/redis'
+import { dayOf, SINCE_KEY, SINCE_MEMBER } from '../lib/ledger/entry'
 import { listedRanges, onCleanup } from './common'
 
 const run = promisify(execFile)
 
 /**
- * The servers differ only in what sits between xclient and the recipient check
+ * The servers differ only in what sits between relay and the recipient check
  * in config/plugins:
  * - `none`: nothing;
  * - `noop`: a plugin on this plugin's hooks that only calls next() (the floor:
  *   what Haraka's hook machinery costs, so what is above it is the plugin's own);
  * - `backscatter`: this plugin, looking the zone up in DNS through the system resolver;
  * - `zonefile`: this plugin answering from a local copy of the zone (its zone-file mirror);
+ * - `ledger`: this plugin as `backscatter`, with the sent-mail ledger on (`[ledger] mode = check`);
  * - `baseline`: this plugin as built from another checkout (BENCH_BASELINE), for before and after.
  */
-export type ServerName = 'none' | 'noop' | 'backscatter' | 'zonefile' | 'baseline'
+export type ServerName = 'none' | 'noop' | 'backscatter' | 'zonefile' | 'ledger' | 'baseline'
 
 export const NOOP_PLUGIN_NAME = 'bench_noop'
 
@@ -48,6 +54,9 @@ exports.hook_rcpt = function (next) {
     next()
 }
 exports.hook_data_post = function (next) {
+    next()
+}
+exports.hook_queue_ok = function (next) {
     next()
 }
 `
@@ -64,11 +73,26 @@ action = score
 servers =
 `
 
+/** The ledger server's key (config/backscatter.keys); any 32 bytes do. */
+const LEDGER_KEY = 'b3ec0ffeb3ec0ffeb3ec0ffeb3ec0ffeb3ec0ffeb3ec0ffeb3ec0ffeb3ec0ffe'
+
+/**
+ * Every server lets 127.0.0.1 relay (the relay mix connects from there and
+ * sends no XCLIENT); XCLIENT resets that, so the other mixes are not relayed.
+ * Relayed mail goes to queue/discard too (it discards at queue_outbound).
+ */
+const RELAY_FILES = {
+  'relay.ini': '[relay]\nacl=true\nforce_routing=false\n',
+  relay_acl_allow: '127.0.0.1/32\n',
+}
+
 export interface Bed {
   /** The zone rbldnsd serves, described for the report. */
   zone: string
   /** What the baseline server runs, when there is one. */
   baseline?: string
+  /** The ledger's redis-server, when the ledger server runs: its pid, for its CPU time. */
+  redisPid?: number
   /** Start a Haraka for `server` on a fresh copy of its deployment; stopped by close() and by cleanup. */
   start(server: ServerName): Promise<Haraka>
   close(): Promise<void>
@@ -108,8 +132,27 @@ async function describeCheckout(dir: string): Promise<string> {
   }
 }
 
-/** Set up the zone and the deployments; `baseline`: a built checkout of this plugin, or a tarball. */
-export async function setUpBed(log: (s: string) => void, baseline?: string): Promise<Bed> {
+/** A ledger that has held every message for longer than its window, so that it can answer "not ours". */
+async function startLedgerRedis(): Promise<RedisServer> {
+  const binary = findRedisServer()
+  if (!binary) throw new Error('the ledger server needs redis-server (Debian package redis-server)')
+  const redis = await startRedis(binary)
+  const client = createClient({ url: redis.url })
+  await client.connect()
+  await client.zAdd(SINCE_KEY, { score: dayOf(Date.now()) - 40, value: SINCE_MEMBER })
+  await client.quit()
+  return redis
+}
+
+/**
+ * Set up the zone and the deployments; `baseline`: a built checkout of this
+ * plugin, or a tarball; `servers`: those that will be started.
+ */
+export async function setUpBed(
+  log: (s: string) => void,
+  servers: readonly ServerName[],
+  baseline?: string,
+): Promise<Bed> {
   const holder = port53Holder()
   if (holder) throw new Error(`port 53 on 127.0.0.1 is taken (${holder}); the benchmark needs it for rbldnsd`)
   if (process.getuid?.() !== 0) {
@@ -118,10 +161,13 @@ export async function setUpBed(log: (s: string) => void, baseline?: string): Pro
   const dir = makeWorkDir('bench')
   const running: Haraka[] = []
   let zone: ZoneServer | undefined
+  let redis: RedisServer | undefined
   const close = async (): Promise<void> => {
     for (const h of running.splice(0)) await h.stop()
     await zone?.close()
     zone = undefined
+    await redis?.close()
+    redis = undefined
     removeWorkDir(dir)
   }
   const unregister = onCleanup(close)
@@ -133,6 +179,10 @@ export async function setUpBed(log: (s: string) => void, baseline?: string): Pro
     // The same data for the zone-file server, in rbldnsd's format as the mirror would fetch it.
     const zoneFile = path.join(dir, 'ips.backscatterer.org.ip4set')
     fs.writeFileSync(zoneFile, ip4setZoneFile(listedRanges(), DEFAULT_TXT))
+    if (servers.includes('ledger')) {
+      redis = await startLedgerRedis()
+      log(`ledger: redis-server on ${redis.url}, pid ${redis.pid()}`)
+    }
 
     log('packing the plugin and creating a deployment (npm pack, haraka -i, npm install)')
     const current = await createDeployment(await packPlugin(path.join(dir, 'pack')), path.join(dir, 'base'))
@@ -153,12 +203,16 @@ export async function setUpBed(log: (s: string) => void, baseline?: string): Pro
       if (server === 'noop')
         fs.writeFileSync(path.join(dep.dir, 'plugins', `${NOOP_PLUGIN_NAME}.js`), NOOP_PLUGIN)
       const plugin = server === 'none' ? [] : server === 'noop' ? [NOOP_PLUGIN_NAME] : ['backscatter']
+      const ledger = server === 'ledger' && redis ? redis : undefined
       const h = await startHaraka(dep, {
-        plugins: ['xclient', ...plugin, 'rcpt_to.in_host_list', 'queue/discard'],
+        plugins: ['xclient', 'relay', ...plugin, 'rcpt_to.in_host_list', 'queue/discard'],
         backscatterIni:
           server === 'zonefile'
             ? `${BACKSCATTER_INI}\n[ips.backscatterer.org]\nfile = ${zoneFile}\n`
-            : BACKSCATTER_INI,
+            : ledger
+              ? `${BACKSCATTER_INI}\n[ledger]\nmode = check\nredis_url = ${ledger.url}\n`
+              : BACKSCATTER_INI,
+        files: ledger ? { ...RELAY_FILES, 'backscatter.keys': `ledger = ${LEDGER_KEY}\n` } : RELAY_FILES,
         // Log writes would otherwise be much of what a transaction costs.
         logLevel: 'crit',
         resolvConf,
@@ -171,6 +225,7 @@ export async function setUpBed(log: (s: string) => void, baseline?: string): Pro
     return {
       zone: zone.description,
       ...(baseline ? { baseline: await describeCheckout(baseline) } : {}),
+      ...(redis?.pid() ? { redisPid: redis.pid() } : {}),
       start,
       close: async () => {
         unregister()

@@ -30,6 +30,7 @@ import {
   type ReplyCheck,
 } from './ledger-hooks'
 import { Ledger } from '../ledger/ledger'
+import { mayBeMachineReply } from '../ledger/reply/markers'
 import { notChecked, recipientName } from '../core/recipient'
 import { checkBounceRecipient } from '../batv/recipient'
 
@@ -537,8 +538,9 @@ export function hook_data_post(this: BackscatterPlugin, next: Next, connection: 
     if (settings.header) txn.remove_header(settings.header)
     const { ledger } = state
     if (ledger && connection.relaying) state.outgoing.set(txn, outgoingMessageId(txn))
+    // Ordinary mail is never read: settled here, it takes no turn of the event loop for the ledger.
     const reply =
-      ledger && !connection.relaying
+      ledger && !connection.relaying && mayBeMachineReply(txn.mail_from, txn.header)
         ? checkReply(txn, ledger, settings.ledger.timeoutMs).catch((err: unknown) => {
             connection.logerror(this, `ledger not asked, mail goes on: ${String(err)}`)
             return undefined

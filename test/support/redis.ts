@@ -18,6 +18,8 @@ export interface RedisServer {
   readonly port: number
   /** The redis:// URL of the server. */
   readonly url: string
+  /** The running server's process id (for its CPU time); undefined while stopped. */
+  pid(): number | undefined
   /** Freeze the server (SIGSTOP): connections stay open, nothing is answered. */
   pause(): void
   /** Let a paused server run again (SIGCONT). */
@@ -82,6 +84,7 @@ export async function startRedis(binary: string): Promise<RedisServer> {
     return {
       port,
       url: `redis://127.0.0.1:${port}`,
+      pid: () => child?.pid,
       pause: () => void running().kill('SIGSTOP'),
       resume: () => void running().kill('SIGCONT'),
       stop: async () => {

@@ -1,0 +1,156 @@
+// Each ledger call is one Redis round trip: a proxy between the Ledger and a
+// real redis-server counts the turns (the client writes, an answer reaches it)
+// and the commands each one carried. While a call is under test the proxy keeps
+// Redis's answers back: the call must send all its commands without one, and
+// nothing after it gets them. A record, and a check of any number of
+// references over the whole window, must each take exactly one turn.
+import assert from 'node:assert/strict'
+import { after, before, beforeEach, describe, it } from 'node:test'
+
+import { MAX_REFERENCES } from '../lib/ledger/ledger'
+import { until } from './support/mock-clock'
+import { findRedisServer, startRedis, type RedisServer } from './support/redis'
+import { startRedisProxy, type RedisProxy, type Turn } from './support/redis-proxy'
+import { inspector, ledgerSettings, testLedger, type TestLedger } from './support/ledger'
+
+const redisBinary = findRedisServer()
+const WINDOW_DAYS = 30
+/** Days a check looks at: the window and today. */
+const DAYS = WINDOW_DAYS + 1
+/** Long enough that a call never gives up while the proxy keeps its answer back. */
+const TIMEOUT_MS = 5000
+
+const names = (turn: Turn | undefined): string[] => turn?.commands.map((c) => c[0] ?? '') ?? []
+
+describe(
+  'ledger calls are one Redis round trip each',
+  { skip: !redisBinary && 'redis-server is not installed' },
+  () => {
+    let redis: RedisServer
+    let proxy: RedisProxy
+    let look: Awaited<ReturnType<typeof inspector>>
+    let t: TestLedger
+    const started: TestLedger[] = []
+
+    const sentSince = (from: number): number =>
+      proxy.turns.slice(from).reduce((n, turn) => n + turn.commands.length, 0)
+
+    /**
+     * Run `call` with Redis's answers kept back until it has sent `commands`
+     * commands (it never does if it needs an answer first), then let them through.
+     * Returns its value and the turns it took.
+     */
+    async function turnsOf<T>(
+      commands: number,
+      call: () => Promise<T>,
+    ): Promise<{ value: T; turns: Turn[] }> {
+      const from = proxy.turns.length
+      proxy.hold()
+      const pending = call()
+      try {
+        await until(() => sentSince(from) >= commands, `${commands} commands sent with no answer yet`)
+      } finally {
+        proxy.release()
+      }
+      const value = await pending
+      return { value, turns: proxy.turns.slice(from) }
+    }
+
+    before(async () => {
+      redis = await startRedis(redisBinary as string)
+      proxy = await startRedisProxy(redis.port)
+      look = await inspector(redis.url)
+    })
+    after(async () => {
+      await Promise.all(started.map((l) => l.ledger.close()))
+      look.destroy()
+      await proxy.close()
+      await redis.close()
+    })
+    beforeEach(async () => {
+      await look.flushAll()
+      const from = proxy.turns.length
+      t = testLedger(ledgerSettings(proxy.url, { windowDays: WINDOW_DAYS, timeoutMs: TIMEOUT_MS }))
+      started.push(t)
+      t.ledger.start()
+      await t.reach('up')
+      // On connecting, the ledger reads its age (ZSCORE): that turn is over before the calls under test.
+      await until(
+        () => proxy.turns.slice(from).some((turn) => names(turn).includes('ZSCORE')) && proxy.answered(),
+        'the age read on connecting',
+      )
+    })
+
+    it('a record: one turn, its three commands pipelined', async () => {
+      const { value, turns } = await turnsOf(3, () => t.ledger.record('<sent-1@example.com>'))
+      assert.equal(value, 'recorded')
+      assert.equal(turns.length, 1)
+      assert.deepEqual(names(turns[0]), ['ZADD', 'HSET', 'EXPIRE'])
+    })
+
+    it('a record after one was lost: still one turn, the start moved on in it', async () => {
+      const short = testLedger(ledgerSettings(proxy.url, { windowDays: WINDOW_DAYS, timeoutMs: 200 }))
+      started.push(short)
+      short.ledger.start()
+      await short.reach('up')
+      redis.pause()
+      assert.equal(await short.ledger.record('<lost@example.com>'), 'unavailable')
+      redis.resume()
+      await short.reach('up')
+      await until(() => proxy.answered(), 'the probe that found Redis back answered')
+      const { value, turns } = await turnsOf(4, () => short.ledger.record('<after@example.com>'))
+      assert.equal(value, 'recorded')
+      assert.equal(turns.length, 1)
+      assert.deepEqual(names(turns[0]), ['ZADD', 'ZADD', 'HSET', 'EXPIRE'])
+      assert.ok(turns[0]?.commands[1]?.includes('GT'), 'the second ZADD only moves the start later')
+    })
+
+    for (const count of [1, 10, MAX_REFERENCES]) {
+      const commands = 1 + count * DAYS
+      it(`a check of ${count} reference${count > 1 ? 's' : ''} over ${DAYS} days: one turn of ${commands} commands`, async () => {
+        const refs = Array.from({ length: count }, (_, i) => `<ref-${i}@example.com>`)
+        await t.ledger.record(refs.at(-1)!)
+        const { value, turns } = await turnsOf(commands, () => t.ledger.check(refs))
+        assert.deepEqual(value.found, [`ref-${count - 1}@example.com`])
+        assert.deepEqual(
+          turns.map((turn) => turn.commands.length),
+          [commands],
+        )
+        const sent = names(turns[0])
+        assert.equal(sent[0], 'ZSCORE')
+        assert.equal(sent.filter((n) => n === 'HEXISTS').length, count * DAYS)
+      })
+    }
+
+    it(`more than ${MAX_REFERENCES} references: one turn, the last ${MAX_REFERENCES} looked up`, async () => {
+      const refs = Array.from({ length: MAX_REFERENCES + 5 }, (_, i) => `<many-${i}@example.com>`)
+      const { value, turns } = await turnsOf(1 + MAX_REFERENCES * DAYS, () => t.ledger.check(refs))
+      assert.equal(value.result, 'unknown')
+      assert.deepEqual(
+        turns.map((turn) => turn.commands.length),
+        [1 + MAX_REFERENCES * DAYS],
+      )
+    })
+
+    it('a check with no usable reference, and a record with no Message-ID: no turn at all', async () => {
+      const check = await turnsOf(0, () => t.ledger.check(['<>', '  ']))
+      assert.equal(check.value.reason, 'no references')
+      assert.equal(check.turns.length, 0)
+      const record = await turnsOf(0, () => t.ledger.record('<>'))
+      assert.equal(record.value, 'no message-id')
+      assert.equal(record.turns.length, 0)
+    })
+
+    it('calls one after another: one turn each, never merged or split', async () => {
+      const from = proxy.turns.length
+      await t.ledger.record('<a@example.com>')
+      await t.ledger.check(['<a@example.com>'])
+      await t.ledger.record('<b@example.com>')
+      await t.ledger.check(['<b@example.com>', '<a@example.com>'])
+      assert.deepEqual(
+        proxy.turns.slice(from).map((turn) => turn.commands.length),
+        [3, 1 + DAYS, 3, 1 + 2 * DAYS],
+      )
+    })
+  },
+)

@@ -5,7 +5,6 @@ import { get_primary_host_name } from 'haraka-net-utils'
 
 import { readMessagePrefix, type MessageStream } from './message-prefix'
 import type { LedgerAnswer, Ledger } from '../ledger/ledger'
-import { mayBeMachineReply } from '../ledger/reply/markers'
 import { MAX_REPLY_BYTES, readReply } from '../ledger/reply/read'
 import { isNullSender, type EnvelopeAddress } from '../core/sender'
 import type { LedgerSettings, ReplyKind } from '../core/types'
@@ -53,16 +52,16 @@ export interface ReplyCheck {
 }
 
 /**
- * Read a message that the envelope or its headers show a machine sent, and ask
- * the ledger about what it refers to. Undefined: ordinary mail, never read.
- * The read and the lookup are each bounded by the ledger's timeout.
+ * Read a message that the envelope or its headers show a machine sent (the
+ * caller has asked mayBeMachineReply), and ask the ledger about what it refers
+ * to. Undefined: nothing in it a machine replies with. The read and the lookup
+ * are each bounded by the ledger's timeout.
  */
 export async function checkReply(
   txn: LedgerTransaction,
   ledger: Ledger,
   timeoutMs: number,
 ): Promise<ReplyCheck | undefined> {
-  if (!mayBeMachineReply(txn.mail_from, txn.header)) return undefined
   const raw = await readMessagePrefix(txn.message_stream, MAX_REPLY_BYTES, timeoutMs)
   const nullSender = txn.mail_from ? isNullSender(txn.mail_from) : undefined
   const { kind, references } = await readReply(raw, { nullSender })

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { after, before, beforeEach, describe, it } from 'node:test'
 
-import { MAX_REFERENCES } from '../lib/ledger/ledger'
+import { MAX_RECORD_BATCH, MAX_REFERENCES } from '../lib/ledger/ledger'
 import { until } from './support/mock-clock'
 import { findRedisServer, startRedis, type RedisServer } from './support/redis'
 import { startRedisProxy, type RedisProxy, type Turn } from './support/redis-proxy'
@@ -103,6 +103,46 @@ describe(
       assert.equal(turns.length, 1)
       assert.deepEqual(names(turns[0]), ['ZADD', 'ZADD', 'HSET', 'EXPIRE'])
       assert.ok(turns[0]?.commands[1]?.includes('GT'), 'the second ZADD only moves the start later')
+    })
+
+    it('records made together share one turn: one start, a field each, one expiry per bucket', async () => {
+      const ids = Array.from({ length: 20 }, (_, i) => `<together-${i}@example.com>`)
+      const { value, turns } = await turnsOf(1 + 20, () => Promise.all(ids.map((id) => t.ledger.record(id))))
+      assert.deepEqual(value, Array(20).fill('recorded'))
+      assert.equal(turns.length, 1)
+      const sent = turns[0]?.commands ?? []
+      assert.equal(sent[0]?.[0], 'ZADD')
+      const fields = sent.filter((c) => c[0] === 'HSET')
+      const expired = sent.filter((c) => c[0] === 'EXPIRE').map((c) => c[1])
+      assert.equal(fields.length, 20)
+      assert.deepEqual(expired.sort(), [...new Set(fields.map((c) => c[1]))].sort())
+      assert.equal(t.ledger.counts().recorded, 20)
+      const found = await t.ledger.check([ids[7]!])
+      assert.equal(found.result, 'ours')
+    })
+
+    it(`a batch carries ${MAX_RECORD_BATCH} records at most; the one after them starts the next`, async () => {
+      const ids = Array.from({ length: MAX_RECORD_BATCH + 1 }, (_, i) => `<full-${i}@example.com>`)
+      const from = proxy.turns.length
+      const sent = (): string[] => proxy.turns.slice(from).flatMap((turn) => names(turn))
+      proxy.hold()
+      const pending = ids.map((id) => t.ledger.record(id))
+      try {
+        await until(
+          () => sent().filter((n) => n === 'HSET').length === ids.length && sent().at(-1) === 'EXPIRE',
+          'both batches sent',
+        )
+      } finally {
+        proxy.release()
+      }
+      assert.deepEqual(await Promise.all(pending), Array(ids.length).fill('recorded'))
+      // Each batch begins with the ledger's start (ZADD NX): count the fields after each.
+      const perBatch = sent().reduce<number[]>((batches, name) => {
+        if (name === 'ZADD') batches.push(0)
+        else if (name === 'HSET') batches[batches.length - 1]! += 1
+        return batches
+      }, [])
+      assert.deepEqual(perBatch, [MAX_RECORD_BATCH, 1])
     })
 
     for (const count of [1, 10, MAX_REFERENCES]) {

@@ -154,6 +154,18 @@ describe('the ledger in Redis', { skip: !redisBinary && 'redis-server is not ins
     assert.equal((await t.ledger.check(['<before-reload@example.com>'])).reason, 'unavailable')
   })
 
+  it('a record still waiting for its batch when the ledger closes (a reload) is sent, not lost', async () => {
+    const recorded = t.ledger.record('<just-before-reload@example.com>')
+    const next = testLedger(ledgerSettings(redis.url), { previous: t.ledger }, t.clock)
+    started.push(next)
+    await t.ledger.close()
+    assert.equal(await recorded, 'recorded')
+    next.ledger.start()
+    await next.reach('up')
+    assert.equal((await next.ledger.check(['<just-before-reload@example.com>'])).result, 'ours')
+    assert.equal(next.ledger.counts().recordFailures, 0)
+  })
+
   it('a record made the moment it starts waits for the connection, within the bound, and is kept', async () => {
     const fresh = testLedger(ledgerSettings(redis.url))
     started.push(fresh)

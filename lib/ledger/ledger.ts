@@ -92,6 +92,20 @@ type Outcome<T> = { readonly ok: true; readonly value: T } | Failure
 
 const DEFAULT_PROBE_MS = 1000
 
+/**
+ * How long a record waits for others to share its round trip, in ms: with
+ * relayed mail at 1000 messages a second, about 5 go together.
+ */
+export const RECORD_BATCH_MS = 5
+
+/** Records sent together at most; a full batch goes at once. */
+export const MAX_RECORD_BATCH = 256
+
+interface RecordBatch {
+  readonly entries: { readonly entry: LedgerEntry; readonly resolve: (result: RecordResult) => void }[]
+  readonly timer: NodeJS.Timeout
+}
+
 /** Keys a SCAN page of survey() asks for: a page and the HLENs of the one before are one round trip. */
 const SURVEY_PAGE = 1000
 
@@ -118,6 +132,8 @@ export class Ledger {
   /** Calls waiting for the first connection to be made or to fail. */
   #waitingForConnection: (() => void)[] = []
   readonly #inFlight = new Set<Promise<unknown>>()
+  /** Records waiting to go to Redis together. */
+  #batch: RecordBatch | undefined
   readonly #counts: LedgerCounts
 
   constructor(settings: LedgerSettings, options: LedgerOptions) {
@@ -176,11 +192,35 @@ export class Ledger {
     })
   }
 
-  /** Record a sent message's Message-ID in today's bucket, with the window's expiry: one round trip. */
-  async record(messageId: string): Promise<RecordResult> {
+  /**
+   * Record a sent message's Message-ID in today's bucket, with the window's
+   * expiry. Records made within RECORD_BATCH_MS of each other go to Redis
+   * together, in one round trip: a round trip, not a command, is what costs
+   * (about 60 µs of CPU between Node and Redis), so a busy relay pays it once
+   * for several messages. Resolves at most RECORD_BATCH_MS + timeout_ms later.
+   */
+  record(messageId: string): Promise<RecordResult> {
     const key = this.settings.key
     const entry = key && ledgerEntry(key, messageId)
-    if (!entry) return key ? 'no message-id' : 'unavailable'
+    if (!entry) return Promise.resolve(key ? 'no message-id' : 'unavailable')
+    return new Promise((resolve) => {
+      let batch = this.#batch
+      if (!batch) {
+        const fresh: RecordBatch = {
+          entries: [],
+          timer: setTimeout(() => void this.#flush(fresh), RECORD_BATCH_MS),
+        }
+        batch = this.#batch = fresh
+      }
+      batch.entries.push({ entry, resolve })
+      if (batch.entries.length >= MAX_RECORD_BATCH) void this.#flush(batch)
+    })
+  }
+
+  /** Send a batch of records: one round trip, bounded by timeout_ms. */
+  async #flush(batch: RecordBatch): Promise<void> {
+    clearTimeout(batch.timer)
+    if (this.#batch === batch) this.#batch = undefined
     const today = dayOf(this.#now())
     const lost = this.#lostDay
     const outcome = await this.#call((client) => {
@@ -190,20 +230,25 @@ export class Ledger {
       // A record lost on day d: the ledger holds every message only from d + 1.
       if (lost !== undefined)
         multi.zAdd(SINCE_KEY, { score: lost + 1, value: SINCE_MEMBER }, { comparison: 'GT' })
-      const bucket = bucketKey(today, entry.bucket)
-      return multi
-        .hSet(bucket, entry.field, '')
-        .expire(bucket, bucketTtlSeconds(this.settings.windowDays))
-        .execAsPipeline()
+      const buckets = new Set<string>()
+      for (const { entry } of batch.entries) {
+        const bucket = bucketKey(today, entry.bucket)
+        multi.hSet(bucket, entry.field, '')
+        buckets.add(bucket)
+      }
+      const ttl = bucketTtlSeconds(this.settings.windowDays)
+      for (const bucket of buckets) multi.expire(bucket, ttl)
+      return multi.execAsPipeline()
     })
-    if (!outcome.ok) {
-      this.#counts.recordFailures++
+    const result: RecordResult = outcome.ok ? 'recorded' : 'unavailable'
+    if (outcome.ok) {
+      if (this.#lostDay === lost) this.#lostDay = undefined
+      this.#counts.recorded += batch.entries.length
+    } else {
+      this.#counts.recordFailures += batch.entries.length
       this.#lostDay = Math.max(this.#lostDay ?? today, today)
-      return 'unavailable'
     }
-    if (this.#lostDay === lost) this.#lostDay = undefined
-    this.#counts.recorded++
-    return 'recorded'
+    for (const { resolve } of batch.entries) resolve(result)
   }
 
   /**
@@ -323,7 +368,10 @@ export class Ledger {
    */
   async close(): Promise<void> {
     if (this.#state === 'closed') return
+    // Records still waiting for their batch go now, before the connection closes.
+    const flushed = this.#batch && this.#flush(this.#batch)
     this.#setState('closed', undefined)
+    await flushed
     await Promise.allSettled([...this.#inFlight])
     const client = this.#client
     this.#client = undefined

@@ -1,7 +1,7 @@
 // The sent-mail ledger's cost in Redis: the memory per recorded message
 // (`INFO memory` used_memory before and after recording N messages through
-// the ledger's key scheme, the very commands Ledger.record sends), and the
-// time of one record and one check round trip through Ledger itself.
+// the ledger's key scheme: the keys, fields and expiries Ledger.record
+// writes), and the time of records and checks through Ledger itself.
 //
 //   npm run bench:ledger [-- messages [days...]]   (default 1000000 over 1 and 30 days)
 //
@@ -21,7 +21,7 @@ import {
   SINCE_KEY,
   SINCE_MEMBER,
 } from '../lib/ledger/entry'
-import { Ledger } from '../lib/ledger/ledger'
+import { Ledger, RECORD_BATCH_MS } from '../lib/ledger/ledger'
 import { findRedisServer, startRedis } from '../test/support/redis'
 import { fmt, quantile, table } from './common'
 
@@ -155,7 +155,10 @@ async function main(): Promise<void> {
     })
     ledger.start()
     while (ledger.status().state !== 'up') await new Promise((r) => setTimeout(r, 10))
-    const record = await roundTrips(ROUND_TRIPS, (i) => ledger.record(`<rt${i}@mail.example.com>`))
+    const record = await roundTrips(ROUND_TRIPS / 4, (i) => ledger.record(`<rt${i}@mail.example.com>`))
+    const together = await roundTrips(ROUND_TRIPS / 4, (i) =>
+      Promise.all(Array.from({ length: 30 }, (_, j) => ledger.record(`<rt${i}.${j}@mail.example.com>`))),
+    )
     const later = new Ledger(settings, {
       log: { info: () => undefined, error: console.error },
       now: () => NOW + DAY_MS * 31,
@@ -167,12 +170,15 @@ async function main(): Promise<void> {
       later.check([`<a${i}@x.example>`, `<b${i}@x.example>`, `<rt${i}@mail.example.com>`]),
     )
     await Promise.all([ledger.close(), later.close()])
-    console.log(`\n## Round trips through Ledger (${fmt(ROUND_TRIPS)} each, one after another, loopback)\n`)
+    console.log(
+      `\n## Calls through Ledger (${fmt(ROUND_TRIPS)} checks, ${fmt(ROUND_TRIPS / 4)} records or batches, one after another, loopback)\n`,
+    )
     console.log(
       table(
         ['call', 'Redis commands', 'median ms', 'p99 ms'],
         [
-          ['record', '3', fmt(record[0], 3), fmt(record[1], 3)],
+          [`record, alone (waits ${RECORD_BATCH_MS} ms for others)`, '3', ...record.map((x) => fmt(x, 3))],
+          ['30 records made at once (one batch)', '≤ 61', ...together.map((x) => fmt(x, 3))],
           [
             `check, 1 reference × ${WINDOW_DAYS + 1} days`,
             String(1 + WINDOW_DAYS + 1),

@@ -649,7 +649,7 @@ function finishData(
   done()
 }
 
-/** Once a relayed message is queued: record the Message-ID it leaves with. Bounded; the 250 waits at most [ledger] timeout_ms. */
+/** Once a relayed message is queued: record the Message-ID it leaves with. Bounded; the 250 waits at most 5 ms (the records sharing a round trip) + [ledger] timeout_ms. */
 export function hook_queue_ok(this: BackscatterPlugin, next: Next, connection: Connection): void {
   const done = once(next)
   try {

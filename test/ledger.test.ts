@@ -5,7 +5,7 @@ import crypto from 'node:crypto'
 import { after, before, beforeEach, describe, it } from 'node:test'
 
 import { bucketKey, ledgerEntry, SINCE_KEY, SINCE_MEMBER } from '../lib/ledger/entry'
-import { MAX_REFERENCES } from '../lib/ledger/ledger'
+import { Ledger, MAX_REFERENCES } from '../lib/ledger/ledger'
 import { until } from './support/mock-clock'
 import { findRedisServer, startRedis, type RedisServer } from './support/redis'
 import { DAY_MS, inspector, ledgerSettings, NOON, testLedger, TODAY, type TestLedger } from './support/ledger'
@@ -164,6 +164,36 @@ describe('the ledger in Redis', { skip: !redisBinary && 'redis-server is not ins
     await next.reach('up')
     assert.equal((await next.ledger.check(['<just-before-reload@example.com>'])).result, 'ours')
     assert.equal(next.ledger.counts().recordFailures, 0)
+  })
+
+  it('a batch that throws while it is sent answers every record unavailable, and nothing escapes', async () => {
+    let broken = false
+    const lines: string[] = []
+    const ledger = new Ledger(ledgerSettings(redis.url), {
+      log: { info: (m) => lines.push(m), error: (m) => lines.push(m) },
+      now: () => {
+        if (broken) throw new Error('the clock broke')
+        return NOON
+      },
+    })
+    broken = true
+    const escaped: unknown[] = []
+    const onRejection = (err: unknown): number => escaped.push(err)
+    process.on('unhandledRejection', onRejection)
+    try {
+      const results = await Promise.all([ledger.record('<a@example.com>'), ledger.record('<b@example.com>')])
+      assert.deepEqual(results, ['unavailable', 'unavailable'])
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.deepEqual(escaped, [])
+      assert.ok(
+        lines.some((l) => l.includes('the clock broke')),
+        lines.join('\n'),
+      )
+    } finally {
+      process.off('unhandledRejection', onRejection)
+      broken = false
+      await ledger.close()
+    }
   })
 
   it('a record made the moment it starts waits for the connection, within the bound, and is kept', async () => {

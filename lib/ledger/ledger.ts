@@ -217,10 +217,24 @@ export class Ledger {
     })
   }
 
-  /** Send a batch of records: one round trip, bounded by timeout_ms. */
+  /** Send a batch of records: one round trip, bounded by timeout_ms. Never rejects; every record is answered. */
   async #flush(batch: RecordBatch): Promise<void> {
     clearTimeout(batch.timer)
     if (this.#batch === batch) this.#batch = undefined
+    let result: RecordResult = 'unavailable'
+    try {
+      result = await this.#send(batch)
+    } catch (err) {
+      // Not #failed(): what threw may be what it would use (the clock).
+      this.#log.error(
+        `ledger: ${batch.entries.length} message(s) not recorded (${describeError(err)}); mail goes on`,
+      )
+    } finally {
+      for (const { resolve } of batch.entries) resolve(result)
+    }
+  }
+
+  async #send(batch: RecordBatch): Promise<RecordResult> {
     const today = dayOf(this.#now())
     const lost = this.#lostDay
     const outcome = await this.#call((client) => {
@@ -240,15 +254,14 @@ export class Ledger {
       for (const bucket of buckets) multi.expire(bucket, ttl)
       return multi.execAsPipeline()
     })
-    const result: RecordResult = outcome.ok ? 'recorded' : 'unavailable'
-    if (outcome.ok) {
-      if (this.#lostDay === lost) this.#lostDay = undefined
-      this.#counts.recorded += batch.entries.length
-    } else {
+    if (!outcome.ok) {
       this.#counts.recordFailures += batch.entries.length
       this.#lostDay = Math.max(this.#lostDay ?? today, today)
+      return 'unavailable'
     }
-    for (const { resolve } of batch.entries) resolve(result)
+    if (this.#lostDay === lost) this.#lostDay = undefined
+    this.#counts.recorded += batch.entries.length
+    return 'recorded'
   }
 
   /**

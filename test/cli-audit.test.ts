@@ -249,23 +249,23 @@ describe('audit on a config folder', () => {
   })
 
   it("relay's files as haraka-plugin-relay reads them: dest_domains routing inbound mail on", async () => {
-    const dir = harakaConfig(['spf', 'backscatter', 'relay', 'rcpt_to.in_host_list'], dnsIni(dns.current), {
-      'relay.ini': '[relay]\nacl=true\ndest_domains=true\n',
-      'relay_dest_domains.ini':
-        '[domains]\nexample.com = { "action": "continue", "nexthop": "10.0.0.5:25" }\n',
-    })
-    const r = await run(['audit', '--config', dir])
+    const withRelay = (relayIni: string): string =>
+      harakaConfig(['spf', 'backscatter', 'relay', 'rcpt_to.in_host_list'], dnsIni(dns.current), {
+        'relay.ini': relayIni,
+        'relay_dest_domains.ini':
+          '[domains]\nexample.com = { "action": "continue", "nexthop": "10.0.0.5:25" }\n',
+      })
+    const r = await run(['audit', '--config', withRelay('[relay]\nacl=true\ndest_domains=true\n')])
     assert.equal(r.code, 2, r.stdout + r.stderr)
     assert.match(
       r.stdout,
       /^\[critical\] accept-then-bounce: relay \(dest_domains, force_routing\) sends inbound mail for example\.com on through Haraka's outbound queue/m,
     )
-    const off = harakaConfig(['spf', 'backscatter', 'relay', 'rcpt_to.in_host_list'], dnsIni(dns.current), {
-      'relay.ini': '[relay]\ndest_domains=false\nforce_routing=false\n',
-      'relay_dest_domains.ini':
-        '[domains]\nexample.com = { "action": "continue", "nexthop": "10.0.0.5:25" }\n',
-    })
-    const r2 = await run(['audit', '--config', off])
+    const r2 = await run([
+      'audit',
+      '--config',
+      withRelay('[relay]\ndest_domains=false\nforce_routing=false\n'),
+    ])
     assert.equal(r2.code, 0, r2.stdout + r2.stderr)
   })
 

@@ -55,6 +55,21 @@ const log3 = (lines: string[]) => ({
 })
 const queriesFor = (ip: string): number => dns.count(`${reverseIpv4(ip)}.${ZONE}`, TYPE.A)
 
+/** One look of a watch over `addresses`, through a real checker: asserts the zone was not asked, returns the log. */
+async function lookWithoutQuery(
+  settings: ReturnType<typeof settingsWith>,
+  addresses: () => ReturnType<typeof watchedAddresses>,
+): Promise<string[]> {
+  const lines: string[] = []
+  const checker = new BackscatterChecker(settings, { info: () => {}, warn: () => {} })
+  const w = new SelfWatch({ settings, check: (ip) => checker.check(ip), addresses, log: log3(lines) })
+  const before = dns.count(ZONE)
+  await w.look()
+  checker.close()
+  assert.equal(dns.count(ZONE), before, 'no query of the zone')
+  return lines
+}
+
 describe('SelfWatch, through a checker against a zone on 127.0.0.1', () => {
   function watch(ips: string) {
     const settings = settingsWith({ ips, interval_minutes: 30 })
@@ -230,18 +245,9 @@ describe('watchedAddresses: what is looked up, and what never is', () => {
       found.skipped.map((s) => `${s.ip} ${s.sources.join(',')}`),
       ['10.0.0.1 [self_check] ips', '192.168.7.7 [self_check] ips'],
     )
-    const lines: string[] = []
-    const checker = new BackscatterChecker(settings, { info: () => {}, warn: () => {} })
-    const w = new SelfWatch({
-      settings,
-      check: (ip) => checker.check(ip),
-      addresses: () => watchedAddresses(settings, files(ME, { public_ip: '45.8.2.2' }), machine),
-      log: log3(lines),
-    })
-    const before = dns.count(ZONE)
-    await w.look()
-    checker.close()
-    assert.equal(dns.count(ZONE), before, 'no query of the zone')
+    const lines = await lookWithoutQuery(settings, () =>
+      watchedAddresses(settings, files(ME, { public_ip: '45.8.2.2' }), machine),
+    )
     assert.deepEqual(lines, [
       "WARN self check: [self_check] ips names no public address, so nothing is watched; not looked up: 10.0.0.1 ([self_check] ips): private (RFC 1918); 192.168.7.7 ([self_check] ips): private (RFC 1918); set it to the public addresses this host sends from, or leave it empty to watch the ones Haraka's configuration gives",
     ])
@@ -249,22 +255,12 @@ describe('watchedAddresses: what is looked up, and what never is', () => {
 
   it('a private address is never looked up on the zone', async () => {
     const settings = settingsWith({})
-    const checker = new BackscatterChecker(settings, { info: () => {}, warn: () => {} })
-    const lines: string[] = []
-    const w = new SelfWatch({
-      settings,
-      check: (ip) => checker.check(ip),
-      addresses: () =>
-        watchedAddresses(settings, files('', { public_ip: '10.0.0.9' }), {
-          interfaces: () => ({ eth0: [{ address: '192.168.1.4', internal: false }] }),
-          hostname: () => 'vm',
-        }),
-      log: log3(lines),
-    })
-    const before = dns.count(ZONE)
-    await w.look()
-    checker.close()
-    assert.equal(dns.count(ZONE), before, 'no query of the zone')
+    const lines = await lookWithoutQuery(settings, () =>
+      watchedAddresses(settings, files('', { public_ip: '10.0.0.9' }), {
+        interfaces: () => ({ eth0: [{ address: '192.168.1.4', internal: false }] }),
+        hostname: () => 'vm',
+      }),
+    )
     assert.deepEqual(lines, [
       'WARN self check: no public address of this host found to watch; not looked up: 10.0.0.9 (smtp.ini public_ip): private (RFC 1918); 192.168.1.4 (interface eth0): private (RFC 1918); set [self_check] ips to the addresses it sends from',
     ])

@@ -4,6 +4,7 @@
 // namespace whose /etc/resolv.conf names 127.0.0.1; for the ledger, a private
 // redis-server on loopback.
 import { execFile } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -25,7 +26,7 @@ import {
 } from '../test/support/haraka'
 import { DEFAULT_TXT, ip4setZoneFile, startZone, type ZoneServer } from '../test/support/rbldnsd'
 import { findRedisServer, startRedis, type RedisServer } from '../test/support/redis'
-import { dayOf, SINCE_KEY, SINCE_MEMBER } from '../lib/ledger/entry'
+import { dayOf, SINCE_KEY, sinceMember } from '../lib/ledger/entry'
 import { listedRanges, onCleanup } from './common'
 
 const run = promisify(execFile)
@@ -75,6 +76,7 @@ servers =
 
 /** The ledger server's key (config/backscatter.keys); any 32 bytes do. */
 const LEDGER_KEY = 'b3ec0ffeb3ec0ffeb3ec0ffeb3ec0ffeb3ec0ffeb3ec0ffeb3ec0ffeb3ec0ffe'
+const SINCE = sinceMember(crypto.createSecretKey(Buffer.from(LEDGER_KEY, 'utf8')))
 
 /**
  * Every server lets 127.0.0.1 relay (the relay mix connects from there and
@@ -139,7 +141,7 @@ async function startLedgerRedis(): Promise<RedisServer> {
   const redis = await startRedis(binary)
   const client = createClient({ url: redis.url })
   await client.connect()
-  await client.zAdd(SINCE_KEY, { score: dayOf(Date.now()) - 40, value: SINCE_MEMBER })
+  await client.zAdd(SINCE_KEY, { score: dayOf(Date.now()) - 40, value: SINCE })
   await client.quit()
   return redis
 }

@@ -7,10 +7,10 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { after, afterEach, before, beforeEach, describe, it, mock } from 'node:test'
 
-import { bucketKey, dayOf, SINCE_KEY, SINCE_MEMBER } from '../lib/ledger/entry'
+import { bucketKey, dayOf, SINCE_KEY } from '../lib/ledger/entry'
 import { configDir, dnsIni, lineWith, run, scriptedDns, tmpDir, type Run } from './cli/harness'
 import { freeTcpPort } from './support/haraka'
-import { DAY_MS, inspector, ledgerSettings, NOON, SECRET, testLedger, TODAY } from './support/ledger'
+import { DAY_MS, inspector, ledgerSettings, NOON, SECRET, testLedger, TODAY, SINCE } from './support/ledger'
 import { assertPrinted, consoleSteps, runShell, sectionBlocks } from './support/readme'
 import { findRedisServer, startRedis, type RedisServer } from './support/redis'
 import { REPO } from './support/repo'
@@ -56,7 +56,7 @@ describe('the ledger in the command', { skip: !redisBinary && 'redis-server is n
   }
 
   /** The ledger holds every message from `day` on. */
-  const holdsSince = (day: number) => look.zAdd(SINCE_KEY, { score: day, value: SINCE_MEMBER })
+  const holdsSince = (day: number) => look.zAdd(SINCE_KEY, { score: day, value: SINCE })
 
   before(async () => {
     redis = await startRedis(redisBinary as string)

@@ -6,9 +6,18 @@ import assert from 'node:assert/strict'
 import { performance } from 'node:perf_hooks'
 import { after, afterEach, before, describe, it } from 'node:test'
 
-import { bucketKey, ledgerEntry, SINCE_KEY, SINCE_MEMBER } from '../lib/ledger/entry'
+import { bucketKey, ledgerEntry, SINCE_KEY } from '../lib/ledger/entry'
 import { findRedisServer, startRedis, type RedisServer } from './support/redis'
-import { DAY_MS, inspector, ledgerSettings, NOON, testLedger, TODAY, type TestLedger } from './support/ledger'
+import {
+  DAY_MS,
+  inspector,
+  ledgerSettings,
+  NOON,
+  testLedger,
+  TODAY,
+  type TestLedger,
+  SINCE,
+} from './support/ledger'
 
 const redisBinary = findRedisServer()
 const TIMEOUT_MS = 200
@@ -134,7 +143,7 @@ describe('the ledger when Redis fails', { skip: !redisBinary && 'redis-server is
   it('a record lost in an outage: the ledger holds every message only from the next day, so it is young again', async () => {
     const look = await inspector(redis.url)
     try {
-      await look.zAdd(SINCE_KEY, { score: TODAY - 100, value: SINCE_MEMBER })
+      await look.zAdd(SINCE_KEY, { score: TODAY - 100, value: SINCE })
       const t = ledger()
       t.ledger.start()
       await t.reach('up')
@@ -145,7 +154,7 @@ describe('the ledger when Redis fails', { skip: !redisBinary && 'redis-server is
       redis.resume()
       await t.reach('up')
       assert.equal(await t.ledger.record('<kept@example.com>'), 'recorded')
-      assert.equal(await look.zScore(SINCE_KEY, SINCE_MEMBER), TODAY + 1)
+      assert.equal(await look.zScore(SINCE_KEY, SINCE), TODAY + 1)
       // The record that timed out may still have reached Redis; a message never sent is what shows the age.
       assert.deepEqual(await t.ledger.check(['<never@example.com>']), {
         result: 'unknown',
@@ -175,8 +184,36 @@ describe('the ledger when Redis fails', { skip: !redisBinary && 'redis-server is
     await next.reach('up')
     assert.equal(await next.ledger.record('<kept@example.com>'), 'recorded')
     const look = await inspector(redis.url)
-    assert.equal(await look.zScore(SINCE_KEY, SINCE_MEMBER), TODAY + 1)
+    assert.equal(await look.zScore(SINCE_KEY, SINCE), TODAY + 1)
     look.destroy()
+  })
+
+  it('a record still out when a reload starts, and lost: the new ledger marks the hole', async () => {
+    const look = await inspector(redis.url)
+    try {
+      await look.zAdd(SINCE_KEY, { score: TODAY - 100, value: SINCE })
+      const t = ledger()
+      t.ledger.start()
+      await t.reach('up')
+      redis.pause()
+      const lost = t.ledger.record('<lost-while-reloading@example.com>')
+      // The reload: the new ledger is made, then the old one closes, while the record is still out.
+      const next = testLedger(ledgerSettings(redis.url, { timeoutMs: TIMEOUT_MS }), { previous: t.ledger })
+      started.push(next)
+      const closing = t.ledger.close()
+      assert.equal(await lost, 'unavailable')
+      await closing
+      redis.resume()
+      next.ledger.start()
+      await next.reach('up')
+      // Told to Redis when it is back, with no record needed to carry it.
+      for (let i = 0; i < 200 && (await look.zScore(SINCE_KEY, SINCE)) !== TODAY + 1; i++)
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      assert.equal(await look.zScore(SINCE_KEY, SINCE), TODAY + 1)
+      assert.equal(next.ledger.counts().recordFailures, 1)
+    } finally {
+      look.destroy()
+    }
   })
 
   it('a command Redis refuses (a key of another type): that call fails open, one ERROR per kind, no outage', async () => {

@@ -4,11 +4,20 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import { after, before, beforeEach, describe, it } from 'node:test'
 
-import { bucketKey, ledgerEntry, SINCE_KEY, SINCE_MEMBER } from '../lib/ledger/entry'
+import { bucketKey, ledgerEntry, SINCE_KEY } from '../lib/ledger/entry'
 import { Ledger, MAX_REFERENCES } from '../lib/ledger/ledger'
 import { until } from './support/mock-clock'
 import { findRedisServer, startRedis, type RedisServer } from './support/redis'
-import { DAY_MS, inspector, ledgerSettings, NOON, testLedger, TODAY, type TestLedger } from './support/ledger'
+import {
+  DAY_MS,
+  inspector,
+  ledgerSettings,
+  NOON,
+  testLedger,
+  TODAY,
+  type TestLedger,
+  SINCE,
+} from './support/ledger'
 
 const redisBinary = findRedisServer()
 
@@ -71,7 +80,7 @@ describe('the ledger in Redis', { skip: !redisBinary && 'redis-server is not ins
       found: [],
     })
     await t.ledger.record('<sent@example.com>')
-    assert.equal(await look.zScore(SINCE_KEY, SINCE_MEMBER), TODAY + 1)
+    assert.equal(await look.zScore(SINCE_KEY, SINCE), TODAY + 1)
     const answer = await t.ledger.check(['<never@example.com>'])
     assert.deepEqual(answer, { result: 'unknown', reason: 'young', found: [], ageDays: 0 })
   })
@@ -134,12 +143,21 @@ describe('the ledger in Redis', { skip: !redisBinary && 'redis-server is not ins
     assert.equal((await t.ledger.check(many.slice(0, 5))).reason, 'young')
   })
 
-  it('another key finds nothing of what this one recorded', async () => {
+  it('a new key starts a ledger of its own: young for a window, never "not ours" for mail the old key recorded', async () => {
     await t.ledger.record('<sent@example.com>')
-    const other = await upLedger(NOON + 31 * DAY_MS, {
-      key: crypto.createSecretKey(Buffer.from('another secret, also long enough', 'utf8')),
-    })
+    const otherKey = { key: crypto.createSecretKey(Buffer.from('another secret, also long enough', 'utf8')) }
+    const other = await upLedger(NOON + 10 * DAY_MS, otherKey)
+    const young = await other.ledger.check(['<sent@example.com>'])
+    assert.deepEqual([young.result, young.reason], ['unknown', 'young'])
+    // The old key's ledger, 10 days on, still finds it.
+    t.clock.ms = NOON + 10 * DAY_MS
+    assert.equal((await t.ledger.check(['<sent@example.com>'])).result, 'ours')
+    // Once the new key has recorded for a whole window, what it never saw is not ours.
+    await other.ledger.record('<first-under-the-new-key@example.com>')
+    other.clock.ms = NOON + 41 * DAY_MS
+    await other.ledger.record('<sent-under-the-new-key@example.com>')
     assert.equal((await other.ledger.check(['<sent@example.com>'])).result, 'not-ours')
+    assert.equal((await other.ledger.check(['<sent-under-the-new-key@example.com>'])).result, 'ours')
   })
 
   it('a reload: the new ledger finds what the old one recorded, and carries on its counts', async () => {
@@ -189,6 +207,7 @@ describe('the ledger in Redis', { skip: !redisBinary && 'redis-server is not ins
         lines.some((l) => l.includes('the clock broke')),
         lines.join('\n'),
       )
+      assert.equal(ledger.counts().recordFailures, 2, 'counted as lost: the ledger has a hole')
     } finally {
       process.off('unhandledRejection', onRejection)
       broken = false
@@ -219,7 +238,7 @@ describe('the ledger in Redis', { skip: !redisBinary && 'redis-server is not ins
   })
 
   it('a new ledger learns the age from Redis when it connects', async () => {
-    await look.zAdd(SINCE_KEY, { score: TODAY - 40, value: SINCE_MEMBER })
+    await look.zAdd(SINCE_KEY, { score: TODAY - 40, value: SINCE })
     const fresh = await upLedger()
     await until(() => fresh.ledger.status().ageDays !== undefined, 'the age read at connect')
     assert.equal(fresh.ledger.status().ageDays, 40)

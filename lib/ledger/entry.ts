@@ -7,7 +7,7 @@ import crypto, { type KeyObject } from 'node:crypto'
 /** Milliseconds in a day: days count whole UTC days since 1970-01-01. */
 export const DAY_MS = 86_400_000
 
-/** Buckets per day: with 2^16 a bucket holds 512 fields (a listpack) up to ~30 M messages a day. */
+/** Buckets per day: 2^12, so a bucket stays a listpack (512 fields) up to about 1.8 M messages a day. */
 export const BUCKET_BITS = 12
 
 /** Bytes of the hash kept as the field: a false match needs 48 equal bits in the same bucket. */
@@ -17,13 +17,22 @@ export const FIELD_BYTES = 6
 export const KEY_PREFIX = 'bs:l:'
 
 /**
- * A sorted set whose member `start` scores the first whole day from which the
- * ledger holds every message sent: the day after it started recording, or
- * after a record was lost. A sorted set, so that ZADD NX sets it once and
- * ZADD GT only ever moves it later, in one command each.
+ * A sorted set whose member for a key (sinceMember) scores the first whole day
+ * from which the ledger holds every message sent under that key: the day after
+ * it started recording, or after a record was lost. A sorted set, so that
+ * ZADD NX sets it once and ZADD GT only ever moves it later, in one command
+ * each.
  */
 export const SINCE_KEY = `${KEY_PREFIX}since`
-export const SINCE_MEMBER = 'start'
+
+/**
+ * The member of SINCE_KEY for a ledger key: a new key finds none of what the
+ * old one recorded, so it starts a ledger of its own, young for a window,
+ * rather than call every bounce of the mail sent before "not ours".
+ */
+export function sinceMember(key: KeyObject): string {
+  return `start:${crypto.createHmac('sha256', key).update(SINCE_KEY).digest('hex').slice(0, 16)}`
+}
 
 /** The bucket and the field that stand for one Message-ID. */
 export interface LedgerEntry {

@@ -17,7 +17,7 @@ import {
   KEY_PREFIX,
   ledgerEntry,
   SINCE_KEY,
-  SINCE_MEMBER,
+  sinceMember,
   type LedgerEntry,
 } from './entry'
 import { shownUrl } from '../settings/redis-url'
@@ -92,18 +92,19 @@ type Outcome<T> = { readonly ok: true; readonly value: T } | Failure
 
 const DEFAULT_PROBE_MS = 1000
 
-/**
- * How long a record waits for others to share its round trip, in ms: with
- * relayed mail at 1000 messages a second, about 5 go together.
- */
-export const RECORD_BATCH_MS = 5
-
-/** Records sent together at most; a full batch goes at once. */
+/** Records sent together at most; a full batch goes at once, even while another is out. */
 export const MAX_RECORD_BATCH = 256
 
-interface RecordBatch {
-  readonly entries: { readonly entry: LedgerEntry; readonly resolve: (result: RecordResult) => void }[]
-  readonly timer: NodeJS.Timeout
+interface WaitingRecord {
+  readonly entry: LedgerEntry
+  readonly resolve: (result: RecordResult) => void
+}
+
+/** What a ledger and the one that replaces it on a reload share. */
+interface Shared {
+  readonly counts: LedgerCounts
+  /** The latest day a record failed on, until Redis is told so. */
+  lostDay: number | undefined
 }
 
 /** Keys a SCAN page of survey() asks for: a page and the HLENs of the one before are one round trip. */
@@ -126,15 +127,17 @@ export class Ledger {
   #sinceDay: number | undefined
   #probing = false
   #probeTimer: NodeJS.Timeout | undefined
-  /** The latest day a record failed on, until a record tells Redis so. */
-  #lostDay: number | undefined
   readonly #errorsLogged = new Set<string>()
   /** Calls waiting for the first connection to be made or to fail. */
   #waitingForConnection: (() => void)[] = []
   readonly #inFlight = new Set<Promise<unknown>>()
-  /** Records waiting to go to Redis together. */
-  #batch: RecordBatch | undefined
-  readonly #counts: LedgerCounts
+  /** Records made while a batch of them was out, to go together when it is back. */
+  #waiting: WaitingRecord[] = []
+  /** Batches of records out now. */
+  #sending = 0
+  readonly #shared: Shared
+  /** This key's member of SINCE_KEY. */
+  readonly #since: string | undefined
 
   constructor(settings: LedgerSettings, options: LedgerOptions) {
     this.settings = settings
@@ -144,18 +147,21 @@ export class Ledger {
     this.#onState = options.onState
     this.#url = shownUrl(settings.redisUrl)
     this.#stateSinceMs = this.#now()
-    const before = options.previous?.counts()
-    this.#counts = before ?? {
-      recorded: 0,
-      recordFailures: 0,
-      checks: { ours: 0, 'not-ours': 0, unknown: 0 },
-      outages: 0,
-    }
+    this.#since = settings.key && sinceMember(settings.key)
     const previous = options.previous
-    if (previous) {
-      this.#lostDay = previous.#lostDay
-      this.#sinceDay = previous.#sinceDay
-    }
+    // Shared, not copied: a record the old ledger loses while it closes still marks the hole.
+    this.#shared = previous
+      ? previous.#shared
+      : {
+          counts: {
+            recorded: 0,
+            recordFailures: 0,
+            checks: { ours: 0, 'not-ours': 0, unknown: 0 },
+            outages: 0,
+          },
+          lostDay: undefined,
+        }
+    if (previous && previous.#since === this.#since) this.#sinceDay = previous.#sinceDay
   }
 
   /**
@@ -194,58 +200,58 @@ export class Ledger {
 
   /**
    * Record a sent message's Message-ID in today's bucket, with the window's
-   * expiry. Records made within RECORD_BATCH_MS of each other go to Redis
-   * together, in one round trip: a round trip, not a command, is what costs
-   * (about 60 µs of CPU between Node and Redis), so a busy relay pays it once
-   * for several messages. Resolves at most RECORD_BATCH_MS + timeout_ms later.
+   * expiry. A record goes at once when no other is out; records made while one
+   * is out wait for it and then go together, in one round trip. A round trip,
+   * not a command, is what a record costs (about 60 µs of CPU between Node and
+   * Redis), so a busy relay pays it once for several messages, and a lone
+   * message waits for nothing. Resolves within timeout_ms of being sent.
    */
   record(messageId: string): Promise<RecordResult> {
     const key = this.settings.key
     const entry = key && ledgerEntry(key, messageId)
     if (!entry) return Promise.resolve(key ? 'no message-id' : 'unavailable')
+    if (this.#state === 'closed') return Promise.resolve('unavailable')
     return new Promise((resolve) => {
-      let batch = this.#batch
-      if (!batch) {
-        const fresh: RecordBatch = {
-          entries: [],
-          timer: setTimeout(() => void this.#flush(fresh), RECORD_BATCH_MS),
-        }
-        batch = this.#batch = fresh
-      }
-      batch.entries.push({ entry, resolve })
-      if (batch.entries.length >= MAX_RECORD_BATCH) void this.#flush(batch)
+      this.#waiting.push({ entry, resolve })
+      if (this.#sending === 0 || this.#waiting.length >= MAX_RECORD_BATCH) this.#sendWaiting()
     })
   }
 
-  /** Send a batch of records: one round trip, bounded by timeout_ms. Never rejects; every record is answered. */
-  async #flush(batch: RecordBatch): Promise<void> {
-    clearTimeout(batch.timer)
-    if (this.#batch === batch) this.#batch = undefined
+  /** Send the records waiting (MAX_RECORD_BATCH at most) as one batch; when it is back, the next. */
+  #sendWaiting(): void {
+    const batch = this.#waiting.splice(0, MAX_RECORD_BATCH)
+    if (batch.length === 0) return
+    this.#sending++
+    void this.#flush(batch).then(() => {
+      this.#sending--
+      if (this.#sending === 0) this.#sendWaiting()
+    })
+  }
+
+  /** One batch, one round trip, bounded by timeout_ms. Never rejects; every record is answered. */
+  async #flush(batch: readonly WaitingRecord[]): Promise<void> {
     let result: RecordResult = 'unavailable'
     try {
       result = await this.#send(batch)
     } catch (err) {
       // Not #failed(): what threw may be what it would use (the clock).
-      this.#log.error(
-        `ledger: ${batch.entries.length} message(s) not recorded (${describeError(err)}); mail goes on`,
-      )
+      this.#lost(batch.length, Date.now())
+      this.#log.error(`ledger: ${batch.length} message(s) not recorded (${describeError(err)}); mail goes on`)
     } finally {
-      for (const { resolve } of batch.entries) resolve(result)
+      for (const { resolve } of batch) resolve(result)
     }
   }
 
-  async #send(batch: RecordBatch): Promise<RecordResult> {
+  async #send(batch: readonly WaitingRecord[]): Promise<RecordResult> {
     const today = dayOf(this.#now())
-    const lost = this.#lostDay
+    const lost = this.#shared.lostDay
+    const since = this.#since as string
     const outcome = await this.#call((client) => {
-      const multi = client
-        .multi()
-        .zAdd(SINCE_KEY, { score: today + 1, value: SINCE_MEMBER }, { condition: 'NX' })
+      const multi = client.multi().zAdd(SINCE_KEY, { score: today + 1, value: since }, { condition: 'NX' })
       // A record lost on day d: the ledger holds every message only from d + 1.
-      if (lost !== undefined)
-        multi.zAdd(SINCE_KEY, { score: lost + 1, value: SINCE_MEMBER }, { comparison: 'GT' })
+      if (lost !== undefined) multi.zAdd(SINCE_KEY, { score: lost + 1, value: since }, { comparison: 'GT' })
       const buckets = new Set<string>()
-      for (const { entry } of batch.entries) {
+      for (const { entry } of batch) {
         const bucket = bucketKey(today, entry.bucket)
         multi.hSet(bucket, entry.field, '')
         buckets.add(bucket)
@@ -255,13 +261,30 @@ export class Ledger {
       return multi.execAsPipeline()
     })
     if (!outcome.ok) {
-      this.#counts.recordFailures += batch.entries.length
-      this.#lostDay = Math.max(this.#lostDay ?? today, today)
+      this.#lost(batch.length, this.#now())
       return 'unavailable'
     }
-    if (this.#lostDay === lost) this.#lostDay = undefined
-    this.#counts.recorded += batch.entries.length
+    if (this.#shared.lostDay === lost) this.#shared.lostDay = undefined
+    this.#shared.counts.recorded += batch.length
     return 'recorded'
+  }
+
+  /** Records that did not reach Redis: the ledger has a hole from that day, told to Redis as soon as it answers. */
+  #lost(records: number, ms: number): void {
+    this.#shared.counts.recordFailures += records
+    const day = dayOf(ms)
+    this.#shared.lostDay = Math.max(this.#shared.lostDay ?? day, day)
+  }
+
+  /** Tell Redis of a hole now, not at the next record: another worker's check must not call its mail "not ours". */
+  async #markLost(): Promise<void> {
+    const lost = this.#shared.lostDay
+    const since = this.#since
+    if (lost === undefined || since === undefined) return
+    const outcome = await this.#call((client) =>
+      client.zAdd(SINCE_KEY, { score: lost + 1, value: since }, { comparison: 'GT' }),
+    )
+    if (outcome.ok && this.#shared.lostDay === lost) this.#shared.lostDay = undefined
   }
 
   /**
@@ -270,7 +293,7 @@ export class Ledger {
    */
   async check(references: readonly string[]): Promise<LedgerAnswer> {
     const answer = await this.#check(references)
-    this.#counts.checks[answer.result]++
+    this.#shared.counts.checks[answer.result]++
     return answer
   }
 
@@ -284,7 +307,7 @@ export class Ledger {
     const today = dayOf(this.#now())
     const days = daysOfWindow(today, this.settings.windowDays)
     const outcome = await this.#call((client) => {
-      const multi = client.multi().zScore(SINCE_KEY, SINCE_MEMBER)
+      const multi = client.multi().zScore(SINCE_KEY, this.#since as string)
       for (const entry of entries)
         for (const day of days) multi.hExists(bucketKey(day, entry.bucket), entry.field)
       return multi.execAsPipeline()
@@ -320,10 +343,10 @@ export class Ledger {
     let cursor: string | undefined = '0'
     let counting: string[] = []
     while (cursor !== undefined || counting.length > 0) {
-      const [page, lengths, withSince] = [cursor, counting, first]
+      const [page, lengths, withSince] = [cursor, counting, first && this.#since !== undefined]
       const outcome = await this.#call((client) => {
         const multi = client.multi()
-        if (withSince) multi.zScore(SINCE_KEY, SINCE_MEMBER)
+        if (withSince) multi.zScore(SINCE_KEY, this.#since as string)
         for (const key of lengths) multi.hLen(key)
         if (page !== undefined) multi.scan(page, { MATCH: `${KEY_PREFIX}*`, COUNT: SURVEY_PAGE })
         return multi.execAsPipeline()
@@ -371,7 +394,7 @@ export class Ledger {
 
   /** The counts so far (carried over from the ledger this one replaced). */
   counts(): LedgerCounts {
-    return this.#counts
+    return this.#shared.counts
   }
 
   /**
@@ -381,10 +404,11 @@ export class Ledger {
    */
   async close(): Promise<void> {
     if (this.#state === 'closed') return
-    // Records still waiting for their batch go now, before the connection closes.
-    const flushed = this.#batch && this.#flush(this.#batch)
+    // Records waiting for a batch out now go at once, before the connection closes.
+    const flushed: Promise<void>[] = []
+    while (this.#waiting.length > 0) flushed.push(this.#flush(this.#waiting.splice(0, MAX_RECORD_BATCH)))
     this.#setState('closed', undefined)
-    await flushed
+    await Promise.all(flushed)
     await Promise.allSettled([...this.#inFlight])
     const client = this.#client
     this.#client = undefined
@@ -403,9 +427,13 @@ export class Ledger {
    * frozen server and no mail waits for it.
    */
   async #call<T>(send: (client: Client) => Promise<T>, probe = false): Promise<Outcome<T>> {
+    // One bound for the whole call: waiting for the connection uses up part of it.
+    const started = performance.now()
     // Mail relayed in the first moments after start waits for the connection, within the bound,
     // rather than go unrecorded (which would make the ledger young again).
     if (this.#state === 'connecting' && this.#client && !this.#client.isReady) await this.#connection()
+    const left = this.settings.timeoutMs - (performance.now() - started)
+    if (left <= 0) return { ok: false, reason: 'timeout' }
     const client = this.#client
     if (!client || !client.isReady || this.#state === 'closed') return { ok: false, reason: 'unavailable' }
     if (this.#state === 'down' && (!probe || this.#probing)) return { ok: false, reason: 'unavailable' }
@@ -421,7 +449,7 @@ export class Ledger {
       const done = (): void => void (this.#probing = false)
       sent.then(done, done)
     }
-    const bounded = this.#bounded(sent)
+    const bounded = this.#bounded(sent, left)
     this.#inFlight.add(bounded)
     try {
       const outcome = await bounded
@@ -444,11 +472,9 @@ export class Ledger {
     })
   }
 
-  async #bounded<T>(sent: Promise<T>): Promise<Outcome<T>> {
+  async #bounded<T>(sent: Promise<T>, ms: number): Promise<Outcome<T>> {
     let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>(
-      (resolve) => (timer = setTimeout(resolve, this.settings.timeoutMs, 'late')),
-    )
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, ms, 'late')))
     try {
       const value = await Promise.race([sent, late])
       if (value === 'late') {
@@ -484,7 +510,9 @@ export class Ledger {
   }
 
   async #refreshAge(): Promise<void> {
-    const outcome = await this.#call((client) => client.zScore(SINCE_KEY, SINCE_MEMBER))
+    const since = this.#since
+    if (since === undefined) return
+    const outcome = await this.#call((client) => client.zScore(SINCE_KEY, since))
     if (outcome.ok) this.#sinceDay = outcome.value === null ? undefined : Number(outcome.value)
   }
 
@@ -493,11 +521,12 @@ export class Ledger {
     const was = this.#state
     const downMs = this.#now() - this.#stateSinceMs
     this.#setState('up', undefined)
+    if (this.#shared.lostDay !== undefined) void this.#markLost()
     if (was === 'connecting') {
       this.#log.info(`ledger: connected to Redis ${this.#url}`)
       return
     }
-    const lost = this.#lostDay === undefined ? '' : '; messages sent meanwhile were not recorded'
+    const lost = this.#shared.lostDay === undefined ? '' : '; messages sent meanwhile were not recorded'
     this.#log.info(
       `ledger: Redis ${this.#url} is back after ${Math.round(downMs / 1000)} s; recording and checking again${lost}`,
     )
@@ -506,7 +535,7 @@ export class Ledger {
   #down(reason: string): void {
     if (this.#state === 'down' || this.#state === 'closed') return
     this.#setState('down', reason)
-    this.#counts.outages++
+    this.#shared.counts.outages++
     this.#log.error(
       `ledger: Redis ${this.#url} unavailable (${reason}): sent mail is not recorded and bounces are not ` +
         `checked against the ledger until it is back; mail goes on`,

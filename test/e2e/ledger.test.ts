@@ -5,13 +5,14 @@
 // through XCLIENT; the DNSBL is rbldnsd on 127.0.0.1. The replies are real
 // ones from the corpus (test/fixtures/replies), pointed at our Message-IDs.
 import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 
 import { createClient } from '@redis/client'
 
-import { dayOf, SINCE_KEY, SINCE_MEMBER } from '../../lib/ledger/entry'
+import { dayOf, SINCE_KEY, sinceMember } from '../../lib/ledger/entry'
 import {
   cloneDeployment,
   HARAKA_VERSION,
@@ -39,6 +40,7 @@ const UNLISTED = '45.9.9.9'
 const ALICE = `alice@${LOCAL_DOMAIN}`
 const BOB = `bob@${LOCAL_DOMAIN}`
 const KEY = 'c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00'
+const SINCE = sinceMember(crypto.createSecretKey(Buffer.from(KEY, 'utf8')))
 const NEVER_SENT = '<never-sent-0001@example.net>'
 
 const FIXTURES = path.join(REPO, 'test', 'fixtures', 'replies', 'sisimai', 'bsd')
@@ -125,7 +127,7 @@ describe(`the sent-mail ledger in a real Haraka ${HARAKA_VERSION}, nodes=2, real
     // A ledger that has recorded for longer than its window: it may say "not ours".
     const seed = createClient({ url: redis.url })
     await seed.connect()
-    await seed.zAdd(SINCE_KEY, { score: dayOf(Date.now()) - 40, value: SINCE_MEMBER })
+    await seed.zAdd(SINCE_KEY, { score: dayOf(Date.now()) - 40, value: SINCE })
     await seed.quit()
     dep = await sharedDeployment(work)
     options = {

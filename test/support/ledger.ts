@@ -4,11 +4,13 @@ import crypto from 'node:crypto'
 
 import { createClient } from '@redis/client'
 
-import { dayOf } from '../../lib/ledger/entry'
+import { dayOf, sinceMember } from '../../lib/ledger/entry'
 import { Ledger, type LedgerOptions, type LedgerState, type LedgerStatus } from '../../lib/ledger/ledger'
 import type { LedgerSettings } from '../../lib/core/types'
 
 export const SECRET = 'a ledger secret for the tests, 32+'
+/** The tests' key's member of the ledger's start (SINCE_KEY). */
+export const SINCE = sinceMember(crypto.createSecretKey(Buffer.from(SECRET, 'utf8')))
 /** Noon of 2026-12-06, UTC. */
 export const NOON = Date.parse('2026-12-06T12:00:00Z')
 export const TODAY = dayOf(NOON)

@@ -649,27 +649,24 @@ function finishData(
   done()
 }
 
-/** Once a relayed message is queued: record the Message-ID it leaves with. Bounded; the 250 waits at most 5 ms (the records sharing a round trip) + [ledger] timeout_ms. */
+/**
+ * Once a relayed message is queued: record the Message-ID it leaves with. The
+ * 250 does not wait for it: the record goes to Redis within a few ms, with
+ * those of other messages, long before any bounce of the message can come.
+ */
 export function hook_queue_ok(this: BackscatterPlugin, next: Next, connection: Connection): void {
-  const done = once(next)
   try {
     const txn = connection.transaction
     const state = this.backscatter
     const id = txn ? state?.outgoing.get(txn) : undefined
-    if (!txn || !state?.ledger || !id) return done()
+    if (!txn || !state?.ledger || !id) return next()
     state.outgoing.delete(txn)
-    state.ledger.record(id).then(
-      (result) => {
-        state.metrics.ledgerRecord(result)
-        done()
-      },
-      (err: unknown) => {
-        connection.logerror(this, `message not recorded in the ledger: ${String(err)}`)
-        done()
-      },
-    )
+    void state.ledger
+      .record(id)
+      .then((result) => state.metrics.ledgerRecord(result))
+      .catch((err: unknown) => this.logerror(`ledger record not counted: ${String(err)}`))
   } catch (err) {
     connection.logerror(this, `message not recorded in the ledger: ${String(err)}`)
-    done()
   }
+  next()
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import { describe, it } from 'node:test'
 
-import { ageDays, judge, type Lookups } from '../lib/ledger/answer'
+import { ageDays, judge, unknown, type Lookups } from '../lib/ledger/answer'
 import {
   BUCKET_BITS,
   bucketKey,
@@ -122,16 +122,46 @@ describe('judge', () => {
         { id: 'b@x', found: true },
       ],
     })
-    assert.deepEqual(answer, { result: 'ours', reason: 'found', found: ['b@x'], ageDays: 1 })
+    assert.deepEqual(answer, {
+      result: 'ours',
+      reason: 'found',
+      found: ['b@x'],
+      noneFound: false,
+      ageDays: 1,
+    })
   })
 
   it('not ours when nothing is found and the ledger holds the whole window', () => {
-    assert.deepEqual(judge(base), { result: 'not-ours', reason: 'not found', found: [], ageDays: 30 })
+    assert.deepEqual(judge(base), {
+      result: 'not-ours',
+      reason: 'not found',
+      found: [],
+      noneFound: true,
+      ageDays: 30,
+    })
   })
 
-  it('young, one day short of the window: unknown', () => {
-    assert.equal(judge({ ...base, sinceDay: 101 }).reason, 'young')
-    assert.equal(judge({ ...base, sinceDay: 101 }).result, 'unknown')
+  it('young, one day short of the window: unknown, though every reference was looked up and none found', () => {
+    assert.deepEqual(judge({ ...base, sinceDay: 101 }), {
+      result: 'unknown',
+      reason: 'young',
+      found: [],
+      noneFound: true,
+      ageDays: 29,
+    })
+  })
+
+  it('young with a reference found: ours, and not "none found"', () => {
+    const answer = judge({
+      ...base,
+      sinceDay: 127,
+      references: [
+        { id: 'a@x', found: false },
+        { id: 'b@x', found: true },
+      ],
+    })
+    assert.equal(answer.result, 'ours')
+    assert.equal(answer.noneFound, false)
   })
 
   it('nothing recorded yet: unknown, young', () => {
@@ -139,12 +169,18 @@ describe('judge', () => {
       result: 'unknown',
       reason: 'young',
       found: [],
+      noneFound: true,
     })
   })
 
-  it('no references, or some left unchecked: unknown', () => {
-    assert.equal(judge({ ...base, references: [] }).reason, 'no references')
-    assert.equal(judge({ ...base, complete: false }).reason, 'too many references')
+  it('no references, or some left unchecked: unknown, not "none found", old or young', () => {
+    for (const sinceDay of [100, 120, undefined]) {
+      const none = judge({ ...base, sinceDay, references: [] })
+      assert.deepEqual([none.reason, none.noneFound], ['no references', false])
+      const partial = judge({ ...base, sinceDay, complete: false })
+      assert.deepEqual([partial.reason, partial.noneFound], ['too many references', false])
+    }
+    assert.equal(unknown('timeout').noneFound, false)
   })
 
   it('the age counts from the first whole day, never below 0', () => {

@@ -65,7 +65,7 @@ describe('the ledger when Redis fails', { skip: !redisBinary && 'redis-server is
       assert.equal(record.value, 'unavailable')
       assert.ok(record.ms < TIMEOUT_MS, `record answered in ${record.ms} ms`)
       const check = await timed(() => t.ledger.check([`<m${i}@example.com>`]))
-      assert.deepEqual(check.value, { result: 'unknown', reason: 'unavailable', found: [] })
+      assert.deepEqual(check.value, { result: 'unknown', reason: 'unavailable', found: [], noneFound: false })
       assert.ok(check.ms < TIMEOUT_MS, `check answered in ${check.ms} ms`)
     }
     assert.equal(t.errors().length, 1)
@@ -122,7 +122,7 @@ describe('the ledger when Redis fails', { skip: !redisBinary && 'redis-server is
     await t.reach('up')
     redis.pause()
     const first = await timed(() => t.ledger.check(['<x@example.com>']))
-    assert.deepEqual(first.value, { result: 'unknown', reason: 'timeout', found: [] })
+    assert.deepEqual(first.value, { result: 'unknown', reason: 'timeout', found: [], noneFound: false })
     assert.ok(first.ms >= TIMEOUT_MS - 5 && first.ms < TIMEOUT_MS + SLACK_MS, `${first.ms} ms`)
     assert.equal(t.ledger.status().state, 'down')
     // One probe stays out; every other call answers at once rather than pile up behind it.
@@ -160,6 +160,7 @@ describe('the ledger when Redis fails', { skip: !redisBinary && 'redis-server is
         result: 'unknown',
         reason: 'young',
         found: [],
+        noneFound: true,
         ageDays: 0,
       })
       t.clock.ms = NOON + 31 * DAY_MS

@@ -78,11 +78,12 @@ describe('the ledger in Redis', { skip: !redisBinary && 'redis-server is not ins
       result: 'unknown',
       reason: 'young',
       found: [],
+      noneFound: true,
     })
     await t.ledger.record('<sent@example.com>')
     assert.equal(await look.zScore(SINCE_KEY, SINCE), TODAY + 1)
     const answer = await t.ledger.check(['<never@example.com>'])
-    assert.deepEqual(answer, { result: 'unknown', reason: 'young', found: [], ageDays: 0 })
+    assert.deepEqual(answer, { result: 'unknown', reason: 'young', found: [], noneFound: true, ageDays: 0 })
   })
 
   it('never recorded: not ours once the ledger holds the whole window, young one day before', async () => {
@@ -94,6 +95,7 @@ describe('the ledger in Redis', { skip: !redisBinary && 'redis-server is not ins
       result: 'not-ours',
       reason: 'not found',
       found: [],
+      noneFound: true,
       ageDays: 30,
     })
     assert.deepEqual(t.ledger.counts().checks, { ours: 0, 'not-ours': 1, unknown: 1 })

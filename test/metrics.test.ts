@@ -69,6 +69,19 @@ describe('recorder: the counts a scrape shows', () => {
     assert.equal(valueOf(samples, `${P}batv_total`, { result: 'valid' }), 0)
   })
 
+  it('ledger_would_refuse_total: by recipient domain, and whether the ledger was young', async () => {
+    const m = new BackscatterMetrics()
+    knownMix(m)
+    const { samples } = await scrape(m)
+    assert.deepEqual(
+      samples
+        .filter((s) => s.name === `${P}ledger_would_refuse_total`)
+        .map((s) => `${s.labels.domain} ${s.labels.young} ${s.value}`)
+        .sort(),
+      ['example.com false 1', 'example.org true 2'],
+    )
+  })
+
   it('lookup_seconds: DNS and file lookups in cumulative buckets; cached answers and skips not counted', async () => {
     const m = new BackscatterMetrics()
     knownMix(m)
@@ -177,6 +190,7 @@ describe('recorder: the counts a scrape shows', () => {
       [`${P}outbound_bounces_total`]: ['decision'],
       [`${P}ledger_records_total`]: ['result'],
       [`${P}ledger_checks_total`]: ['kind', 'result'],
+      [`${P}ledger_would_refuse_total`]: ['domain', 'young'],
       [`${P}data_refusals_total`]: ['action', 'cause'],
       [`${P}lookup_seconds`]: ['le', 'zone'],
       [`${P}zone_usable`]: ['zone'],

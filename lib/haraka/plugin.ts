@@ -605,15 +605,20 @@ function finishData(
   const counted = settings.ledger.mode === 'check' ? result : 'unknown'
   const decision = decideAtData(verdict, recipients, ledgerScore(counted, scores), settings)
   const held = pending?.held ?? 0
-  if (settings.ledger.mode === 'record' && check && result === 'not-ours') {
-    // What check mode would do: counted per recipient domain, so senders that were never recorded show before anything is refused.
-    const would = decideAtData(verdict, recipients, ledgerScore(result, scores), settings)
+  if (settings.ledger.mode === 'record' && check?.answer.noneFound) {
+    // What check mode would do: counted per recipient domain, so senders that were never recorded show before
+    // anything is refused. A young ledger's "none found" counts too (labelled young): it is when operators look.
+    const young = result !== 'not-ours'
+    const would = decideAtData(verdict, recipients, ledgerScore('not-ours', scores), settings)
     if (would.action !== 'accept') {
       const domain = would.recipient.rcpt.domain
-      state.metrics.ledgerWouldRefuse(domain)
+      state.metrics.ledgerWouldRefuse(domain, young)
+      const when = young
+        ? ` once the ledger holds its window of ${settings.ledger.windowDays} days (${ledgerAge(check.answer.ageDays)})`
+        : ''
       connection.loginfo(
         plugin,
-        `would ${would.action} at the end of DATA in [ledger] mode = check: ${check.kind} for ${domain} is about mail not sent from here`,
+        `would ${would.action} at the end of DATA in [ledger] mode = check${when}: ${check.kind} for ${domain} is about mail ${young ? 'not recorded here' : 'not sent from here'}`,
       )
     }
   }
@@ -647,6 +652,12 @@ function finishData(
     )
   }
   done()
+}
+
+/** How old a young ledger is, for the log. */
+function ledgerAge(ageDays: number | undefined): string {
+  if (ageDays === undefined) return 'nothing recorded yet'
+  return `${ageDays} day${ageDays === 1 ? '' : 's'} old`
 }
 
 /**

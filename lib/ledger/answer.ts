@@ -15,6 +15,12 @@ export interface LedgerAnswer {
   readonly reason: string
   /** The references found in the ledger (canonical form), for ours. */
   readonly found: readonly string[]
+  /**
+   * Every reference was looked up and none was found: true for not-ours, and
+   * for an unknown answer whose only reason is a `young` ledger (it would be
+   * not-ours once the ledger holds the whole window); false otherwise.
+   */
+  readonly noneFound: boolean
   /** Whole days the ledger has held every message sent; undefined when unknown. */
   readonly ageDays?: number
 }
@@ -47,20 +53,23 @@ export function holdsWholeWindow(sinceDay: number | undefined, today: number, wi
 /**
  * Ours when any reference is found; not ours only when every reference was
  * looked up, none found, and the ledger has held every message for the whole
- * window (a younger one may miss what was sent before it started).
+ * window (a younger one may miss what was sent before it started: unknown,
+ * `young`, with `noneFound` so that record mode can still count it).
  */
 export function judge(lookups: Lookups): LedgerAnswer {
   const age = ageDays(lookups.sinceDay, lookups.today)
   const withAge = age === undefined ? {} : { ageDays: age }
   const found = lookups.references.filter((r) => r.found).map((r) => r.id)
-  if (found.length > 0) return { result: 'ours', reason: 'found', found, ...withAge }
+  if (found.length > 0) return { result: 'ours', reason: 'found', found, noneFound: false, ...withAge }
   if (lookups.references.length === 0) return unknown('no references', withAge)
   if (!lookups.complete) return unknown('too many references', withAge)
-  if (!holdsWholeWindow(lookups.sinceDay, lookups.today, lookups.windowDays)) return unknown('young', withAge)
-  return { result: 'not-ours', reason: 'not found', found: [], ...withAge }
+  // Every reference looked up, none found: not ours, unless the ledger may lack what was sent before it started.
+  if (!holdsWholeWindow(lookups.sinceDay, lookups.today, lookups.windowDays))
+    return { ...unknown('young', withAge), noneFound: true }
+  return { result: 'not-ours', reason: 'not found', found: [], noneFound: true, ...withAge }
 }
 
 /** An unknown answer: nothing changes for the message. */
 export function unknown(reason: string, extra: { ageDays?: number } = {}): LedgerAnswer {
-  return { result: 'unknown', reason, found: [], ...extra }
+  return { result: 'unknown', reason, found: [], noneFound: false, ...extra }
 }

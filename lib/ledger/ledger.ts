@@ -219,8 +219,8 @@ export class Ledger {
     if (this.#state === 'closed') return Promise.resolve('unavailable')
     return new Promise((resolve) => {
       this.#waiting.push({ entry, resolve })
-      if (this.#waiting.length >= MAX_RECORD_BATCH) this.#sendWaiting()
-      else this.#batchTimer ??= setTimeout(() => this.#sendWaiting(), RECORD_BATCH_MS)
+      if (this.#waiting.length >= MAX_RECORD_BATCH) void this.#sendWaiting()
+      else this.#batchTimer ??= setTimeout(() => void this.#sendWaiting(), RECORD_BATCH_MS)
     })
   }
 

@@ -81,7 +81,7 @@ export class BackscatterMetrics {
   private readonly lookupSeconds: Histogram<'zone'>
   private readonly ledgerRecords: Counter<'result'>
   private readonly ledgerChecks: Counter<'kind' | 'result'>
-  private readonly ledgerWouldRefuseCounter: Counter<'domain'>
+  private readonly ledgerWouldRefuseCounter: Counter<'domain' | 'young'>
   private readonly dataRefusals: Counter<'action' | 'cause'>
   private readState: () => MetricsState = () => NO_STATE
 
@@ -127,8 +127,8 @@ export class BackscatterMetrics {
     })
     this.ledgerWouldRefuseCounter = new Counter({
       name: `${METRIC_PREFIX}ledger_would_refuse_total`,
-      help: 'Replies that [ledger] mode = check would refuse, counted in mode record, by recipient domain.',
-      labelNames: ['domain'],
+      help: 'Replies that [ledger] mode = check would refuse, counted in mode record, by recipient domain and young (true: no reference found, but the ledger is younger than its window).',
+      labelNames: ['domain', 'young'],
       registers,
     })
     this.dataRefusals = new Counter({
@@ -241,9 +241,13 @@ export class BackscatterMetrics {
     this.ledgerChecks.inc({ kind: kind.replace('-', '_'), result: result.replace('-', '_') })
   }
 
-  /** A reply that check mode would refuse, seen in record mode; the domain is a recipient's, accepted here. */
-  ledgerWouldRefuse(domain: string): void {
-    this.ledgerWouldRefuseCounter.inc({ domain })
+  /**
+   * A reply that check mode would refuse, seen in record mode; the domain is a
+   * recipient's, accepted here. `young`: the ledger does not yet hold its whole
+   * window, so check mode would refuse it only once it does.
+   */
+  ledgerWouldRefuse(domain: string, young: boolean): void {
+    this.ledgerWouldRefuseCounter.inc({ domain, young: young ? 'true' : 'false' })
   }
 
   /** A message refused at the end of DATA. */

@@ -13,7 +13,10 @@ export async function scrape(metrics: BackscatterMetrics): Promise<{ text: strin
   return { text, samples: readExposition(text) }
 }
 
-/** A known mix: 3 listed (1 from DNS, 2 cached), 2 clean from DNS, 1 error, 1 skipped; a file zone. */
+/**
+ * A known mix: 3 listed (1 from DNS, 2 cached), 2 clean from DNS, 1 error, 1 skipped; a file zone;
+ * replies record mode would refuse: 1 for example.com, 2 for example.org while the ledger was young.
+ */
 export function knownMix(m: BackscatterMetrics): void {
   m.lookup(ZONE, 'listed', 'dns', 0.003)
   m.lookup(ZONE, 'listed', 'cache')
@@ -27,6 +30,9 @@ export function knownMix(m: BackscatterMetrics): void {
     m.recipient(d)
   }
   m.batv('signed')
+  m.ledgerWouldRefuse('example.com', false)
+  m.ledgerWouldRefuse('example.org', true)
+  m.ledgerWouldRefuse('example.org', true)
   m.observeState(() => ({
     zones: [
       { zone: ZONE, usable: true },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
-import { zoneSkipReason } from '../lib/core/client'
+import { isOwnClient, provenanceOf, zoneSkipReason } from '../lib/core/client'
 
 describe('zoneSkipReason: a zone is queried only for the address families it checks', () => {
   const v4only = { ipv4: true, ipv6: false }
@@ -21,5 +21,22 @@ describe('zoneSkipReason: a zone is queried only for the address families it che
   it('a zone with both queries both', () => {
     assert.equal(zoneSkipReason(both, '45.1.2.3'), undefined)
     assert.equal(zoneSkipReason(both, '2a00:1450::1'), undefined)
+  })
+})
+
+describe('isOwnClient: the clients whose mail is our users’ mail (the ledger and the outbound guard)', () => {
+  const own = (authUser: unknown, relaying: boolean, connectionRelaying: boolean): boolean =>
+    isOwnClient(provenanceOf({ ip: '45.1.2.3', authUser, relaying, connectionRelaying }))
+
+  it('one that authenticated, or whose connection may relay', () => {
+    assert.equal(own('bob', true, true), true)
+    assert.equal(own('bob', false, false), true)
+    assert.equal(own(undefined, true, true), true)
+  })
+
+  it('not one that relays for the recipient only (dest_domains), nor one that does not relay', () => {
+    assert.equal(own(undefined, true, false), false)
+    assert.equal(own('', true, false), false)
+    assert.equal(own(undefined, false, false), false)
   })
 })

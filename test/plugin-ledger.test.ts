@@ -31,6 +31,7 @@ const fx = pluginTests()
 const KEY = 'a ledger secret for the plugin tests'
 const PRIVATE = '10.1.2.3'
 const NEVER_SENT = '<never-sent-0001@example.net>'
+const HEADER = 'X-Haraka-Backscatter'
 
 const FIXTURES = path.join(REPO, 'test', 'fixtures', 'replies', 'sisimai', 'bsd')
 
@@ -182,6 +183,61 @@ describe('the ledger in the plugin', { skip: !redisBinary && 'redis-server is no
       const r = await reply(plugin, vacation, autoReplyTo(NEVER_SENT), 'alice@example.com')
       assert.equal(r.rc, undefined)
       assert.equal(results(vacation).ledger, undefined, 'not checked')
+    })
+  })
+
+  describe('[skip]: a client left alone is never refused or scored by the ledger', () => {
+    it('a bounce of mail never sent, from a public client: refused (check mode)', async () => {
+      const plugin = await setup()
+      const conn = makeConnection(CLEAN)
+      const r = await reply(plugin, conn, bounceOf(NEVER_SENT))
+      assert.equal(r.rc, constants.DENY)
+      assert.equal(results(conn).ledger, 'not-ours')
+    })
+
+    it('the same from a private client ([skip] private): accepted, not read, no score, no header', async () => {
+      const plugin = await setup()
+      const conn = makeConnection(PRIVATE)
+      const r = await reply(plugin, conn, bounceOf(NEVER_SENT))
+      assert.equal(r.rc, undefined)
+      assert.equal(results(conn).ledger, undefined, 'not checked')
+      assert.deepEqual(results(conn).skip, [`private address ${PRIVATE} ([skip] private)`])
+      assert.equal(conn.transaction.header.get(HEADER), '', 'no header, no score')
+      assert.equal(plugin.backscatter.ledger.counts().checks['not-ours'], 0)
+    })
+
+    it('an auto-reply to mail never sent, from a private client: accepted, not checked', async () => {
+      const plugin = await setup()
+      const conn = makeConnection(PRIVATE)
+      const r = await reply(plugin, conn, autoReplyTo(NEVER_SENT), 'kijitora@example.org')
+      assert.equal(r.rc, undefined)
+      assert.equal(results(conn).ledger, undefined)
+    })
+
+    it('a client in [skip] ips: accepted, not checked', async () => {
+      const plugin = await setup(`[skip]\nips = ${CLEAN}`)
+      const conn = makeConnection(CLEAN)
+      const r = await reply(plugin, conn, bounceOf(NEVER_SENT))
+      assert.equal(r.rc, undefined)
+      assert.equal(results(conn).ledger, undefined)
+    })
+
+    it('[skip] private = false: the private client is judged, and refused', async () => {
+      const plugin = await setup('[skip]\nprivate = false')
+      const conn = makeConnection(PRIVATE)
+      const r = await reply(plugin, conn, bounceOf(NEVER_SENT))
+      assert.equal(r.rc, constants.DENY)
+      assert.equal(results(conn).ledger, 'not-ours')
+    })
+
+    it('record mode: a skipped client’s reply is not counted as one check mode would refuse', async () => {
+      const plugin = await setup('', 'record')
+      const skipped = makeConnection(PRIVATE)
+      assert.equal((await reply(plugin, skipped, bounceOf(NEVER_SENT))).rc, undefined)
+      assert.ok(!skipped.logs.some((l: { text: string }) => /would reject/.test(l.text)))
+      const outside = makeConnection(CLEAN)
+      assert.equal((await reply(plugin, outside, bounceOf(NEVER_SENT))).rc, undefined)
+      assert.ok(outside.logs.some((l: { text: string }) => /would reject/.test(l.text)))
     })
   })
 })

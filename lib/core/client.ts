@@ -81,6 +81,13 @@ export function clientToCheck(client: Client, settings: Settings): ClientCheck {
   return { ip }
 }
 
+/**
+ * Does [skip] leave this client alone (private, relaying, ips)? Its mail is
+ * never refused or scored: not by the zones, not by the ledger. A client with
+ * no address is only not looked up: no setting says to leave it alone.
+ */
+export const leftAlone = (check: ClientCheck): boolean => 'skip' in check && check.kind !== 'no-ip'
+
 /** Why `zone` is not queried for `ip` (it does not check that address family), or undefined when it is. */
 export function zoneSkipReason(zone: Pick<ZoneSettings, 'ipv4' | 'ipv6'>, ip: string): string | undefined {
   const family = net.isIP(ip)

@@ -4,7 +4,7 @@ import DSN from 'haraka-dsn'
 
 import { keepUnsignedFor, signSender, stripTag, untag, type SignedSender, type Untagged } from './batv-hooks'
 import { configLinesReader, keysFileReader } from '../batv/keys-file'
-import { clientToCheck, isOwnClient, type SkipKind } from '../core/client'
+import { clientToCheck, isOwnClient, leftAlone, type SkipKind } from '../core/client'
 import { connectionProvenance, type ClientConnection } from './client'
 import { restore } from './envelope-rewrite'
 import { BackscatterMetrics } from '../metrics/metrics'
@@ -541,8 +541,12 @@ export function hook_data_post(this: BackscatterPlugin, next: Next, connection: 
     const own = ledger !== undefined && isOwnClient(connectionProvenance(connection))
     if (ledger && own) state.outgoing.set(txn, outgoingMessageId(txn))
     // Ordinary mail is never read: settled here, it takes no turn of the event loop for the ledger.
+    // Nor is a reply from a client [skip] leaves alone: nothing it sends is refused or scored.
     const reply =
-      ledger && !own && mayBeMachineReply(txn.mail_from, txn.header)
+      ledger &&
+      !own &&
+      mayBeMachineReply(txn.mail_from, txn.header) &&
+      !leftAlone(clientToCheck({ ip: connection.remote.ip, relaying: own }, settings))
         ? checkReply(txn, ledger, settings.ledger.timeoutMs).catch((err: unknown) => {
             connection.logerror(this, `ledger not asked, mail goes on: ${String(err)}`)
             return undefined

@@ -10,12 +10,11 @@ import {
   alignedDkimPasses,
   alignedDomains,
   judgeBounce,
-  provenanceOf,
   readProvenance,
   spfResultOf,
   type BounceFacts,
-  type Provenance,
 } from '../lib/core/outbound-guard'
+import { provenanceOf, type Provenance } from '../lib/core/client'
 import { SPF_RESULTS, type OutboundGuardSettings } from '../lib/core/types'
 import { parseSettings } from '../lib/settings/parse'
 

@@ -3,31 +3,12 @@
 // DSN is backscatter when the sender was forged, and gets this host listed.
 // Everything here reads plain values (what survives into the queue file's
 // todo.notes), and a value it cannot read lets the DSN go.
+import { isOwnClient, type Provenance } from './client'
 import { organizationalDomain, routingDomain } from './domain'
 import { SPF_RESULTS, type OutboundGuardSettings, type SpfResult } from './types'
 
 /** The key of transaction.notes (and so of the queue file's todo.notes) that holds the provenance. */
 export const PROVENANCE_NOTE = 'backscatter_provenance'
-
-/**
- * What the SMTP session knew about the client, recorded at data_post: by bounce
- * time the connection, its notes and results are gone. Our own clients are the
- * ones that authenticated or may relay; an address alone (a private network, a
- * gateway's) says nothing.
- */
-export interface Provenance {
-  /** The client authenticated (AUTH). */
-  readonly authenticated: boolean
-  /**
-   * client: the connection was allowed to relay before the transaction (relay
-   * ACL, AUTH, a plugin's decision about the client); recipient: relaying was
-   * switched on during the transaction only, as the relay plugin's dest_domains
-   * does for inbound mail from anyone; no: not relayed.
-   */
-  readonly relaying: 'client' | 'recipient' | 'no'
-  /** The client's address, for the log. */
-  readonly ip: string
-}
 
 /** What the bounce hook finds in hmail.todo, as found: none of it is trusted to have a shape. */
 export interface BounceFacts {
@@ -56,24 +37,6 @@ export interface GuardJudgement {
 }
 
 const judged = (decision: GuardDecision, ...reasons: string[]): GuardJudgement => ({ decision, reasons })
-
-/** The provenance of a connection at data_post, from what Haraka shows of it. */
-export function provenanceOf(client: {
-  ip: unknown
-  authUser: unknown
-  /** connection.relaying: the transaction's value when one was set during it. */
-  relaying: unknown
-  /** The connection's own relaying, before any transaction changed it. */
-  connectionRelaying: unknown
-}): Provenance {
-  const relaying =
-    client.connectionRelaying === true ? 'client' : client.relaying === true ? 'recipient' : 'no'
-  return {
-    authenticated: typeof client.authUser === 'string' && client.authUser !== '',
-    relaying,
-    ip: typeof client.ip === 'string' ? client.ip : '',
-  }
-}
 
 /**
  * The provenance read back from the queue file; undefined when there is none,
@@ -157,8 +120,11 @@ export function judgeBounce(facts: BounceFacts, settings: OutboundGuardSettings)
       'no provenance recorded: the message did not come in over SMTP through this plugin',
     )
   if (provenance === 'unreadable') return judged('not-judged', `the ${PROVENANCE_NOTE} note is unreadable`)
-  if (provenance.authenticated) return judged('sent', 'the client authenticated')
-  if (provenance.relaying === 'client') return judged('sent', 'the client was allowed to relay')
+  if (isOwnClient(provenance))
+    return judged(
+      'sent',
+      provenance.authenticated ? 'the client authenticated' : 'the client was allowed to relay',
+    )
 
   const domain = domainOf(facts.sender?.host)
   if (!domain) return judged('not-judged', 'the original sender has no domain to verify')

@@ -5,7 +5,8 @@
 // throws would make Haraka drop the DSN silently.
 import constants from 'haraka-constants'
 
-import { judgeBounce, provenanceOf, PROVENANCE_NOTE, type GuardJudgement } from '../core/outbound-guard'
+import { connectionProvenance, type ClientConnection } from './client'
+import { judgeBounce, PROVENANCE_NOTE, type GuardJudgement } from '../core/outbound-guard'
 import type { OutboundGuardSettings, Settings } from '../core/types'
 import type { BackscatterMetrics } from '../metrics/metrics'
 
@@ -19,12 +20,7 @@ interface GuardPlugin {
 }
 
 /** What the guard reads of a connection at data_post. */
-interface SessionConnection {
-  remote: { ip?: string | null }
-  relaying: boolean
-  /** The connection's own relaying; `relaying` prefers a value set during the transaction. */
-  _relaying?: unknown
-  notes?: { auth_user?: unknown }
+interface SessionConnection extends ClientConnection {
   transaction?: object | null
   logerror(plugin: unknown, msg: string): void
 }
@@ -45,13 +41,7 @@ export function recordProvenance(plugin: GuardPlugin, connection: SessionConnect
     const notes = (connection.transaction as { notes?: Record<string, unknown> } | null | undefined)?.notes
     const mode = plugin.backscatter?.settings.outboundGuard.mode
     if (!notes || !mode || mode === 'off') return
-    notes[PROVENANCE_NOTE] = provenanceOf({
-      ip: connection.remote.ip,
-      authUser: connection.notes?.auth_user,
-      relaying: connection.relaying,
-      // Haraka 3.x keeps the connection's own value apart; without it, the transaction's is all there is.
-      connectionRelaying: '_relaying' in connection ? connection._relaying : connection.relaying,
-    })
+    notes[PROVENANCE_NOTE] = connectionProvenance(connection)
   } catch (err) {
     connection.logerror(
       plugin,

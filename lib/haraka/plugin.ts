@@ -4,7 +4,8 @@ import DSN from 'haraka-dsn'
 
 import { keepUnsignedFor, signSender, stripTag, untag, type SignedSender, type Untagged } from './batv-hooks'
 import { configLinesReader, keysFileReader } from '../batv/keys-file'
-import { clientToCheck, type SkipKind } from '../core/client'
+import { clientToCheck, isOwnClient, leftAlone, type SkipKind } from '../core/client'
+import { connectionProvenance, type ClientConnection } from './client'
 import { restore } from './envelope-rewrite'
 import { BackscatterMetrics } from '../metrics/metrics'
 import { MeteredChecker } from '../metrics/checker'
@@ -49,9 +50,7 @@ interface Transaction extends LedgerTransaction {
   rcpt_to: readonly EnvelopeAddress[]
 }
 
-interface Connection {
-  remote: { ip?: string | null }
-  relaying: boolean
+interface Connection extends ClientConnection {
   transaction: Transaction | null | undefined
   loginfo(plugin: unknown, msg: string): void
   logwarn(plugin: unknown, msg: string): void
@@ -537,10 +536,17 @@ export function hook_data_post(this: BackscatterPlugin, next: Next, connection: 
     const settings = pending?.settings ?? state.settings
     if (settings.header) txn.remove_header(settings.header)
     const { ledger } = state
-    if (ledger && connection.relaying) state.outgoing.set(txn, outgoingMessageId(txn))
+    // Mail from our own clients is our users' mail: recorded, never judged as a reply. Relaying
+    // switched on for this transaction only (the relay plugin's dest_domains) is inbound mail.
+    const own = ledger !== undefined && isOwnClient(connectionProvenance(connection))
+    if (ledger && own) state.outgoing.set(txn, outgoingMessageId(txn))
     // Ordinary mail is never read: settled here, it takes no turn of the event loop for the ledger.
+    // Nor is a reply from a client [skip] leaves alone: nothing it sends is refused or scored.
     const reply =
-      ledger && !connection.relaying && mayBeMachineReply(txn.mail_from, txn.header)
+      ledger &&
+      !own &&
+      mayBeMachineReply(txn.mail_from, txn.header) &&
+      !leftAlone(clientToCheck({ ip: connection.remote.ip, relaying: own }, settings))
         ? checkReply(txn, ledger, settings.ledger.timeoutMs).catch((err: unknown) => {
             connection.logerror(this, `ledger not asked, mail goes on: ${String(err)}`)
             return undefined

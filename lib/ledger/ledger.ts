@@ -224,6 +224,11 @@ export class Ledger {
     })
   }
 
+  /** Send the records waiting now, without waiting for their batch to fill; resolves when each has its answer. */
+  async flush(): Promise<void> {
+    await this.#sendWaiting()
+  }
+
   /** Send the records waiting, MAX_RECORD_BATCH at a time, each batch one round trip. */
   #sendWaiting(): Promise<void[]> {
     clearTimeout(this.#batchTimer)

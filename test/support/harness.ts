@@ -130,9 +130,15 @@ export function nextReload(plugin: HarakaTestPlugin): Promise<void> {
   })
 }
 
-/** A connection from `ip` with a transaction, its log lines collected. */
+/**
+ * A connection from `ip` with a transaction, its log lines collected. `relaying`
+ * is the connection's own, as AUTH or the relay ACL set it before MAIL (the
+ * fixtures' own option sets it through the setter, after the transaction is
+ * made, so it would land on the transaction, as the relay plugin's dest_domains does).
+ */
 export function makeConnection(ip: string, opts: { relaying?: boolean } = {}): HarakaConnection {
-  const conn = fixtures.makeConnection({ ip, withTxn: true, relaying: opts.relaying ?? false })
+  const conn = fixtures.makeConnection({ ip, withTxn: true })
+  conn._relaying = opts.relaying ?? false
   conn.logs = [] as LogLine[]
   for (const level of LEVELS) {
     conn[level] = (...args: unknown[]) =>

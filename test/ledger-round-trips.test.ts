@@ -5,11 +5,11 @@
 // nothing after it gets them. A record, and a check of any number of
 // references over the whole window, must each take exactly one turn.
 import assert from 'node:assert/strict'
-import { after, before, beforeEach, describe, it } from 'node:test'
+import { after, afterEach, before, beforeEach, describe, it, mock } from 'node:test'
 
 import { SINCE_KEY } from '../lib/ledger/entry'
-import { MAX_RECORD_BATCH, MAX_REFERENCES } from '../lib/ledger/ledger'
-import { until } from './support/mock-clock'
+import { MAX_RECORD_BATCH, MAX_REFERENCES, RECORD_BATCH_MS } from '../lib/ledger/ledger'
+import { turn, until } from './support/mock-clock'
 import { findRedisServer, startRedis, type RedisServer } from './support/redis'
 import { startRedisProxy, type RedisProxy, type Turn } from './support/redis-proxy'
 import { inspector, ledgerSettings, SINCE, testLedger, TODAY, type TestLedger } from './support/ledger'
@@ -68,6 +68,7 @@ describe(
       await proxy.close()
       await redis.close()
     })
+    afterEach(() => mock.timers.reset())
     beforeEach(async () => {
       await look.flushAll()
       const from = proxy.turns.length
@@ -110,24 +111,42 @@ describe(
       assert.deepEqual(turns.map(names), [['ZADD', 'HSET', 'EXPIRE']])
     })
 
-    it('records made together share one turn: one start, a field each, one expiry per bucket', async () => {
+    it('a record goes at once, and so does the next; on a busy relay the rest share a turn', async () => {
+      mock.timers.enable({ apis: ['setTimeout'] })
+      const from = proxy.turns.length
+      // No timer runs: these two can only be answered if they went at once.
+      for (const id of ['<first@example.com>', '<second@example.com>']) {
+        let result: string | undefined
+        void t.ledger.record(id).then((r) => (result = r))
+        await until(() => result !== undefined, `${id} answered with no timer run`)
+        assert.equal(result, 'recorded')
+      }
+      // Two records within RECORD_BATCH_MS: the relay is busy, and the next ones wait for company.
       const ids = Array.from({ length: 20 }, (_, i) => `<together-${i}@example.com>`)
-      const { value, turns } = await turnsOf(1 + 20, () => Promise.all(ids.map((id) => t.ledger.record(id))))
-      assert.deepEqual(value, Array(20).fill('recorded'))
-      assert.equal(turns.length, 1)
-      const sent = turns[0]?.commands ?? []
-      assert.equal(sent[0]?.[0], 'ZADD')
-      const fields = sent.filter((c) => c[0] === 'HSET')
-      const expired = sent.filter((c) => c[0] === 'EXPIRE').map((c) => c[1])
+      const together = Promise.all(ids.map((id) => t.ledger.record(id)))
+      await turn()
+      assert.equal(sentSince(from), 6, 'the others wait for their batch')
+      mock.timers.tick(RECORD_BATCH_MS)
+      assert.deepEqual(await together, Array(20).fill('recorded'))
+      mock.timers.reset()
+      const turns = proxy.turns.slice(from)
+      assert.deepEqual(turns.slice(0, 2).map(names), [
+        ['ZADD', 'HSET', 'EXPIRE'],
+        ['ZADD', 'HSET', 'EXPIRE'],
+      ])
+      assert.equal(turns.length, 3)
+      const batch = turns[2]?.commands ?? []
+      assert.equal(batch[0]?.[0], 'ZADD')
+      const fields = batch.filter((c) => c[0] === 'HSET')
+      const expired = batch.filter((c) => c[0] === 'EXPIRE').map((c) => c[1])
       assert.equal(fields.length, 20)
-      assert.deepEqual(expired.sort(), [...new Set(fields.map((c) => c[1]))].sort())
-      assert.equal(t.ledger.counts().recorded, 20)
-      const found = await t.ledger.check([ids[7]!])
-      assert.equal(found.result, 'ours')
+      assert.deepEqual(expired.sort(), [...new Set(fields.map((c) => c[1]))].sort(), 'one expiry per bucket')
+      assert.equal(t.ledger.counts().recorded, 22)
+      assert.equal((await t.ledger.check(['<together-7@example.com>'])).result, 'ours')
     })
 
-    it(`a batch carries ${MAX_RECORD_BATCH} records at most; the one after them starts the next`, async () => {
-      const ids = Array.from({ length: MAX_RECORD_BATCH + 1 }, (_, i) => `<full-${i}@example.com>`)
+    it(`a batch carries ${MAX_RECORD_BATCH} records at most, and a full one goes without waiting`, async () => {
+      const ids = Array.from({ length: MAX_RECORD_BATCH + 3 }, (_, i) => `<full-${i}@example.com>`)
       const from = proxy.turns.length
       const sent = (): string[] => proxy.turns.slice(from).flatMap((turn) => names(turn))
       proxy.hold()
@@ -135,7 +154,7 @@ describe(
       try {
         await until(
           () => sent().filter((n) => n === 'HSET').length === ids.length && sent().at(-1) === 'EXPIRE',
-          'both batches sent',
+          'every batch sent',
         )
       } finally {
         proxy.release()
@@ -147,7 +166,8 @@ describe(
         else if (name === 'HSET') batches[batches.length - 1]! += 1
         return batches
       }, [])
-      assert.deepEqual(perBatch, [MAX_RECORD_BATCH, 1])
+      // The first two go at once; then the relay is busy: a full batch at once, the last on its timer.
+      assert.deepEqual(perBatch, [1, 1, MAX_RECORD_BATCH, 1])
     })
 
     it('while connecting, one bound for the whole call: the wait for the connection counts', async () => {

@@ -668,22 +668,25 @@ function ledgerAge(ageDays: number | undefined): string {
 
 /**
  * Once a relayed message is queued: record the Message-ID it leaves with. The
- * 250 does not wait for it: the record goes to Redis within a few ms, with
- * those of other messages, long before any bounce of the message can come.
+ * 250 waits for it, at most RECORD_BATCH_MS + [ledger] timeout_ms: on a busy
+ * relay the messages whose records share a round trip get their 250s together.
  */
 export function hook_queue_ok(this: BackscatterPlugin, next: Next, connection: Connection): void {
+  const done = once(next)
   try {
     const txn = connection.transaction
     const state = this.backscatter
     const id = txn ? state?.outgoing.get(txn) : undefined
-    if (!txn || !state?.ledger || !id) return next()
+    if (!txn || !state?.ledger || !id) return done()
     state.outgoing.delete(txn)
+    // Ledger.record never rejects; whatever the metric does, the 250 goes.
     void state.ledger
       .record(id)
       .then((result) => state.metrics.ledgerRecord(result))
-      .catch((err: unknown) => this.logerror(`ledger record not counted: ${String(err)}`))
+      .catch((err: unknown) => connection.logerror(this, `ledger record not counted: ${String(err)}`))
+      .finally(() => done())
   } catch (err) {
     connection.logerror(this, `message not recorded in the ledger: ${String(err)}`)
+    done()
   }
-  next()
 }

@@ -93,9 +93,9 @@ type Outcome<T> = { readonly ok: true; readonly value: T } | Failure
 const DEFAULT_PROBE_MS = 1000
 
 /**
- * How long a record waits for others to share its round trip, in ms: with
- * relayed mail at 1000 messages a second, about 5 go together. The mail does
- * not wait for it (hook_queue_ok answers at once).
+ * While records come faster than two in this many ms, a record waits this long
+ * for others to share its round trip: with relayed mail at 1000 messages a
+ * second, about 5 go together. Slower than that, each goes at once.
  */
 export const RECORD_BATCH_MS = 5
 
@@ -141,6 +141,8 @@ export class Ledger {
   /** Records waiting to go to Redis together, and the timer that sends them. */
   #waiting: WaitingRecord[] = []
   #batchTimer: NodeJS.Timeout | undefined
+  /** When the two records before this one were made (performance.now()). */
+  #recent: [number, number] = [-Infinity, -Infinity]
   readonly #shared: Shared
   /** This key's member of SINCE_KEY. */
   readonly #since: string | undefined
@@ -206,11 +208,12 @@ export class Ledger {
 
   /**
    * Record a sent message's Message-ID in today's bucket, with the window's
-   * expiry. Records made within RECORD_BATCH_MS of each other go to Redis
-   * together, in one round trip: a round trip, not a command, is what a record
-   * costs (about 60 µs of CPU between Node and Redis), so a busy relay pays it
-   * once for several messages. Resolves at most RECORD_BATCH_MS + timeout_ms
-   * later; never rejects.
+   * expiry. A round trip, not a command, is what a record costs (about 60 µs of
+   * CPU between Node and Redis), so on a busy relay (the two records before
+   * this one made within RECORD_BATCH_MS) records wait that long and go to
+   * Redis together, in one round trip; otherwise a record goes at once, and a
+   * client sending one message after another never waits for company.
+   * Resolves at most RECORD_BATCH_MS + timeout_ms later; never rejects.
    */
   record(messageId: string): Promise<RecordResult> {
     const key = this.settings.key
@@ -218,15 +221,13 @@ export class Ledger {
     if (!entry) return Promise.resolve(key ? 'no message-id' : 'unavailable')
     if (this.#state === 'closed') return Promise.resolve('unavailable')
     return new Promise((resolve) => {
+      const now = performance.now()
+      const busy = now - this.#recent[0] < RECORD_BATCH_MS
+      this.#recent = [this.#recent[1], now]
       this.#waiting.push({ entry, resolve })
-      if (this.#waiting.length >= MAX_RECORD_BATCH) void this.#sendWaiting()
+      if (!busy || this.#waiting.length >= MAX_RECORD_BATCH) void this.#sendWaiting()
       else this.#batchTimer ??= setTimeout(() => void this.#sendWaiting(), RECORD_BATCH_MS)
     })
-  }
-
-  /** Send the records waiting now, without waiting for their batch to fill; resolves when each has its answer. */
-  async flush(): Promise<void> {
-    await this.#sendWaiting()
   }
 
   /** Send the records waiting, MAX_RECORD_BATCH at a time, each batch one round trip. */

@@ -145,6 +145,16 @@ describe('the ledger in Redis', { skip: !redisBinary && 'redis-server is not ins
     assert.equal((await t.ledger.check(many.slice(0, 5))).reason, 'young')
   })
 
+  it('a message that named more references than it gave: none found is unknown, never not-ours', async () => {
+    await t.ledger.record('<sent@example.com>')
+    await look.zAdd(SINCE_KEY, { score: TODAY - 40, value: SINCE })
+    const refs = ['<a@example.org>', '<b@example.org>']
+    assert.equal((await t.ledger.check(refs)).result, 'not-ours')
+    const partial = await t.ledger.check(refs, { complete: false })
+    assert.deepEqual([partial.result, partial.reason], ['unknown', 'too many references'])
+    assert.equal((await t.ledger.check([...refs, '<sent@example.com>'], { complete: false })).result, 'ours')
+  })
+
   it('a new key starts a ledger of its own: young for a window, never "not ours" for mail the old key recorded', async () => {
     await t.ledger.record('<sent@example.com>')
     const otherKey = { key: crypto.createSecretKey(Buffer.from('another secret, also long enough', 'utf8')) }

@@ -213,6 +213,16 @@ describe('the ledger in the plugin', { skip: !redisBinary && 'redis-server is no
       assert.equal(plugin.backscatter.ledger.counts().checks['not-ours'], 0)
     })
 
+    it('an auto-reply naming more references than are looked up, none ours: unknown, accepted', async () => {
+      const plugin = await setup()
+      const conn = makeConnection(CLEAN)
+      const many = Array.from({ length: 12 }, (_, i) => `<never-${i}@example.org>`).join(' ')
+      const r = await reply(plugin, conn, autoReplyTo(many), 'kijitora@example.org')
+      assert.equal(r.rc, undefined)
+      assert.equal(results(conn).ledger, 'unknown')
+      assert.equal(results(conn).ledger_reason, 'too many references')
+    })
+
     it('an auto-reply to mail never sent, from a private client: accepted, not checked', async () => {
       const plugin = await setup()
       const conn = makeConnection(PRIVATE)

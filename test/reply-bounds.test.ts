@@ -7,7 +7,7 @@ import path from 'node:path'
 import { describe, it } from 'node:test'
 
 import { headerFields, messageIds, quotedMessageIds } from '../lib/ledger/reply/message-id'
-import { MAX_REPLY_BYTES, readReply } from '../lib/ledger/reply/read'
+import { MAX_REFERENCES, MAX_REPLY_BYTES, readReply } from '../lib/ledger/reply/read'
 import { prng } from './support/prng'
 
 const KINDS = new Set(['dsn', 'mdn', 'auto-reply', 'challenge', 'none'])
@@ -151,6 +151,23 @@ describe('bad input never throws', () => {
       ['message/delivery-status', 'Action: failed'],
     ])
     assert.deepEqual(await readReply(raw), { kind: 'dsn', references: ['<orig@example.com>'] })
+  })
+})
+
+describe('how many references', () => {
+  const autoReply = (refs: number): string =>
+    'From: bob@example.net\nAuto-Submitted: auto-replied\nIn-Reply-To: <parent@example.com>\n' +
+    `References: ${Array.from({ length: refs }, (_, i) => `<thread-${i}@example.com>`).join(' ')}\n\nAway.\n`
+
+  it(`at most ${MAX_REFERENCES}, the most telling first; more: the reading says not all are there`, async () => {
+    const many = await readReply(autoReply(MAX_REFERENCES + 2))
+    assert.equal(many.kind, 'auto-reply')
+    assert.equal(many.references.length, MAX_REFERENCES)
+    assert.equal(many.references[0], '<parent@example.com>')
+    assert.equal(many.truncated, true)
+    const enough = await readReply(autoReply(MAX_REFERENCES - 1))
+    assert.equal(enough.references.length, MAX_REFERENCES)
+    assert.equal(enough.truncated, undefined)
   })
 })
 

@@ -64,9 +64,10 @@ export async function checkReply(
 ): Promise<ReplyCheck | undefined> {
   const raw = await readMessagePrefix(txn.message_stream, MAX_REPLY_BYTES, timeoutMs)
   const nullSender = txn.mail_from ? isNullSender(txn.mail_from) : undefined
-  const { kind, references } = await readReply(raw, { nullSender })
+  const { kind, references, truncated } = await readReply(raw, { nullSender })
   if (kind === 'none') return undefined
-  const answer = await ledger.check(references)
+  // A message naming more than were looked up: what was not looked up may be ours.
+  const answer = await ledger.check(references, { complete: !truncated })
   return { kind, references, answer }
 }
 

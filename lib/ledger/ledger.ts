@@ -300,15 +300,18 @@ export class Ledger {
 
   /**
    * Whether a bounce refers to mail we sent: every reference on every day of
-   * the window, and the ledger's age, in one round trip.
+   * the window, and the ledger's age, in one round trip. `complete: false`:
+   * the message named more references than these, so finding none of them is
+   * "unknown", never "not ours".
    */
-  async check(references: readonly string[]): Promise<LedgerAnswer> {
-    const answer = await this.#check(references)
+  async check(references: readonly string[], options: { complete?: boolean } = {}): Promise<LedgerAnswer> {
+    const answer = await this.#check(references, options.complete ?? true)
     this.#shared.counts.checks[answer.result]++
     return answer
   }
 
-  async #check(references: readonly string[]): Promise<LedgerAnswer> {
+  /** `listed`: false when the message named more references than it gave: none is then called "not ours". */
+  async #check(references: readonly string[], listed: boolean): Promise<LedgerAnswer> {
     const key = this.settings.key
     if (!key) return unknown('unavailable')
     const ids = [...new Set(references.map(canonicalMessageId).filter((id) => id !== undefined))]
@@ -331,7 +334,7 @@ export class Ledger {
         id,
         found: exists.slice(i * days.length, (i + 1) * days.length).some((e) => Number(e) === 1),
       })),
-      complete: checked.length === ids.length,
+      complete: listed && checked.length === ids.length,
       sinceDay: this.#sinceDay,
       today,
       windowDays: this.settings.windowDays,

@@ -24,6 +24,8 @@ export interface ReplyReading {
   readonly kind: ReplyKind
   /** The original's Message-IDs, `<left@right>`, most telling first; at most MAX_REFERENCES. */
   readonly references: readonly string[]
+  /** Set when the message named more than MAX_REFERENCES: not every one it names is in `references`. */
+  readonly truncated?: true
 }
 
 export interface ReadReplyOptions {
@@ -96,7 +98,8 @@ function originalIds(parsed: ParsedMessage): string[] {
 function quotedIds(parsed: ParsedMessage): string[] {
   const quoting = parsed.parts.filter((p) => p.type === 'text/plain' || DSN_TYPES.has(p.type))
   const texts = [parsed.text, ...quoting.map((p) => p.text)]
-  return texts.flatMap((t) => quotedMessageIds(t, MAX_REFERENCES))
+  // One more than is kept: enough to tell that some were left out.
+  return texts.flatMap((t) => quotedMessageIds(t, MAX_REFERENCES + 1))
 }
 
 /** `Original-Message-ID` of each disposition notification (RFC 8098 §3.2.5). */
@@ -174,7 +177,7 @@ export function replyReferences(parsed: ParsedMessage, kind: ReplyKind): string[
     case 'dsn':
       found = [...originalIds(parsed), ...quotedIds(parsed), ...inReplyTo(parsed), ...references(parsed)]
       // A returned header that the MIME structure swallowed (a part without a Content-Type) is still in the raw body.
-      if (found.length === 0) found = quotedMessageIds(parsed.rawBody, MAX_REFERENCES)
+      if (found.length === 0) found = quotedMessageIds(parsed.rawBody, MAX_REFERENCES + 1)
       break
     case 'mdn':
       found = [...mdnIds(parsed), ...originalIds(parsed), ...inReplyTo(parsed), ...references(parsed)]
@@ -192,14 +195,17 @@ export function replyReferences(parsed: ParsedMessage, kind: ReplyKind): string[
   const own = new Set(
     ['Message-ID', 'Resent-Message-ID'].flatMap((n) => fieldValues(parsed.header, n)).flatMap(messageIds),
   )
-  return [...new Set(found)].filter((id) => !own.has(id)).slice(0, MAX_REFERENCES)
+  return [...new Set(found)].filter((id) => !own.has(id))
 }
 
 /** Kind and references of a parsed message; never throws. */
 export function readParsed(parsed: ParsedMessage, nullSender?: boolean): ReplyReading {
   try {
     const kind = replyKind(parsed, nullSender)
-    return kind === 'none' ? NONE : { kind, references: replyReferences(parsed, kind) }
+    if (kind === 'none') return NONE
+    const all = replyReferences(parsed, kind)
+    const references = all.slice(0, MAX_REFERENCES)
+    return all.length > MAX_REFERENCES ? { kind, references, truncated: true } : { kind, references }
   } catch {
     return NONE
   }

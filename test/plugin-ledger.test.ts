@@ -170,6 +170,28 @@ describe('the ledger in the plugin', { skip: !redisBinary && 'redis-server is no
       assert.equal(r.rc, undefined)
     })
 
+    it('a Message-ID without brackets is kept and recorded as a bounce quotes it; one that is no ID is replaced', async () => {
+      const plugin = await setup()
+      const bare = makeConnection(PRIVATE, { relaying: true })
+      await send(plugin, bare, letter('bare.1@Mail.Example.com'))
+      assert.equal(
+        bare.transaction.header.get('Message-ID').trim(),
+        'bare.1@Mail.Example.com',
+        'kept as written',
+      )
+      const bounce = makeConnection(CLEAN)
+      await reply(plugin, bounce, bounceOf('<bare.1@mail.example.com>'))
+      assert.equal(results(bounce).ledger, 'ours')
+
+      const broken = makeConnection(PRIVATE, { relaying: true })
+      await send(plugin, broken, letter('<no-at-sign>'))
+      const id = broken.transaction.header.get('Message-ID').trim()
+      assert.match(id, /^<[^@<>]+@[^<>]+>$/, 'replaced by one of ours')
+      const its = makeConnection(CLEAN)
+      await reply(plugin, its, bounceOf(id))
+      assert.equal(results(its).ledger, 'ours')
+    })
+
     it('the 250 comes once the message is recorded', async () => {
       const plugin = await setup()
       const conn = makeConnection(PRIVATE, { relaying: true })

@@ -5,6 +5,7 @@ import { get_primary_host_name } from 'haraka-net-utils'
 
 import { readMessagePrefix, type MessageStream } from './message-prefix'
 import type { LedgerAnswer, Ledger } from '../ledger/ledger'
+import { messageIds } from '../ledger/reply/message-id'
 import { MAX_REPLY_BYTES, readReply } from '../ledger/reply/read'
 import { isNullSender, type EnvelopeAddress } from '../core/sender'
 import type { LedgerSettings, ReplyKind } from '../core/types'
@@ -24,19 +25,14 @@ export interface LedgerTransaction {
   remove_header(name: string): void
 }
 
-/** One `<id>` out of a raw header value; '' for none or the empty `<>`. */
-export function messageIdOf(raw: string): string {
-  const m = /<([^<>\s]+)>/.exec(raw)
-  return m ? `<${m[1]}>` : ''
-}
-
 /**
  * The Message-ID a relayed message leaves with. Haraka's outbound adds one only
  * after the queue hooks, and mail that leaves by smtp_forward gets none from
  * Haraka; so one is added here, in Haraka's own form, and it is the one recorded.
  */
 export function outgoingMessageId(txn: LedgerTransaction): string {
-  const present = messageIdOf(txn.header.get('Message-ID'))
+  // Read as a bounce's reference is read (a bare left@right too), so that the two meet in the ledger.
+  const present = messageIds(txn.header.get('Message-ID'))[0]
   if (present) return present
   const id = `<${txn.uuid}@${get_primary_host_name()}>`
   txn.remove_header('Message-ID')

@@ -23,7 +23,7 @@ import {
   type HarakaConnection,
   type HarakaTestPlugin,
 } from './support/harness'
-import { CLEAN, pluginTests } from './support/plugin-tests'
+import { CLEAN, LISTED, pluginTests } from './support/plugin-tests'
 
 const redisBinary = findRedisServer()
 const fx = pluginTests()
@@ -190,6 +190,23 @@ describe('the ledger in the plugin', { skip: !redisBinary && 'redis-server is no
       const its = makeConnection(CLEAN)
       await reply(plugin, its, bounceOf(id))
       assert.equal(results(its).ledger, 'ours')
+    })
+
+    it('a bounce from a listed host: held at RCPT while Redis answers, refused there while it does not', async () => {
+      const plugin = await setup('[main]\naction = reject\n')
+      const held = makeConnection(LISTED)
+      await mail(plugin, held, '<>')
+      assert.equal((await rcpt(plugin, held, 'alice@example.com')).rc, undefined, 'held for the end of DATA')
+      await redis.stop()
+      try {
+        const ledger = plugin.backscatter.ledger!
+        await until(() => ledger.status().state === 'down', 'the ledger sees Redis gone')
+        const refused = makeConnection(LISTED)
+        await mail(plugin, refused, '<>')
+        assert.equal((await rcpt(plugin, refused, 'alice@example.com')).rc, constants.DENY)
+      } finally {
+        await redis.restart()
+      }
     })
 
     it('the 250 comes once the message is recorded', async () => {

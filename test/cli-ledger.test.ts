@@ -205,6 +205,27 @@ describe('the ledger in the command', { skip: !redisBinary && 'redis-server is n
       })
     })
 
+    it('WARNING when Redis may evict the ledger’s entries (a maxmemory and a policy other than noeviction)', async () => {
+      mock.timers.enable({ apis: ['Date'], now: NOON })
+      await record(NOON, '<a@example.com>')
+      await holdsSince(TODAY - 40)
+      await look.configSet({ maxmemory: '100mb', 'maxmemory-policy': 'volatile-lru' })
+      try {
+        const r = await run(['health', '--config', dir])
+        assert.equal(r.code, 1, r.stdout + r.stderr)
+        const warning =
+          'Redis may evict its entries (maxmemory-policy volatile-lru), and a bounce of mail whose entry is gone ' +
+          'would be called not ours: set maxmemory-policy noeviction, or give the ledger a Redis of its own'
+        assert.equal(r.stdout.split('\n')[0], `BACKSCATTER WARNING: ledger: ${warning}`)
+        assert.match(r.stdout, /ledger: {4}check mode, Redis .*: 1 entries over 1 days/)
+        assert.ok(r.stdout.includes(`\n           ${warning}\n`), r.stdout)
+        await look.configSet({ 'maxmemory-policy': 'noeviction' })
+        assert.equal((await run(['health', '--config', dir])).code, 0, 'noeviction: nothing is lost')
+      } finally {
+        await look.configSet({ maxmemory: '0', 'maxmemory-policy': 'noeviction' })
+      }
+    })
+
     it('counts a ledger of many buckets, page by page', async () => {
       mock.timers.enable({ apis: ['Date'], now: NOON })
       const multi = look.multi()

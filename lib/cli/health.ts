@@ -157,7 +157,7 @@ function summaryLine(
   const text = [
     ...own.listed.map((l) => `our own IP ${l.ip} listed on ${l.zone}`),
     ...problems.map((z) => `${z.zone}${z.usable ? '' : ' unusable'}: ${z.reason}`),
-    ...(ledger?.fault ? [`ledger: ${ledger.fault}`] : []),
+    ...(ledger?.fault || ledger?.warning ? [`ledger: ${ledger.fault || ledger.warning}`] : []),
   ].join('; ')
   return `BACKSCATTER ${level.toUpperCase()}: ${text}\n`
 }

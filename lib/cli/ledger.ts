@@ -86,7 +86,7 @@ export function ledgerAsker(
 
 /** The ledger as `health` shows it. */
 export interface LedgerReport {
-  /** warning: Redis cannot be asked within timeout_ms (the plugin goes on without it). */
+  /** warning: Redis cannot be asked within timeout_ms (the plugin goes on without it), or may evict the ledger's entries. */
   readonly level: 'ok' | 'warning'
   readonly mode: LedgerMode
   /** The Redis URL, without its password. */
@@ -94,6 +94,8 @@ export interface LedgerReport {
   readonly windowDays: number
   /** Why the ledger cannot be asked ('' when it can). */
   readonly fault: string
+  /** What is wrong though it can be asked ('' when nothing): Redis may evict its entries. */
+  readonly warning: string
   /** What it holds, when it could be asked. */
   readonly survey?: LedgerSurvey
   /** Younger than its window: it calls nothing not ours yet. */
@@ -107,10 +109,20 @@ export async function ledgerReport(settings: LedgerSettings): Promise<LedgerRepo
     const outcome = await ledger.survey()
     const base = { mode: settings.mode, redis: ledger.status().redis, windowDays: settings.windowDays }
     if (!outcome.ok)
-      return { ...base, level: 'warning', fault: faultText(ledger, outcome.reason), young: false }
-    const { sinceDay, today } = outcome.survey
+      return {
+        ...base,
+        level: 'warning',
+        fault: faultText(ledger, outcome.reason),
+        warning: '',
+        young: false,
+      }
+    const { sinceDay, today, evicts } = outcome.survey
     const young = !holdsWholeWindow(sinceDay, today, settings.windowDays)
-    return { ...base, level: 'ok', fault: '', survey: outcome.survey, young }
+    const warning = evicts
+      ? `Redis may evict its entries (maxmemory-policy ${evicts}), and a bounce of mail whose entry is gone ` +
+        `would be called not ours: set maxmemory-policy noeviction, or give the ledger a Redis of its own`
+      : ''
+    return { ...base, level: warning ? 'warning' : 'ok', fault: '', warning, survey: outcome.survey, young }
   } finally {
     await ledger.close()
   }
@@ -135,6 +147,7 @@ export function ledgerLines(r: LedgerReport): string[] {
         : `before ${dayText(s.sinceDay + r.windowDays)}`
     lines.push(`younger than its window of ${r.windowDays} days: no bounce is called not ours ${from}`)
   }
+  if (r.warning) lines.push(r.warning)
   return lines
 }
 
@@ -145,7 +158,7 @@ export function ledgerJson(r: LedgerReport): string {
     ledger: r.mode,
     status: r.level,
     redis: r.redis,
-    reason: r.fault,
+    reason: r.fault || r.warning,
     entries: s ? s.entries : null,
     days: s ? s.days : null,
     since: s?.sinceDay === undefined ? null : dayText(s.sinceDay),

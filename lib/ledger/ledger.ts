@@ -78,6 +78,8 @@ export interface LedgerSurvey {
   readonly sinceDay: number | undefined
   /** The day the survey was made on. */
   readonly today: number
+  /** Redis's maxmemory-policy when it may evict the ledger's keys (a maxmemory set, a policy other than noeviction). */
+  readonly evicts: string | undefined
 }
 
 export type SurveyOutcome =
@@ -353,13 +355,20 @@ export class Ledger {
     const days = new Set<number>()
     let entries = 0
     let sinceDay: number | undefined
+    let evicts: string | undefined
     let first = true
     let cursor: string | undefined = '0'
     let counting: string[] = []
     while (cursor !== undefined || counting.length > 0) {
-      const [page, lengths, withSince] = [cursor, counting, first && this.#since !== undefined]
+      const [page, lengths, withSince, withMemory] = [
+        cursor,
+        counting,
+        first && this.#since !== undefined,
+        first,
+      ]
       const outcome = await this.#call((client) => {
         const multi = client.multi()
+        if (withMemory) multi.info('memory')
         if (withSince) multi.zScore(SINCE_KEY, this.#since as string)
         for (const key of lengths) multi.hLen(key)
         if (page !== undefined) multi.scan(page, { MATCH: `${KEY_PREFIX}*`, COUNT: SURVEY_PAGE })
@@ -367,6 +376,7 @@ export class Ledger {
       })
       if (!outcome.ok) return outcome
       const replies = [...(outcome.value as unknown[])]
+      if (withMemory) evicts = evictionPolicy(String(replies.shift()))
       if (withSince) {
         const since = replies.shift()
         sinceDay = since === null || since === undefined ? undefined : Number(since)
@@ -391,7 +401,7 @@ export class Ledger {
       for (const key of counting) seen.add(key)
     }
     this.#sinceDay = sinceDay
-    return { ok: true, survey: { entries, days: days.size, sinceDay, today } }
+    return { ok: true, survey: { entries, days: days.size, sinceDay, today, evicts } }
   }
 
   status(): LedgerStatus {
@@ -569,6 +579,17 @@ export class Ledger {
     }
     this.#onState?.(this.status())
   }
+}
+
+/**
+ * From `INFO memory`: the maxmemory-policy when Redis may evict keys with an
+ * expiry, as every bucket of the ledger has (a maxmemory set and a policy
+ * other than noeviction); undefined when it never evicts.
+ */
+export function evictionPolicy(info: string): string | undefined {
+  const maxmemory = Number(/^maxmemory:(\d+)/m.exec(info)?.[1] ?? 0)
+  const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? 'noeviction'
+  return maxmemory > 0 && policy !== 'noeviction' ? policy : undefined
 }
 
 /** The error replies inside a failed pipeline, e.g. `WRONGTYPE …`. */

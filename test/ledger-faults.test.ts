@@ -217,6 +217,32 @@ describe('the ledger when Redis fails', { skip: !redisBinary && 'redis-server is
     }
   })
 
+  it('Redis answering reads but refusing writes: a record lost so is never called not-ours', async () => {
+    const look = await inspector(redis.url)
+    try {
+      await look.zAdd(SINCE_KEY, { score: TODAY - 40, value: SINCE })
+      const t = ledger()
+      t.ledger.start()
+      await t.reach('up')
+      // As a primary with too few replicas does (NOREPLICAS); a full Redis (OOM) or a failed save (MISCONF) the same.
+      await look.configSet('min-replicas-to-write', '1')
+      assert.equal(await t.ledger.record('<refused@example.com>'), 'unavailable')
+      const answer = await t.ledger.check(['<refused@example.com>'])
+      assert.deepEqual([answer.result, answer.reason], ['unknown', 'young'])
+      assert.equal(t.ledger.status().ageDays, 0)
+      await look.configSet('min-replicas-to-write', '0')
+      assert.equal(await t.ledger.record('<kept@example.com>'), 'recorded')
+      assert.equal(
+        await look.zScore(SINCE_KEY, SINCE),
+        TODAY + 1,
+        'the hole told to Redis with the next record',
+      )
+    } finally {
+      await look.configSet('min-replicas-to-write', '0')
+      look.destroy()
+    }
+  })
+
   it('a command Redis refuses (a key of another type): that call fails open, one ERROR per kind, no outage', async () => {
     const t = ledger()
     t.ledger.start()

@@ -155,6 +155,29 @@ describe('the ledger in Redis', { skip: !redisBinary && 'redis-server is not ins
     assert.equal((await t.ledger.check([...refs, '<sent@example.com>'], { complete: false })).result, 'ours')
   })
 
+  it('survey: what it holds, and whether Redis may evict it; a Redis that refuses INFO is still surveyed', async () => {
+    await t.ledger.record('<a@example.com>')
+    const full = await t.ledger.survey()
+    assert.ok(full.ok)
+    assert.deepEqual([full.survey.entries, full.survey.days, full.survey.evicts], [1, 1, undefined])
+    await look.configSet({ maxmemory: '100mb', 'maxmemory-policy': 'allkeys-lru' })
+    try {
+      const evicting = await t.ledger.survey()
+      assert.ok(evicting.ok)
+      assert.equal(evicting.survey.evicts, 'allkeys-lru')
+    } finally {
+      await look.configSet({ maxmemory: '0', 'maxmemory-policy': 'noeviction' })
+    }
+    // An ACL user that may not run INFO, as some shared or managed Redis give.
+    await look.sendCommand(['ACL', 'SETUSER', 'ledger', 'on', '>a-password', '~*', '&*', '+@all', '-info'])
+    const limited = await upLedger(NOON, {
+      redisUrl: redis.url.replace('redis://', 'redis://ledger:a-password@'),
+    })
+    const surveyed = await limited.ledger.survey()
+    assert.ok(surveyed.ok, JSON.stringify(surveyed))
+    assert.deepEqual([surveyed.survey.entries, surveyed.survey.evicts], [1, undefined])
+  })
+
   it('a new key starts a ledger of its own: young for a window, never "not ours" for mail the old key recorded', async () => {
     await t.ledger.record('<sent@example.com>')
     const otherKey = { key: crypto.createSecretKey(Buffer.from('another secret, also long enough', 'utf8')) }

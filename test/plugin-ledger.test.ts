@@ -209,6 +209,18 @@ describe('the ledger in the plugin', { skip: !redisBinary && 'redis-server is no
       }
     })
 
+    it('a Message-ID that is no ID under the client’s own DKIM signature: left as written, not recorded', async () => {
+      const plugin = await setup()
+      const conn = makeConnection(PRIVATE, { relaying: true })
+      const signed = letter('<no-at-sign>').replace(
+        'From: ',
+        'DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s1; h=from:to:subject:message-id; bh=x; b=y\r\nFrom: ',
+      )
+      await send(plugin, conn, signed)
+      assert.equal(conn.transaction.header.get('Message-ID').trim(), '<no-at-sign>')
+      assert.deepEqual(await buckets(), [])
+    })
+
     it('the 250 comes once the message is recorded', async () => {
       const plugin = await setup()
       const conn = makeConnection(PRIVATE, { relaying: true })

@@ -165,6 +165,16 @@ describe('how many references', () => {
     assert.equal(many.references.length, MAX_REFERENCES)
     assert.equal(many.references[0], '<parent@example.com>')
     assert.equal(many.truncated, true)
+    // A report quoting each header twice: the repeats do not hide that some were left out.
+    const quoted = Array.from({ length: MAX_REFERENCES + 2 }, (_, i) => `Message-ID: <m${i}@example.com>`)
+    const twice = await readReply(
+      'From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail Returned to Sender\n\n' +
+        `Your message could not be delivered.\n\n${quoted.flatMap((l) => [l, l]).join('\n')}\n`,
+      { nullSender: true },
+    )
+    assert.equal(twice.kind, 'dsn')
+    assert.equal(twice.references.length, MAX_REFERENCES)
+    assert.equal(twice.truncated, true)
     const enough = await readReply(autoReply(MAX_REFERENCES - 1))
     assert.equal(enough.references.length, MAX_REFERENCES)
     assert.equal(enough.truncated, undefined)

@@ -32,8 +32,12 @@ export interface LedgerTransaction {
  */
 export function outgoingMessageId(txn: LedgerTransaction): string {
   // Read as a bounce's reference is read (a bare left@right too), so that the two meet in the ledger.
-  const present = messageIds(txn.header.get('Message-ID'))[0]
+  const written = txn.header.get('Message-ID')
+  const present = messageIds(written)[0]
   if (present) return present
+  // One that is no ID, under the client's own DKIM signature: rewriting it would break the
+  // signature, so it leaves as written, unrecorded ('').
+  if (written.trim() && txn.header.get('DKIM-Signature').trim()) return ''
   const id = `<${txn.uuid}@${get_primary_host_name()}>`
   txn.remove_header('Message-ID')
   txn.add_header('Message-ID', id)

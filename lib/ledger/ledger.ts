@@ -282,6 +282,16 @@ export class Ledger {
     return 'recorded'
   }
 
+  /**
+   * The first day the ledger holds every message, as this process knows it: a
+   * hole it has not yet told Redis of (Redis refusing writes but answering
+   * reads, for one) moves it on too.
+   */
+  #holdsFrom(sinceDay: number | undefined): number | undefined {
+    const lost = this.#shared.lostDay
+    return lost === undefined || sinceDay === undefined ? sinceDay : Math.max(sinceDay, lost + 1)
+  }
+
   /** Records that did not reach Redis: the ledger has a hole from that day, told to Redis as soon as it answers. */
   #lost(records: number, ms: number): void {
     this.#shared.counts.recordFailures += records
@@ -337,7 +347,7 @@ export class Ledger {
         found: exists.slice(i * days.length, (i + 1) * days.length).some((e) => Number(e) === 1),
       })),
       complete: listed && checked.length === ids.length,
-      sinceDay: this.#sinceDay,
+      sinceDay: this.#holdsFrom(this.#sinceDay),
       today,
       windowDays: this.settings.windowDays,
     })
@@ -355,20 +365,13 @@ export class Ledger {
     const days = new Set<number>()
     let entries = 0
     let sinceDay: number | undefined
-    let evicts: string | undefined
     let first = true
     let cursor: string | undefined = '0'
     let counting: string[] = []
     while (cursor !== undefined || counting.length > 0) {
-      const [page, lengths, withSince, withMemory] = [
-        cursor,
-        counting,
-        first && this.#since !== undefined,
-        first,
-      ]
+      const [page, lengths, withSince] = [cursor, counting, first && this.#since !== undefined]
       const outcome = await this.#call((client) => {
         const multi = client.multi()
-        if (withMemory) multi.info('memory')
         if (withSince) multi.zScore(SINCE_KEY, this.#since as string)
         for (const key of lengths) multi.hLen(key)
         if (page !== undefined) multi.scan(page, { MATCH: `${KEY_PREFIX}*`, COUNT: SURVEY_PAGE })
@@ -376,7 +379,6 @@ export class Ledger {
       })
       if (!outcome.ok) return outcome
       const replies = [...(outcome.value as unknown[])]
-      if (withMemory) evicts = evictionPolicy(String(replies.shift()))
       if (withSince) {
         const since = replies.shift()
         sinceDay = since === null || since === undefined ? undefined : Number(since)
@@ -401,6 +403,9 @@ export class Ledger {
       for (const key of counting) seen.add(key)
     }
     this.#sinceDay = sinceDay
+    // On its own: a Redis that refuses INFO (an ACL, a proxy) still has its ledger surveyed.
+    const memory = await this.#call((client) => client.info('memory'))
+    const evicts = memory.ok ? evictionPolicy(String(memory.value)) : undefined
     return { ok: true, survey: { entries, days: days.size, sinceDay, today, evicts } }
   }
 
@@ -410,7 +415,7 @@ export class Ledger {
       state: this.#state,
       sinceMs: this.#stateSinceMs,
       ...(this.#reason === undefined ? {} : { reason: this.#reason }),
-      ageDays: this.#sinceDay === undefined ? undefined : Math.max(0, today - this.#sinceDay),
+      ageDays: ageOn(today, this.#holdsFrom(this.#sinceDay)),
       windowDays: this.settings.windowDays,
       redis: this.#url,
     }
@@ -591,6 +596,10 @@ export function evictionPolicy(info: string): string | undefined {
   const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? 'noeviction'
   return maxmemory > 0 && policy !== 'noeviction' ? policy : undefined
 }
+
+/** Whole days from `sinceDay` to `today`; undefined when nothing is recorded yet. */
+const ageOn = (today: number, sinceDay: number | undefined): number | undefined =>
+  sinceDay === undefined ? undefined : Math.max(0, today - sinceDay)
 
 /** The error replies inside a failed pipeline, e.g. `WRONGTYPE …`. */
 function errorReplies(err: MultiErrorReply): string {

@@ -92,7 +92,8 @@ export function quotedMessageIds(text: string, max: number): string[] {
     const m = QUOTED_FIELD.exec(lines[i] ?? '')
     if (!m) continue
     const value = m[1]?.trim() ? m[1] : (lines[i + 1] ?? '').replace(QUOTE_MARKS, '')
-    for (const id of messageIds(value)) if (ids.length < max) ids.push(id)
+    // Distinct IDs up to `max`: a report that quotes one header twice does not use up the count.
+    for (const id of messageIds(value)) if (ids.length < max && !ids.includes(id)) ids.push(id)
   }
   return ids
 }

@@ -1,6 +1,8 @@
 // The sent-mail ledger in the plugin as Haraka loads it (haraka-test-fixtures),
 // against a private redis-server and the scripted DNS server: whose mail is
-// recorded as ours at the end of DATA, and whose replies are judged.
+// recorded as ours at the end of DATA, whose replies are judged, and what
+// [ledger] mode = record counts as "would refuse" while the ledger is younger
+// than its window and once it holds it.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -9,7 +11,10 @@ import { after, before, beforeEach, describe, it } from 'node:test'
 import fixtures from 'haraka-test-fixtures'
 
 import { dayOf, KEY_PREFIX, SINCE_KEY } from '../lib/ledger/entry'
+import type { BackscatterMetrics } from '../lib/metrics/metrics'
+import { valueOf, type Sample } from './support/exposition'
 import { inspector, SECRET, SINCE } from './support/ledger'
+import { P, scrape } from './support/metrics'
 import { until } from './support/mock-clock'
 import { findRedisServer, startRedis, type RedisServer } from './support/redis'
 import {
@@ -27,6 +32,7 @@ import { CLEAN, LISTED, pluginTests } from './support/plugin-tests'
 
 const redisBinary = findRedisServer()
 const fx = pluginTests()
+const WOULD = `${P}ledger_would_refuse_total`
 
 const PRIVATE = '10.1.2.3'
 const NEVER_SENT = '<never-sent-0001@example.net>'
@@ -72,6 +78,43 @@ async function data(conn: HarakaConnection, text: string): Promise<void> {
 
 async function queueOk(plugin: HarakaTestPlugin, conn: HarakaConnection): Promise<void> {
   await fixtures.callHook(plugin, 'hook_queue_ok', conn)
+}
+
+/** An RFC 3464 delivery report from mx.example.net of the message `id`. */
+function reportOf(id: string, to: string): string[] {
+  return [
+    'From: Mail Delivery System <MAILER-DAEMON@mx.example.net>',
+    `To: ${to}`,
+    'Subject: Undelivered Mail Returned to Sender',
+    'Message-ID: <dsn-1@mx.example.net>',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/report; report-type=delivery-status; boundary="b1"',
+    '',
+    '--b1',
+    'Content-Type: text/plain',
+    '',
+    'Your message could not be delivered.',
+    '',
+    '--b1',
+    'Content-Type: message/delivery-status',
+    '',
+    'Reporting-MTA: dns; mx.example.net',
+    '',
+    'Final-Recipient: rfc822; nobody@example.net',
+    'Action: failed',
+    'Status: 5.1.1',
+    '',
+    '--b1',
+    'Content-Type: text/rfc822-headers',
+    '',
+    `From: ${to}`,
+    'To: nobody@example.net',
+    'Subject: hello',
+    `Message-ID: ${id}`,
+    '',
+    '--b1--',
+    '',
+  ]
 }
 
 describe('the ledger in the plugin', { skip: !redisBinary && 'redis-server is not installed' }, () => {
@@ -306,6 +349,110 @@ describe('the ledger in the plugin', { skip: !redisBinary && 'redis-server is no
       const outside = makeConnection(CLEAN)
       assert.equal((await reply(plugin, outside, bounceOf(NEVER_SENT))).rc, undefined)
       assert.ok(outside.logs.some((l: { text: string }) => /would reject/.test(l.text)))
+    })
+  })
+
+  describe('what record mode counts as "would refuse", per recipient domain, young or not', () => {
+    // Each test says how old the ledger is: nothing of the outer ledger's start is kept.
+    beforeEach(async () => {
+      await look.flushAll()
+    })
+
+    /** The ledger has held every message since `daysAgo` whole days (as a record that long ago leaves it). */
+    async function ledgerSince(daysAgo: number): Promise<void> {
+      await look.zAdd(SINCE_KEY, { score: dayOf(Date.now()) - daysAgo, value: SINCE })
+    }
+
+    /** A bounce of the message `id` from a host no zone lists, to `to`, through the end of DATA. */
+    async function bounce(plugin: HarakaTestPlugin, id: string, to: string): Promise<HarakaConnection> {
+      const conn = makeConnection(CLEAN)
+      await mail(plugin, conn, '<>')
+      assert.equal((await rcpt(plugin, conn, to)).rc, undefined, 'accepted at RCPT')
+      for (const line of reportOf(id, to)) conn.transaction.add_data(Buffer.from(`${line}\r\n`))
+      await new Promise<void>((resolve) => conn.transaction.end_data(resolve))
+      const r = await dataPost(plugin, conn)
+      assert.equal(r.rc, undefined, `accepted at the end of DATA: ${r.text}`)
+      return conn
+    }
+
+    const samplesOf = async (plugin: HarakaTestPlugin): Promise<Sample[]> =>
+      (await scrape(plugin.backscatter.metrics as BackscatterMetrics)).samples
+    const wouldRefuse = (samples: Sample[]): string[] =>
+      samples
+        .filter((s) => s.name === WOULD)
+        .map((s) => `${s.labels.domain} young=${s.labels.young} ${s.value}`)
+        .sort()
+    const infos = (conn: HarakaConnection): string[] =>
+      (conn.logs as { level: string; text: string }[])
+        .filter((l) => l.level === 'loginfo')
+        .map((l) => l.text.trim())
+
+    it('record, young ledger: a bounce of mail never recorded is counted per domain, young="true", and logged', async () => {
+      await ledgerSince(3)
+      const plugin = await setup('', 'record')
+      const conn = await bounce(plugin, NEVER_SENT, 'alice@example.com')
+      await bounce(plugin, '<never-sent-0002@example.net>', 'bob@example.com')
+      await bounce(plugin, '<never-sent-0003@example.net>', 'carol@example.org')
+      assert.equal(results(conn).ledger, 'unknown', 'a young ledger says unknown')
+      assert.equal(results(conn).ledger_reason, 'young')
+      assert.deepEqual(wouldRefuse(await samplesOf(plugin)), [
+        'example.com young=true 2',
+        'example.org young=true 1',
+      ])
+      assert.ok(
+        infos(conn).includes(
+          'would reject at the end of DATA in [ledger] mode = check once the ledger holds its window of 30 days ' +
+            '(3 days old): dsn for example.com is about mail not recorded here',
+        ),
+        infos(conn).join('\n'),
+      )
+    })
+
+    it('record, nothing recorded yet: counted young, the log says so', async () => {
+      const plugin = await setup('', 'record')
+      const conn = await bounce(plugin, NEVER_SENT, 'alice@example.com')
+      assert.deepEqual(wouldRefuse(await samplesOf(plugin)), ['example.com young=true 1'])
+      assert.ok(
+        infos(conn).some((l) =>
+          l.includes('once the ledger holds its window of 30 days (nothing recorded yet)'),
+        ),
+        infos(conn).join('\n'),
+      )
+    })
+
+    it('record, a ledger that holds its window: counted young="false", as check mode would refuse it today', async () => {
+      await ledgerSince(40)
+      const plugin = await setup('', 'record')
+      const conn = await bounce(plugin, NEVER_SENT, 'alice@example.com')
+      assert.equal(results(conn).ledger, 'not-ours')
+      assert.deepEqual(wouldRefuse(await samplesOf(plugin)), ['example.com young=false 1'])
+      assert.ok(
+        infos(conn).includes(
+          'would reject at the end of DATA in [ledger] mode = check: dsn for example.com is about mail not sent from here',
+        ),
+        infos(conn).join('\n'),
+      )
+    })
+
+    it('record, young ledger: a bounce of mail it recorded is ours, and not counted', async () => {
+      await ledgerSince(3)
+      const plugin = await setup('', 'record')
+      assert.equal(await plugin.backscatter.ledger!.record('<sent-1@example.com>'), 'recorded')
+      const conn = await bounce(plugin, '<sent-1@example.com>', 'alice@example.com')
+      assert.equal(results(conn).ledger, 'ours')
+      assert.deepEqual(wouldRefuse(await samplesOf(plugin)), [])
+    })
+
+    it('check, young ledger: nothing refused or scored not-ours, nothing counted as "would refuse"', async () => {
+      await ledgerSince(3)
+      const plugin = await setup('', 'check')
+      const conn = await bounce(plugin, NEVER_SENT, 'alice@example.com')
+      assert.equal(results(conn).ledger, 'unknown')
+      assert.match(conn.transaction.header.get('X-Haraka-Backscatter'), /ledger=unknown/)
+      const samples = await samplesOf(plugin)
+      assert.deepEqual(wouldRefuse(samples), [])
+      assert.equal(valueOf(samples, `${P}data_refusals_total`, { action: 'reject', cause: 'ledger' }), 0)
+      assert.ok(!infos(conn).some((l) => l.startsWith('would ')), infos(conn).join('\n'))
     })
   })
 })

@@ -2,7 +2,7 @@
 // plugin opens it, every round trip within the same timeout_ms, and closed
 // when the command is done, so that it ends at once.
 import type { LedgerMode, LedgerSettings } from '../core/types'
-import { holdsWholeWindow } from '../ledger/answer'
+import { ageDays, holdsWholeWindow } from '../ledger/answer'
 import { DAY_MS } from '../ledger/entry'
 import { Ledger, type LedgerSurvey } from '../ledger/ledger'
 
@@ -128,8 +128,7 @@ export async function ledgerReport(settings: LedgerSettings): Promise<LedgerRepo
   }
 }
 
-const ageOf = (s: LedgerSurvey): number | undefined =>
-  s.sinceDay === undefined ? undefined : Math.max(0, s.today - s.sinceDay)
+const ageOf = (s: LedgerSurvey): number | undefined => ageDays(s.sinceDay, s.today)
 
 /** The `ledger:` lines of `health`: mode, Redis, what it holds, and the young-ledger rule when it applies. */
 export function ledgerLines(r: LedgerReport): string[] {

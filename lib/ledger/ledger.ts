@@ -6,7 +6,7 @@ import { createClient, ErrorReply, MultiErrorReply } from '@redis/client'
 
 import { describeError } from '../core/error'
 import type { LedgerSettings } from '../core/types'
-import { judge, unknown, type LedgerAnswer, type LedgerResult } from './answer'
+import { ageDays, judge, unknown, type LedgerAnswer, type LedgerResult } from './answer'
 import {
   bucketKey,
   bucketTtlSeconds,
@@ -415,7 +415,7 @@ export class Ledger {
       state: this.#state,
       sinceMs: this.#stateSinceMs,
       ...(this.#reason === undefined ? {} : { reason: this.#reason }),
-      ageDays: ageOn(today, this.#holdsFrom(this.#sinceDay)),
+      ageDays: ageDays(this.#holdsFrom(this.#sinceDay), today),
       windowDays: this.settings.windowDays,
       redis: this.#url,
     }
@@ -596,10 +596,6 @@ export function evictionPolicy(info: string): string | undefined {
   const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? 'noeviction'
   return maxmemory > 0 && policy !== 'noeviction' ? policy : undefined
 }
-
-/** Whole days from `sinceDay` to `today`; undefined when nothing is recorded yet. */
-const ageOn = (today: number, sinceDay: number | undefined): number | undefined =>
-  sinceDay === undefined ? undefined : Math.max(0, today - sinceDay)
 
 /** The error replies inside a failed pipeline, e.g. `WRONGTYPE …`. */
 function errorReplies(err: MultiErrorReply): string {

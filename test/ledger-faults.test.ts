@@ -41,6 +41,15 @@ describe('the ledger when Redis fails', { skip: !redisBinary && 'redis-server is
     return l
   }
 
+  /** A ledger, up, whose Redis says it has held every message since `day`. */
+  async function upSince(look: Awaited<ReturnType<typeof inspector>>, day: number): Promise<TestLedger> {
+    await look.zAdd(SINCE_KEY, { score: day, value: SINCE })
+    const t = ledger()
+    t.ledger.start()
+    await t.reach('up')
+    return t
+  }
+
   before(async () => {
     redis = await startRedis(redisBinary as string)
   })
@@ -143,10 +152,7 @@ describe('the ledger when Redis fails', { skip: !redisBinary && 'redis-server is
   it('a record lost in an outage: the ledger holds every message only from the next day, so it is young again', async () => {
     const look = await inspector(redis.url)
     try {
-      await look.zAdd(SINCE_KEY, { score: TODAY - 100, value: SINCE })
-      const t = ledger()
-      t.ledger.start()
-      await t.reach('up')
+      const t = await upSince(look, TODAY - 100)
       t.clock.ms = NOON
       assert.equal((await t.ledger.check(['<never@example.com>'])).result, 'not-ours')
       redis.pause()
@@ -192,10 +198,7 @@ describe('the ledger when Redis fails', { skip: !redisBinary && 'redis-server is
   it('a record still out when a reload starts, and lost: the new ledger marks the hole', async () => {
     const look = await inspector(redis.url)
     try {
-      await look.zAdd(SINCE_KEY, { score: TODAY - 100, value: SINCE })
-      const t = ledger()
-      t.ledger.start()
-      await t.reach('up')
+      const t = await upSince(look, TODAY - 100)
       redis.pause()
       const lost = t.ledger.record('<lost-while-reloading@example.com>')
       // The reload: the new ledger is made, then the old one closes, while the record is still out.
@@ -220,10 +223,7 @@ describe('the ledger when Redis fails', { skip: !redisBinary && 'redis-server is
   it('Redis answering reads but refusing writes: a record lost so is never called not-ours', async () => {
     const look = await inspector(redis.url)
     try {
-      await look.zAdd(SINCE_KEY, { score: TODAY - 40, value: SINCE })
-      const t = ledger()
-      t.ledger.start()
-      await t.reach('up')
+      const t = await upSince(look, TODAY - 40)
       // As a primary with too few replicas does (NOREPLICAS); a full Redis (OOM) or a failed save (MISCONF) the same.
       await look.configSet('min-replicas-to-write', '1')
       assert.equal(await t.ledger.record('<refused@example.com>'), 'unavailable')
